@@ -1,0 +1,67 @@
+"""Located errors: every problem in a spec carries its path and, when read from YAML, its line/column."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+PathPart = str | int
+Path = tuple[PathPart, ...]
+
+
+def format_path(path: Path) -> str:
+    """``("layers", 3, "se", "reduction")`` -> ``layers[3].se.reduction``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a spec: where it is (path, file, line, column) and what is wrong."""
+
+    path: Path
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(self.file)
+        if self.line is not None:
+            where.append(f"{self.line}:{self.column}")
+        location = ":".join(where)
+        dotted = format_path(self.path)
+        parts = [p for p in (location, dotted) if p]
+        return ": ".join(parts + [self.message])
+
+
+class SpecError(ValueError):
+    """A spec is invalid; ``.problems`` lists every mistake found, each with its location."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+class Invalid(Exception):
+    """Raised by a shape rule when a layer cannot be inferred further (internal, becomes a Problem)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem before it is located in a file: the path it concerns and whether it is about the key."""
+
+    path: Path
+    message: str
+    on_key: bool = False

@@ -1,0 +1,55 @@
+"""``avgpool``: global average pooling to (N, C), or average pooling over windows when `kernel` is given."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netspec.layers.base import Context, Layer, NonNegativeInt, PositiveInt
+from netspec.layers.maxpool import window_info
+from netspec.registry import register
+from netspec.shapes import LayerInfo, Shape
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+    from torch import nn
+
+
+@register
+class AvgPool(Layer):
+    """Average pooling: global to (N, C) by default; over `kernel` windows (stride defaults to kernel) if given."""
+
+    kind = "avgpool"
+
+    kernel: PositiveInt | None = None
+    stride: PositiveInt | None = None
+    padding: NonNegativeInt = 0
+
+    def infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        if self.kernel is None:
+            if x.flat:
+                raise ctx.invalid(None, f"global average pooling needs a feature map (N, C, H, W), got {x}")
+            for name in ("stride", "padding"):
+                if name in self.model_fields_set:
+                    ctx.error(name, "only applies with `kernel` (global pooling has no window)")
+            return LayerInfo(Shape(x.channels, flat=True))
+        stride = self.kernel if self.stride is None else self.stride
+        return window_info(x, ctx, kind=self.kind, kernel=self.kernel, stride=stride, padding=self.padding)
+
+    def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        from torch import nn
+
+        if self.kernel is None:
+            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        stride = self.kernel if self.stride is None else self.stride
+        return nn.AvgPool2d(self.kernel, stride=stride, padding=self.padding)
+
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return x.spatial
+
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
+        from hypothesis import strategies as st
+
+        smallest = min(size for size in (x.height, x.width, 64) if size is not None)
+        local = st.builds(cls, kernel=st.integers(1, min(smallest, 3)), stride=st.sampled_from([None, 1, 2]))
+        return st.one_of(st.just(cls()), local)

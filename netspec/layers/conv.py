@@ -1,0 +1,115 @@
+"""``conv``: a 2-D convolution followed by the default (or given) norm and activation."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveInt
+from netspec.ops import ActName, NormName, norm_params
+from netspec.registry import register
+from netspec.shapes import LayerInfo, Shape, conv_out_size, scale_macs
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+    from torch import nn
+
+
+def conv_info(
+    x: Shape,
+    ctx: Context,
+    *,
+    out: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+    norm: str = "none",
+    blame: str = "stride",
+) -> LayerInfo:
+    """Shape rule of conv (+ norm): output shape, parameters, MACs. Shared by every kind made of convs.
+
+    Problems are reported on ``ctx``; ``blame`` names the param to point at when the map shrinks below 1x1.
+    """
+    if x.flat:
+        raise ctx.invalid(None, f"a convolution needs a feature map (N, C, H, W), got {x}: remove the pool/flatten before it")
+    if x.channels % groups or out % groups:
+        ctx.error("groups", f"groups={groups} must divide the input channels ({x.channels}) and the output channels ({out})")
+    height, width = (
+        conv_out_size(size, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+        for size in (x.height, x.width)
+    )
+    if (height is not None and height < 1) or (width is not None and width < 1):
+        raise ctx.invalid(
+            blame,
+            f"the {x.height}x{x.width} map would shrink to {height}x{width} "
+            f"(kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation})",
+        )
+    y = Shape(out, height, width)
+    weights = (x.channels // groups) * kernel * kernel * out
+    params = weights + (out if bias else 0) + norm_params(norm, out)
+    return LayerInfo(y, params, scale_macs(weights, y))
+
+
+def same_padding(kernel: int, dilation: int = 1) -> int:
+    """Padding that keeps the size at stride 1 for odd kernels: ``(kernel - 1) // 2 * dilation``."""
+    return (kernel - 1) // 2 * dilation
+
+
+@register
+class Conv(Layer):
+    """2-D convolution -> norm -> activation (norm and act default to the spec's `defaults`)."""
+
+    kind = "conv"
+
+    out: PositiveInt
+    kernel: PositiveInt = 3
+    stride: PositiveInt = 1
+    padding: NonNegativeInt | None = None
+    dilation: PositiveInt = 1
+    groups: PositiveInt = 1
+    bias: Flag | None = None
+    norm: NormName | None = None
+    act: ActName | None = None
+
+    def resolved(self, ctx: Context) -> dict[str, object]:
+        norm = self.norm or ctx.norm
+        return dict(
+            out=self.out,
+            kernel=self.kernel,
+            stride=self.stride,
+            padding=same_padding(self.kernel, self.dilation) if self.padding is None else self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=(norm == "none") if self.bias is None else self.bias,
+            norm=norm,
+        )
+
+    def infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        return conv_info(x, ctx, **self.resolved(ctx))  # type: ignore[arg-type]
+
+    def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        from netspec.modules.conv import ConvNormAct
+
+        params = self.resolved(ctx)
+        out = params.pop("out")
+        return ConvNormAct(x.channels, out, act=self.act or ctx.act, **params)  # type: ignore[arg-type]
+
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return x.spatial
+
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
+        from hypothesis import strategies as st
+
+        smallest = min(size for size in (x.height, x.width, 64) if size is not None)
+        kernels = [k for k in (1, 3, 5) if k <= smallest + 2 * ((k - 1) // 2)]
+        return st.builds(
+            cls,
+            out=st.integers(1, 24),
+            kernel=st.sampled_from(kernels),
+            stride=st.sampled_from([1, 2]),
+            act=st.sampled_from([None, "relu", "silu", "none"]),
+            norm=st.sampled_from([None, "batch", "none"]),
+        )

@@ -1,0 +1,149 @@
+"""``stage``: a ResNet/ResNeXt stage of plain, basic or bottleneck blocks, with optional attention in each block."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from netspec.layers.base import AttentionEntry, Context, Layer, PositiveInt, kinds_of
+from netspec.layers.conv import conv_info
+from netspec.ops import ActName, NormName
+from netspec.registry import KINDS, register
+from netspec.shapes import LayerInfo, Shape, add_macs, conv_out_size
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+    from torch import nn
+
+BlockName = Literal["plain", "basic", "bottleneck"]
+
+
+@register
+class Stage(Layer):
+    """ResNet stage: `depth` blocks; the first has `stride` and a 1x1 conv+norm shortcut when the shape changes.
+
+    `plain` and `basic` are two 3x3 convs (plain without shortcut), `bottleneck` is 1x1 -> 3x3 (stride,
+    groups) -> 1x1 with `width` mid channels (default out/4; ResNeXt sets `width` and `groups`). The
+    `attention` kind runs on the block's output before the residual addition, as in SENet and CBAM.
+    """
+
+    kind = "stage"
+    paper = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (arXiv:1512.03385)"
+
+    out: PositiveInt
+    block: BlockName = "bottleneck"
+    depth: PositiveInt = 1
+    stride: PositiveInt = 1
+    width: PositiveInt | None = None
+    groups: PositiveInt = 1
+    attention: AttentionEntry = None
+    norm: NormName | None = None
+    act: ActName | None = None
+
+    def mid_channels(self) -> int:
+        if self.width is not None:
+            return self.width
+        return max(self.out // 4, 1) if self.block == "bottleneck" else self.out
+
+    def body_plan(self, in_channels: int, stride: int) -> list[dict[str, int]]:
+        """The convs of one block's body: (out, kernel, stride, padding, groups); the last has no activation."""
+        mid = self.mid_channels()
+        if self.block == "bottleneck":
+            return [
+                dict(out=mid, kernel=1, stride=1, padding=0, groups=1),
+                dict(out=mid, kernel=3, stride=stride, padding=1, groups=self.groups),
+                dict(out=self.out, kernel=1, stride=1, padding=0, groups=1),
+            ]
+        return [
+            dict(out=mid, kernel=3, stride=stride, padding=1, groups=self.groups),
+            dict(out=self.out, kernel=3, stride=1, padding=1, groups=1),
+        ]
+
+    def needs_projection(self, in_channels: int, stride: int) -> bool:
+        return self.block != "plain" and (stride != 1 or in_channels != self.out)
+
+    def infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        norm = self.norm or ctx.norm
+        bias = norm == "none"
+        total = LayerInfo(x, 0, 0)
+        findings_before = len(ctx.findings)
+        for index in range(self.depth):
+            stride = self.stride if index == 0 else 1
+            block_input = total.shape
+            for conv in self.body_plan(block_input.channels, stride):
+                total = total.then(conv_info(total.shape, ctx, bias=bias, norm=norm, **conv))
+            if self.attention is not None:
+                total = total.then(self.attention.infer(total.shape, ctx.at("attention", self.attention.kind)))
+            if self.needs_projection(block_input.channels, stride):
+                shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
+                total = LayerInfo(total.shape, total.params + shortcut.params, add_macs(total.macs, shortcut.macs))
+            if len(ctx.findings) > findings_before:
+                break  # the same mistake would repeat in every block
+        return total
+
+    def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        from torch import nn
+
+        from netspec.modules.conv import ConvNormAct
+        from netspec.modules.residual import ResidualBlock
+        from netspec.ops import make_act
+
+        norm = self.norm or ctx.norm
+        act = self.act or ctx.act
+        bias = norm == "none"
+        blocks = nn.Sequential()
+        shape = x
+        for index in range(self.depth):
+            stride = self.stride if index == 0 else 1
+            block_input = shape
+            body = nn.Sequential()
+            plan = self.body_plan(shape.channels, stride)
+            for position, conv in enumerate(plan):
+                last = position == len(plan) - 1
+                body.add_module(
+                    f"conv{position + 1}",
+                    ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
+                                padding=conv["padding"], groups=conv["groups"], bias=bias, norm=norm,
+                                act="none" if last else act),
+                )
+                shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
+            attention = None
+            if self.attention is not None:
+                attention = self.attention.build(shape, ctx.at("attention", self.attention.kind))
+            shortcut = None
+            if self.needs_projection(block_input.channels, stride):
+                shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=stride, bias=bias,
+                                       norm=norm, act="none")
+            elif self.block != "plain":
+                shortcut = nn.Identity()
+            blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act)))
+        return blocks
+
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return x.spatial
+
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
+        from hypothesis import strategies as st
+
+        @st.composite
+        def stages(draw: st.DrawFn) -> Stage:
+            block = draw(st.sampled_from(["plain", "basic", "bottleneck"]))
+            groups, width = 1, None
+            if block == "bottleneck":
+                groups = draw(st.sampled_from([1, 2]))
+                width = draw(st.one_of(st.none(), st.integers(1, 4).map(lambda k: k * groups)))
+                out = 4 * groups * draw(st.integers(1, 3)) if width is None else draw(st.integers(1, 16))
+            else:
+                width = draw(st.one_of(st.none(), st.integers(1, 16)))
+                out = draw(st.integers(1, 16))
+            stride = draw(st.sampled_from([1, 2]))
+            size = [conv_out_size(s, kernel=3, stride=stride, padding=1) for s in (x.height, x.width)]
+            after = Shape(out, size[0], size[1])
+            candidates = [KINDS[k] for k in kinds_of("attention") if KINDS[k].accepts(after)]
+            attention = None
+            if candidates and draw(st.booleans()):
+                attention = draw(draw(st.sampled_from(candidates)).strategy(after))
+            return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, width=width,
+                       groups=groups, attention=attention)
+
+        return stages()

@@ -1,0 +1,22 @@
+"""ResNet blocks (He et al., CVPR 2016): body convs, optional attention before the addition, shortcut, act."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """act(attention(body(x)) + shortcut(x)); without a shortcut (a plain block) act(attention(body(x)))."""
+
+    def __init__(self, body: nn.Sequential, attention: nn.Module | None, shortcut: nn.Module | None, act: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.attention = attention if attention is not None else nn.Identity()
+        self.shortcut = shortcut
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.attention(self.body(x))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act(out)

@@ -1,0 +1,62 @@
+"""Norm and activation names as data: one table each, shared by every conv-like kind (cf. timm ``create_act``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class NormRule:
+    """A normalisation layer: the ``torch.nn`` class, its keyword arguments, learnable parameters per channel."""
+
+    module: str | None
+    params_per_channel: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+NORMS: dict[str, NormRule] = {
+    "batch": NormRule("BatchNorm2d", 2),
+    "instance": NormRule("InstanceNorm2d", 2, {"affine": True}),
+    "none": NormRule(None, 0),
+}
+
+ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "relu": ("ReLU", {"inplace": True}),
+    "relu6": ("ReLU6", {"inplace": True}),
+    "leaky_relu": ("LeakyReLU", {"negative_slope": 0.1, "inplace": True}),
+    "silu": ("SiLU", {"inplace": True}),
+    "swish": ("SiLU", {"inplace": True}),
+    "gelu": ("GELU", {}),
+    "hardswish": ("Hardswish", {}),
+    "mish": ("Mish", {}),
+    "sigmoid": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "none": ("Identity", {}),
+}
+
+NormName = Literal[tuple(NORMS)]  # type: ignore[valid-type]
+ActName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+
+
+def norm_params(name: str, channels: int) -> int:
+    """Learnable parameters of norm ``name`` over ``channels`` channels (running stats are buffers)."""
+    return NORMS[name].params_per_channel * channels
+
+
+def make_norm(name: str, channels: int) -> "nn.Module":
+    from torch import nn
+
+    rule = NORMS[name]
+    if rule.module is None:
+        return nn.Identity()
+    return getattr(nn, rule.module)(channels, **rule.kwargs)
+
+
+def make_act(name: str) -> "nn.Module":
+    from torch import nn
+
+    module, kwargs = ACTIVATIONS[name]
+    return getattr(nn, module)(**kwargs)

@@ -1,0 +1,77 @@
+"""Static shapes and costs: what a layer outputs, how many parameters it has and its MACs per sample."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A tensor shape without the batch dimension: (C, H, W) for feature maps, (C,) once flat.
+
+    ``height``/``width`` are ``None`` when the spec gives no ``input.size`` (channels are still known).
+    """
+
+    channels: int
+    height: int | None = None
+    width: int | None = None
+    flat: bool = False
+
+    @property
+    def spatial(self) -> bool:
+        return not self.flat
+
+    @property
+    def sized(self) -> bool:
+        return self.flat or (self.height is not None and self.width is not None)
+
+    @property
+    def pixels(self) -> int | None:
+        """H*W of a feature map (1 for a flat tensor), ``None`` when unknown."""
+        if self.flat:
+            return 1
+        if self.height is None or self.width is None:
+            return None
+        return self.height * self.width
+
+    def dims(self) -> tuple[int | None, ...]:
+        """Dimensions after the batch: ``(C,)`` or ``(C, H, W)``."""
+        return (self.channels,) if self.flat else (self.channels, self.height, self.width)
+
+    def __str__(self) -> str:
+        return "(N, " + ", ".join("?" if d is None else str(d) for d in self.dims()) + ")"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """The static result of a shape rule: output shape, parameter count, multiply-accumulates per sample."""
+
+    shape: Shape
+    params: int = 0
+    macs: int | None = 0
+
+    def then(self, other: "LayerInfo") -> "LayerInfo":
+        """This layer followed by ``other``: ``other``'s shape, summed costs."""
+        return LayerInfo(other.shape, self.params + other.params, add_macs(self.macs, other.macs))
+
+
+def add_macs(*counts: int | None) -> int | None:
+    """Sum MAC counts; unknown (``None``) if any is unknown."""
+    total = 0
+    for count in counts:
+        if count is None:
+            return None
+        total += count
+    return total
+
+
+def scale_macs(per_pixel: int, shape: Shape) -> int | None:
+    """MACs of an operation costing ``per_pixel`` at every position of ``shape``."""
+    pixels = shape.pixels
+    return None if pixels is None else per_pixel * pixels
+
+
+def conv_out_size(size: int | None, *, kernel: int, stride: int, padding: int, dilation: int = 1) -> int | None:
+    """Output length of a convolution or pooling window along one axis (PyTorch's floor rule)."""
+    if size is None:
+        return None
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1

@@ -1,0 +1,161 @@
+"""The spec: input, defaults and layers; loading from YAML with located errors, dumping back to YAML."""
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+
+from netspec.errors import Finding, Problem, SpecError, format_path
+from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
+from netspec.ops import ActName, NormName
+from netspec.source import Mark, Source, parse_yaml
+
+
+def _square(value: Any) -> Any:
+    return [value, value] if type(value) is int else value
+
+
+class Input(BaseModel):
+    """The input tensor: channels, and optionally the spatial size (an int means square)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    channels: PositiveInt
+    size: Annotated[tuple[PositiveInt, PositiveInt] | None, BeforeValidator(_square)] = None
+
+
+class Defaults(BaseModel):
+    """Norm and activation inherited by every conv-like layer that does not set its own."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    norm: NormName = "batch"
+    act: ActName = "relu"
+
+
+def _layer_entries(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    layers = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, Layer):
+            layers.append(entry)
+            continue
+        layer, findings = parse_entry(entry, ("layers", index))
+        if findings:
+            raise ValueError("; ".join(f"{format_path(f.path)}: {f.message}" for f in findings))
+        layers.append(layer)
+    return layers
+
+
+class Spec(BaseModel):
+    """A whole network: ``netspec.loads(spec.to_yaml()) == spec``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str | None = None
+    input: Input
+    defaults: Defaults = Field(default_factory=Defaults)
+    layers: Annotated[list[Layer], BeforeValidator(_layer_entries), Field(min_length=1)]
+
+    _source: Source | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.__dict__ == other.__dict__  # the source file is not part of it
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def source(self) -> Source | None:
+        """Where this spec was read from (for locating problems), ``None`` if built in Python."""
+        return self._source
+
+    def locate(self, findings: list[Finding]) -> SpecError:
+        """A :class:`SpecError` for ``findings``, with file/line/column when the spec came from YAML."""
+        if self._source is None:
+            return SpecError(Problem(f.path, f.message) for f in findings)
+        return SpecError(self._source.problem(f.path, f.message, on_key=f.on_key) for f in findings)
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.name is not None:
+            data["name"] = self.name
+        data["input"] = self.input.model_dump(mode="json", exclude_none=True)
+        defaults = self.defaults.model_dump(mode="json", exclude_defaults=True)
+        if defaults:
+            data["defaults"] = defaults
+        data["layers"] = [layer.to_entry() for layer in self.layers]
+        return data
+
+    def to_yaml(self) -> str:
+        """The spec as YAML text (defaults left out), loadable with :func:`netspec.loads`."""
+        return yaml.dump(self.to_data(), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style at the top, flow style for each layer's params."""
+
+
+def spec_from_source(source: Source) -> Spec:
+    """Validate parsed YAML into a :class:`Spec`, reporting every problem with its location."""
+    data = dict(source.data)
+    findings: list[Finding] = []
+    valid_prefix: list[Layer] = []  # the layers before the first one that failed to validate
+    if isinstance(data.get("layers"), list):
+        layers = []
+        for index, entry in enumerate(data["layers"]):
+            layer, entry_findings = parse_entry(entry, ("layers", index))
+            findings += entry_findings
+            if layer is not None:
+                layers.append(layer)
+            if not findings:
+                valid_prefix.append(layer)  # type: ignore[arg-type]
+        data["layers"] = layers
+    layer_problems = bool(findings)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as error:
+        spec = None
+        for finding in findings_from_validation(error, (), Spec):
+            if not (layer_problems and finding.path[:1] == ("layers",)):  # already reported per entry
+                findings.append(finding)
+    if findings:
+        findings += _semantic_findings(data, valid_prefix)
+    if findings or spec is None:
+        findings.sort(key=lambda f: source.locate(f.path, on_key=f.on_key) or Mark(0, 0))
+        raise SpecError(source.problem(f.path, f.message, on_key=f.on_key) for f in findings)
+    spec._source = source
+    return spec
+
+
+def _semantic_findings(data: dict[str, Any], layers: list[Layer]) -> list[Finding]:
+    """Shape problems among the layers that did validate, so that one run reports every mistake."""
+    from netspec.compiler import analyse
+
+    try:
+        partial = Spec.model_validate({**data, "layers": layers})
+    except ValidationError:
+        return []  # input or defaults are broken: shapes cannot be inferred
+    try:
+        analyse(partial)
+    except SpecError as error:
+        return [Finding(problem.path, problem.message) for problem in error.problems]
+    return []
+
+
+def loads(text: str | bytes, *, name: str | None = None) -> Spec:
+    """Parse and validate a spec from YAML text; ``name`` is the file name used in error messages."""
+    return spec_from_source(parse_yaml(text, name))
+
+
+def load(path: str | os.PathLike[str]) -> Spec:
+    """Read, parse and validate a YAML spec file."""
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None
+    return loads(raw, name=name)
