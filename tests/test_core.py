@@ -1,0 +1,149 @@
+"""Issue: core. Whole networks against published parameter counts, the Python API, YAML round trip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import netspec
+from netspec.layers import SE, AvgPool, Conv, Linear, MaxPool, Stage
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+# torchvision resnet18 / resnet50; official SENet SE-ResNet-50 (DESIGN.md section 6).
+PUBLISHED_PARAMS = {
+    "resnet18.yaml": 11_689_512,
+    "resnet50.yaml": 25_557_032,
+    "se_resnet50.yaml": 28_088_024,
+}
+
+
+@pytest.mark.parametrize("file, expected", sorted(PUBLISHED_PARAMS.items()))
+def test_whole_network_matches_published_parameter_count(file: str, expected: int) -> None:
+    spec = netspec.load(SPECS / file)
+    assert netspec.summary(spec).params == expected
+    model = netspec.build(spec)
+    assert isinstance(model, torch.nn.Sequential)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 224, 224)).shape == (2, 1000)
+
+
+def test_build_accepts_a_path_and_names_children_readably() -> None:
+    model = netspec.build(str(SPECS / "resnet50.yaml"))
+    assert list(dict(model.named_children())) == [
+        "conv1", "maxpool1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1",
+    ]
+    assert list(dict(model.stage3.named_children())) == [f"block{i}" for i in range(1, 7)]
+    block = model.stage2.block1
+    assert isinstance(block.body.conv2.conv, torch.nn.Conv2d)
+    assert block.body.conv2.conv.stride == (2, 2)  # torchvision v1.5: stride on the 3x3
+    assert isinstance(block.shortcut.conv, torch.nn.Conv2d)
+
+
+def test_se_sits_inside_each_block_before_the_addition() -> None:
+    model = netspec.build(SPECS / "se_resnet50.yaml")
+    for stage in ("stage1", "stage2", "stage3", "stage4"):
+        for block in getattr(model, stage).children():
+            assert type(block.attention).__name__ == "SqueezeExcite"
+    # official SENet: C=256, r=16 -> 8,464 parameters (DESIGN.md section 6)
+    assert sum(p.numel() for p in model.stage1.block1.attention.parameters()) == 8_464
+
+
+def python_spec() -> netspec.Spec:
+    return netspec.Spec(
+        name="tiny",
+        input=netspec.Input(channels=3, size=(32, 24)),
+        layers=[
+            Conv(out=16, kernel=3, stride=2),
+            MaxPool(kernel=3, stride=2),
+            Stage(block="bottleneck", out=32, depth=2, stride=2, attention=SE(reduction=4)),
+            Stage(block="basic", out=48, depth=1, groups=1, act="silu"),
+            SE(),
+            AvgPool(),
+            Linear(out=10),
+        ],
+    )
+
+
+def test_python_spec_round_trips_through_yaml() -> None:
+    spec = python_spec()
+    text = spec.to_yaml()
+    assert netspec.loads(text) == spec
+    assert "attention: {se: {reduction: 4}}" in text or "se: {reduction: 4}" in text
+    again = netspec.loads(text)
+    assert again.to_yaml() == text
+
+
+def test_yaml_spec_round_trips_and_equals_the_python_one() -> None:
+    spec = netspec.load(SPECS / "se_resnet50.yaml")
+    assert netspec.loads(spec.to_yaml()) == spec
+    assert spec.layers[2] == Stage(block="bottleneck", out=256, depth=3, attention=SE())
+    assert spec.layers[3].attention == SE(reduction=16)
+
+
+def test_python_models_validate_like_yaml() -> None:
+    with pytest.raises(ValueError):
+        Conv(out=0)
+    with pytest.raises(ValueError):
+        Conv(out=True)  # booleans are not numbers
+    with pytest.raises(ValueError):
+        Stage(out=64, attention="conv")  # not an attention kind
+    assert Stage(out=64, attention="se").attention == SE()
+    assert Stage(out=64, attention={"se": {"reduction": 8}}).attention == SE(reduction=8)
+    spec = netspec.Spec(input={"channels": 3}, layers=["se", {"conv": {"out": 8}}])
+    assert spec.layers == [SE(), Conv(out=8)]
+
+
+def test_python_spec_semantic_errors_have_paths() -> None:
+    spec = netspec.Spec(input=netspec.Input(channels=8), layers=[SE(reduction=32)])
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.build(spec)
+    (problem,) = caught.value.problems
+    assert problem.path == ("layers", 0, "se", "reduction")
+    assert problem.line is None
+    assert "must be <= 8" in problem.message
+
+
+def test_static_shapes_equal_runtime_shapes_on_a_python_spec() -> None:
+    spec = python_spec()
+    summary = netspec.summary(spec)
+    model = netspec.build(spec).eval()
+    x = torch.randn(2, 3, 32, 24)
+    with torch.no_grad():
+        for row, child in zip(summary.rows, model.children()):
+            x = child(x)
+            assert tuple(x.shape[1:]) == row.info.shape.dims(), row.name
+    assert summary.params == sum(p.numel() for p in model.parameters())
+
+
+def test_channels_are_inferred_without_input_size() -> None:
+    spec = netspec.loads("input: {channels: 3}\nlayers: [conv: {out: 8}, se: {reduction: 2}, avgpool, linear: {out: 5}]")
+    summary = netspec.summary(spec)
+    assert [row.info.shape.dims() for row in summary.rows] == [(8, None, None), (8, None, None), (8,), (5,)]
+    assert summary.macs is None
+    model = netspec.build(spec)
+    assert model(torch.randn(2, 3, 17, 9)).shape == (2, 5)
+
+
+def test_defaults_are_inherited_and_overridable() -> None:
+    spec = netspec.loads(
+        "input: {channels: 3}\ndefaults: {norm: none, act: silu}\n"
+        "layers:\n  - conv: {out: 8}\n  - conv: {out: 8, norm: batch, act: relu}\n"
+    )
+    model = netspec.build(spec)
+    first, second = model.conv1, model.conv2
+    assert first.conv.bias is not None and not hasattr(first, "norm")  # no norm -> conv bias
+    assert isinstance(first.act, torch.nn.SiLU)
+    assert second.conv.bias is None and isinstance(second.norm, torch.nn.BatchNorm2d)
+    assert isinstance(second.act, torch.nn.ReLU)
+
+
+def test_resnext_width_and_groups() -> None:
+    # ResNeXt-50 32x4d (torchvision resnext50_32x4d: 25,028,904 parameters)
+    text = (SPECS / "resnet50.yaml").read_text()
+    for out, width in ((256, 128), (512, 256), (1024, 512), (2048, 1024)):
+        text = text.replace(f"out: {out}, depth", f"out: {out}, width: {width}, groups: 32, depth")
+    assert netspec.summary(netspec.loads(text)).params == 25_028_904
