@@ -100,3 +100,11 @@ def test_blocks_lists_every_kind_with_params_and_paper() -> None:
     assert "Hu, Shen, Sun. Squeeze-and-Excitation Networks" in result.stdout
     for kind in ("conv", "stage", "maxpool", "avgpool", "linear", "dropout", "flatten"):
         assert f"\n{kind}: " in "\n" + result.stdout
+
+
+def test_readme_error_example_is_what_netspec_prints() -> None:
+    result = netspec("check", "tests/data/bad.yaml")
+    assert result.returncode == 1
+    readme = (ROOT / "README.md").read_text()
+    assert "$ netspec check tests/data/bad.yaml\n" + result.stderr in readme
+    assert len(result.stderr.splitlines()) == 5
