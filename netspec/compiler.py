@@ -53,7 +53,7 @@ def analyse(spec: "Spec") -> list[Row]:
     root = context(spec)
     shape = input_shape(spec)
     rows: list[Row] = []
-    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.layers)):
+    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers())):
         try:
             info = layer.infer(shape, root.at("layers", index, layer.kind))
         except Invalid as problem:

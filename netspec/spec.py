@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormName
+from netspec.scaling import Scale
 from netspec.source import Mark, Source, parse_yaml
 
 
@@ -58,6 +59,7 @@ class Spec(BaseModel):
     name: str | None = None
     input: Input
     defaults: Defaults = Field(default_factory=Defaults)
+    scale: Scale | None = None
     layers: Annotated[list[Layer], BeforeValidator(_layer_entries), Field(min_length=1)]
 
     _source: Source | None = PrivateAttr(default=None)
@@ -78,6 +80,16 @@ class Spec(BaseModel):
             return SpecError(Problem(f.path, f.message) for f in findings)
         return SpecError(self._source.problem(f.path, f.message, on_key=f.on_key) for f in findings)
 
+    def scaled_layers(self) -> list[Layer]:
+        """The layers as built: ``scale`` applied to their channel and depth params (as written when unset)."""
+        return list(self.layers) if self.scale is None else [self.scale.apply(layer) for layer in self.layers]
+
+    def with_scale(self, *, width: float | None = None, depth: float | None = None) -> "Spec":
+        """A copy whose ``scale`` has ``width``/``depth`` overridden (``netspec build --width/--depth``)."""
+        overrides = {name: value for name, value in (("width", width), ("depth", depth)) if value is not None}
+        scale = Scale.model_validate({**(self.scale or Scale()).model_dump(), **overrides})
+        return self.model_copy(update={"scale": scale})
+
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.name is not None:
@@ -86,6 +98,8 @@ class Spec(BaseModel):
         defaults = self.defaults.model_dump(mode="json", exclude_defaults=True)
         if defaults:
             data["defaults"] = defaults
+        if self.scale is not None:
+            data["scale"] = self.scale.model_dump(mode="json", exclude_defaults=True)
         data["layers"] = [layer.to_entry() for layer in self.layers]
         return data
 

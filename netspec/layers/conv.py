@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveInt
 from netspec.ops import ActName, NormName, norm_params
 from netspec.registry import register
+from netspec.scaling import Channels
 from netspec.shapes import LayerInfo, Shape, conv_out_size, scale_macs
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Conv(Layer):
 
     kind = "conv"
 
-    out: PositiveInt
+    out: Channels
     kernel: PositiveInt = 3
     stride: PositiveInt = 1
     padding: NonNegativeInt | None = None

@@ -1,0 +1,94 @@
+"""Width and depth scaling as Ultralytics does it: ``scale: {width: 0.5, depth: 0.33, max_channels: 1024}``.
+
+Which params scale is data on each kind's params model, never a branch in the compiler: a field typed
+:data:`Channels` is a channel count, multiplied by ``width`` after capping it at ``max_channels`` and rounded
+up to a multiple of 8 (``make_divisible(min(c, max_channels) * width, 8)``); a field typed :data:`Depth` is a
+repeat count, multiplied by ``depth`` and rounded (``max(round(n * depth), 1)``; a count of 1 stays 1, as in
+Ultralytics). Everything else is left alone: kernel sizes, reductions, a linear layer's ``out`` (the number of
+classes). Attention kinds need nothing: they take their channels from the (scaled) layer before them.
+"""
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+if TYPE_CHECKING:
+    from netspec.layers.base import Layer
+
+ScaledBy = Literal["channels", "depth"]
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """Field metadata: the param is a channel count (``"channels"``, scaled by width) or a repeat count (``"depth"``)."""
+
+    by: ScaledBy
+
+
+Channels = Annotated[int, Strict(), Field(ge=1), Scaled("channels")]
+"""A channel count that ``scale.width`` multiplies (e.g. ``conv.out``, ``stage.out``, ``stage.width``)."""
+
+Depth = Annotated[int, Strict(), Field(ge=1), Scaled("depth")]
+"""A repeat count that ``scale.depth`` multiplies (e.g. ``stage.depth``)."""
+
+Multiplier = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """The smallest multiple of ``divisor`` that is >= ``value`` (Ultralytics' ``make_divisible``)."""
+    return math.ceil(value / divisor) * divisor
+
+
+class Scale(BaseModel):
+    """Width/depth multipliers for the whole network, as Ultralytics' model scales (n/s/m/l/x)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    width: Multiplier = Field(
+        1.0, description="multiplies every channel count (conv/stage `out`, stage `width`), rounded up to a multiple of 8"
+    )
+    depth: Multiplier = Field(1.0, description="multiplies every repeat count (stage `depth`): max(round(n * depth), 1)")
+    max_channels: Annotated[int, Strict(), Field(ge=1)] | None = Field(
+        None, description="cap applied to each channel count before `width` multiplies it"
+    )
+
+    def channels(self, count: int) -> int:
+        """``make_divisible(min(count, max_channels) * width, 8)``."""
+        capped = count if self.max_channels is None else min(count, self.max_channels)
+        return make_divisible(capped * self.width, 8)
+
+    def repeats(self, count: int) -> int:
+        """``max(round(count * depth), 1)``; a single block stays single (Ultralytics: ``if n > 1 else n``)."""
+        return max(round(count * self.depth), 1) if count > 1 else count
+
+    def apply(self, layer: "Layer") -> "Layer":
+        """``layer`` with its :data:`Channels` and :data:`Depth` params scaled, nested entries included."""
+        from netspec.layers.base import Layer
+
+        updates: dict[str, object] = {}
+        for name, by in scaled_fields(type(layer)).items():
+            value = getattr(layer, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                updates[name] = self.channels(value) if by == "channels" else self.repeats(value)
+        for name in type(layer).model_fields:
+            nested = getattr(layer, name)
+            if isinstance(nested, Layer):
+                updates[name] = self.apply(nested)
+        return layer.model_copy(update=updates) if updates else layer
+
+
+def scaled_fields(cls: type[BaseModel]) -> dict[str, ScaledBy]:
+    """Params of ``cls`` that scaling touches, with what scales them (from :class:`Scaled` field metadata)."""
+    result: dict[str, ScaledBy] = {}
+    for name, info in cls.model_fields.items():
+        markers = list(info.metadata)
+        for member in typing.get_args(info.annotation):  # `Channels | None`: the marker sits on a union member
+            markers += getattr(member, "__metadata__", ())
+        for marker in markers:
+            if isinstance(marker, Scaled):
+                result[name] = marker.by
+    return result
