@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from netspec import layers
 from netspec.errors import Problem, SpecError
 from netspec.layers.base import Attention, Context, Layer
-from netspec.registry import KINDS, register
+from netspec.registry import KINDS, PluginWarning, enable_plugins, register, unregister
+from netspec.scaling import Scale
 from netspec.shapes import LayerInfo, Shape
 from netspec.spec import Defaults, Input, Spec, load, loads
 from netspec.summary import Summary, summarize
@@ -45,6 +46,9 @@ def build(spec: SpecLike) -> "nn.Sequential":
 
 
 __all__ = [
-    "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "Problem", "Shape", "Spec",
-    "SpecError", "Summary", "build", "check", "layers", "load", "loads", "register", "summary",
+    "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
+    "Shape", "Spec", "SpecError", "Summary", "build", "check", "layers", "load", "loads", "register", "summary",
+    "unregister",
 ]
+
+enable_plugins()  # last: installed plugins load at the first registry read, once `netspec` is importable
