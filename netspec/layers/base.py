@@ -54,7 +54,8 @@ class Context:
 class Layer(BaseModel):
     """Base of every kind's params model."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A docstring under a param documents it (`netspec blocks`, the JSON Schema), as Field(description=...) does.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
     kind: ClassVar[str] = ""
     role: ClassVar[Role] = "layer"
