@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import warnings
 import tempfile
 from typing import Callable, Sequence
 
 from netspec.errors import SpecError
+from netspec.spec import Spec
 
 
 def _errors(error: SpecError) -> int:
@@ -35,7 +38,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     import netspec
 
     try:
-        spec = netspec.load(args.spec)
+        spec = _rescaled(netspec.load(args.spec), args)
         summary = netspec.summary(spec)
     except SpecError as error:
         return _errors(error)
@@ -62,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.specs:
         try:
-            summary = netspec.check(path)
+            summary = netspec.check(_rescaled(netspec.load(path), args))
         except SpecError as error:
             status = _errors(error)
             continue
@@ -70,15 +73,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
-    from netspec.spec import Spec
+def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:
+    """``spec`` with ``--width``/``--depth`` overriding its ``scale``."""
+    if args.width is None and args.depth is None:
+        return spec
+    return spec.with_scale(width=args.width, depth=args.depth)
 
-    print(json.dumps(Spec.model_json_schema(), indent=2))
+
+def _multiplier(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from netspec.registry import builtin_kinds
+    from netspec.schema import schema_text
+
+    print(schema_text(builtin_kinds() if args.builtin else None), end="")
     return 0
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
     from netspec.registry import KINDS
+    from netspec.schema import param_description
 
     for kind, cls in sorted(KINDS.items()):
         print(f"{kind}: {cls.describe()}")
@@ -86,8 +108,16 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             print(f"  paper: {cls.paper}")
         for name, info in cls.model_fields.items():
             default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
-            print(f"  {name}: {default}")
+            description = param_description(cls, name)
+            print(f"  {name}: {default}" + (f" - {description}" if description else ""))
     return 0
+
+
+def _scale_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--width", type=_multiplier, metavar="W",
+                         help="width multiplier: overrides the spec's scale.width (channels -> multiple of 8)")
+    command.add_argument("--depth", type=_multiplier, metavar="D",
+                         help="depth multiplier: overrides the spec's scale.depth (blocks per stage)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,14 +127,18 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="validate a spec, print its layers (shapes, params, MACs), optionally save")
     build.add_argument("spec", help="YAML spec file")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _scale_options(build)
     build.add_argument("-o", "--output", metavar="OUT", help="write the built model (.pt: state dict)")
     build.set_defaults(run=cmd_build)
 
     check = commands.add_parser("check", help="validate specs and infer shapes without building (fast, no torch)")
     check.add_argument("specs", nargs="+", metavar="SPEC")
+    _scale_options(check)
     check.set_defaults(run=cmd_check)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of a spec")
+    schema = commands.add_parser("schema", help="print the JSON Schema of a spec (for editors: see the README)")
+    schema.add_argument("--builtin", action="store_true",
+                        help="only the kinds that ship with netspec, no plugins (how netspec.schema.json is made)")
     schema.set_defaults(run=cmd_schema)
 
     blocks = commands.add_parser("blocks", help="list every kind with its params, defaults and paper")
@@ -114,13 +148,38 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except KeyboardInterrupt:
-        return 130
-    except OSError as error:
-        print(f"netspec: {error}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning(warnings.showwarning)
+        try:
+            return int(args.run(args))
+        except KeyboardInterrupt:
+            return 130
+        except OSError as error:
+            print(f"netspec: {error}", file=sys.stderr)
+            return 1
+        except Exception as error:  # a plugin kind's own bug: name it, no traceback
+            from netspec.registry import plugin_kind_in
+
+            culprit = plugin_kind_in(error.__traceback__)
+            if culprit is None:
+                raise
+            reason = (str(error).strip().splitlines() or [""])[0]
+            print(f"netspec: plugin kind {culprit[0]!r} ({culprit[1]}) failed: {type(error).__name__}: {reason}",
+                  file=sys.stderr)
+            return 1
+
+
+def _show_warning(default: Callable[..., None]) -> Callable[..., None]:
+    """Plugin warnings as one ``netspec: warning: ...`` line on stderr; others as Python prints them."""
+    from netspec.registry import PluginWarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: object, **kwargs: object) -> None:
+        if issubclass(category, PluginWarning):
+            print(f"netspec: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *rest, **kwargs)
+
+    return show
 
 
 if __name__ == "__main__":

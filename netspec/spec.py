@@ -24,7 +24,10 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     channels: PositiveInt
-    size: Annotated[tuple[PositiveInt, PositiveInt] | None, BeforeValidator(_square)] = None
+    size: Annotated[
+        tuple[PositiveInt, PositiveInt] | None,
+        BeforeValidator(_square, json_schema_input_type=PositiveInt | tuple[PositiveInt, PositiveInt] | None),
+    ] = None
 
 
 class Defaults(BaseModel):
