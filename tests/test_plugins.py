@@ -1,0 +1,416 @@
+"""Issue: ecosystem. Plugins: a kind registered from user code or an installed package (entry point group
+`netspec.blocks`) works in YAML, the schema, `netspec blocks`, the summary and the built model."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import pytest
+import torch
+import yaml
+
+import netspec
+from netspec import cli, registry
+from netspec.layers.base import Context, Layer
+from netspec.registry import FAILED_PLUGINS, KINDS, PluginWarning, builtin_kinds, load_plugins, register, unregister
+from netspec.scaling import Channels
+from netspec.schema import spec_schema
+from netspec.shapes import LayerInfo, Shape, scale_macs
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "plugin"
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Whatever a test registers or loads is gone afterwards, so tests that enumerate the registry are unaffected."""
+    kinds = dict(dict.items(KINDS))
+    failed = dict(FAILED_PLUGINS)
+    state = dict(registry._state)
+    modules = set(sys.modules)
+    yield
+    dict.clear(KINDS)
+    dict.update(KINDS, kinds)
+    FAILED_PLUGINS.clear()
+    FAILED_PLUGINS.update(failed)
+    registry._state.update(state)
+    for name in set(sys.modules) - modules:
+        if name.startswith(("netspec_ext", "netspec_simam")):
+            del sys.modules[name]
+
+
+# -- a kind registered from user code ----------------------------------------------------------------------
+
+
+class ChannelScale(netspec.Attention):
+    """Learnable per-channel scale (LayerScale-like gate): y = gamma * x."""
+
+    kind = "ext_scale"
+    paper = "Touvron et al. Going deeper with Image Transformers. ICCV 2021"
+
+    init: float = 1.0
+    """initial value of gamma"""
+
+    def count(self, channels: int, ctx: Context) -> int:
+        return channels
+
+    def macs_per_sample(self, x: Shape) -> int | None:
+        return scale_macs(x.channels, x)
+
+    def build(self, x: Shape, ctx: Context) -> torch.nn.Module:
+        return _Scale(x.channels, self.init)
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self, channels: int, init: float) -> None:
+        super().__init__()
+        self.gamma = torch.nn.Parameter(torch.full((1, channels, 1, 1), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma * x
+
+
+class Pointwise(Layer):
+    """1x1 convolution without norm or activation."""
+
+    kind = "ext_pointwise"
+
+    out: Channels
+
+    def infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        if x.flat:
+            raise ctx.invalid(None, f"ext_pointwise needs a feature map, got {x}")
+        y = Shape(self.out, x.height, x.width)
+        return LayerInfo(y, x.channels * self.out, scale_macs(x.channels * self.out, y))
+
+    def build(self, x: Shape, ctx: Context) -> torch.nn.Module:
+        return torch.nn.Conv2d(x.channels, self.out, 1, bias=False)
+
+
+@pytest.fixture
+def user_kinds(clean_registry: None) -> Iterator[None]:
+    register(ChannelScale)
+    register(Pointwise)
+    yield
+
+
+SPEC = """\
+input: {channels: 3, size: 16}
+layers:
+  - conv: {out: 16}
+  - ext_scale
+  - ext_pointwise: {out: 24}
+  - stage: {block: basic, out: 24, depth: 2, attention: {ext_scale: {init: 0.5}}}
+  - avgpool
+  - linear: {out: 10}
+"""
+
+
+def test_a_registered_kind_works_in_yaml_summary_and_build(user_kinds: None) -> None:
+    spec = netspec.loads(SPEC)
+    summary = netspec.summary(spec)
+    rows = {row.name: row for row in summary.rows}
+    assert rows["ext_scale1"].info.params == 16
+    assert rows["ext_pointwise1"].info.shape == Shape(24, 16, 16)
+    assert rows["ext_pointwise1"].info.macs == 16 * 24 * 16 * 16
+    assert "ext_scale1" in str(summary) and "ext_pointwise1" in str(summary)
+    model = netspec.build(spec)
+    assert sum(p.numel() for p in model.parameters()) == summary.params
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    gammas = [m.gamma for m in model.modules() if isinstance(m, _Scale)]
+    assert len(gammas) == 3 and float(gammas[-1].detach().flatten()[0]) == 0.5  # the stage's blocks got init 0.5
+    assert netspec.loads(spec.to_yaml()) == spec
+
+
+def test_a_registered_kind_gets_located_errors(user_kinds: None) -> None:
+    text = SPEC.replace("ext_scale\n", "ext_scale: {iint: 2}\n").replace("{out: 24}", "{out: 0}")
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.loads(text, name="p.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        "p.yaml:4:17: layers[1].ext_scale.iint: unknown field 'iint' (did you mean 'init'?); known: init",
+        "p.yaml:5:26: layers[2].ext_pointwise.out: input should be greater than or equal to 1 (got 0)",
+    ]
+
+
+def test_a_registered_kind_is_in_the_schema(user_kinds: None) -> None:
+    schema = spec_schema()
+    entry = schema["definitions"]["entry"]["oneOf"]
+    assert "ext_scale" in entry[0]["enum"] and "ext_pointwise" not in entry[0]["enum"]  # out is required
+    assert {"ext_scale", "ext_pointwise"} <= set(entry[1]["properties"])
+    attention = schema["definitions"]["entry.attention"]["oneOf"][1]["properties"]
+    assert "ext_scale" in attention and "ext_pointwise" not in attention
+    params = schema["definitions"]["kind.ext_scale"]
+    assert params["properties"]["init"] == {"default": 1.0, "type": "number", "description": "initial value of gamma"}
+    assert "Touvron" in params["description"]
+    validator = jsonschema.Draft7Validator(schema)
+    assert list(validator.iter_errors(yaml.safe_load(SPEC))) == []
+    assert list(validator.iter_errors(yaml.safe_load(SPEC.replace("init: 0.5", "init: high"))))
+    assert "ext_scale" not in spec_schema(builtin_kinds())["definitions"]["entry"]["oneOf"][0]["enum"]
+
+
+def test_a_registered_kind_is_in_netspec_blocks(user_kinds: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["blocks"]) == 0
+    out = capsys.readouterr().out
+    assert "ext_scale: Learnable per-channel scale" in out
+    assert "  paper: Touvron et al." in out
+    assert "  init: default 1.0 - initial value of gamma" in out
+    assert "ext_pointwise: 1x1 convolution" in out
+
+
+def test_a_registered_kind_scales_with_the_network(user_kinds: None) -> None:
+    rows = netspec.summary(netspec.loads(SPEC).with_scale(width=0.5)).rows
+    assert [row.info.shape.channels for row in rows[:4]] == [8, 8, 16, 16]  # make_divisible(24 * 0.5, 8) = 16
+
+
+def test_the_fixture_unregisters(clean_registry: None) -> None:
+    register(ChannelScale)
+    assert "ext_scale" in KINDS
+    assert unregister("ext_scale") is ChannelScale
+    assert "ext_scale" not in KINDS and unregister("ext_scale") is None
+
+
+def test_kinds_registered_by_tests_do_not_leak() -> None:
+    assert not {"ext_scale", "ext_pointwise", "ext_demo", "simam"} & set(KINDS)
+    assert all(registry.is_builtin(cls) for cls in KINDS.values())
+
+
+def test_register_rejects_what_is_not_a_kind(clean_registry: None) -> None:
+    with pytest.raises(TypeError, match="Layer subclass"):
+        register(int)  # type: ignore[type-var]
+
+    class NoKind(Layer):
+        """No kind set."""
+
+    with pytest.raises(TypeError, match="must be an identifier"):
+        register(NoKind)
+
+    class Clash(Layer):
+        """Takes a built-in name."""
+
+        kind = "se"
+
+    with pytest.raises(ValueError, match="'se' is already registered by netspec.layers.se.SE"):
+        register(Clash)
+    assert KINDS["se"].__module__ == "netspec.layers.se"
+
+
+def test_a_bug_in_a_plugin_kind_is_named_by_the_cli(clean_registry: None, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    class Buggy(netspec.Attention):
+        """Divides by zero."""
+
+        kind = "ext_buggy"
+
+        def count(self, channels: int, ctx: Context) -> int:
+            return channels // 0
+
+        def macs_per_sample(self, x: Shape) -> int | None:
+            return 0
+
+    register(Buggy)
+    spec = tmp_path / "buggy.yaml"
+    spec.write_text("input: {channels: 3}\nlayers: [ext_buggy]\n")
+    assert cli.main(["check", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"netspec: plugin kind 'ext_buggy' ({__name__}) failed: ZeroDivisionError: integer division or modulo by zero\n"
+
+
+# -- installed plugins: the entry point group netspec.blocks ------------------------------------------------
+
+DEMO = '''\
+"""An installed plugin: its import registers `ext_demo`."""
+import netspec
+from netspec.shapes import LayerInfo
+
+
+@netspec.register
+class Demo(netspec.Layer):
+    """Identity kind from an installed package."""
+
+    kind = "ext_demo"
+    times: int = 1
+    """how many times nothing happens"""
+
+    def infer(self, x, ctx):
+        return LayerInfo(x)
+
+    def build(self, x, ctx):
+        import torch
+        return torch.nn.Identity()
+
+
+class Undecorated(netspec.Layer):
+    """A class named by the entry point itself (no decorator needed)."""
+
+    kind = "ext_undecorated"
+
+    def infer(self, x, ctx):
+        return LayerInfo(x)
+'''
+
+
+def install(site: Path, entry_points: dict[str, str], modules: dict[str, str] | None = None,
+            name: str = "netspec-ext-demo") -> Path:
+    """Write an installed distribution (dist-info with entry_points.txt) into ``site``, a sys.path folder."""
+    site.mkdir(parents=True, exist_ok=True)
+    dist = site / f"{name.replace('-', '_')}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+    (dist / "entry_points.txt").write_text(f"[netspec.blocks]\n{lines}")
+    for module, source in (modules or {}).items():
+        (site / f"{module}.py").write_text(source)
+    return site
+
+
+@pytest.fixture
+def fresh_plugins(clean_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a new process: plugins not loaded yet, loading armed."""
+    monkeypatch.setitem(registry._state, "loaded", False)
+    monkeypatch.setitem(registry._state, "armed", True)
+
+
+def test_an_installed_plugin_loads_at_the_first_registry_read(fresh_plugins: None, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    site = install(tmp_path / "site", {"ext_demo": "netspec_ext_demo",
+                                       "ext_undecorated": "netspec_ext_demo:Undecorated"}, {"netspec_ext_demo": DEMO})
+    monkeypatch.syspath_prepend(str(site))
+    assert "netspec_ext_demo" not in sys.modules
+    spec = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - ext_demo: {times: 2}\n  - ext_undecorated\n")
+    assert registry._state["loaded"] and "netspec_ext_demo" in sys.modules
+    assert [row.kind for row in netspec.summary(spec).rows] == ["ext_demo", "ext_undecorated"]
+    assert "ext_demo" in spec_schema()["definitions"]["entry"]["oneOf"][1]["properties"]
+    assert load_plugins() == []  # once only
+
+
+def test_the_example_plugin_package(fresh_plugins: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["entry-points"]["netspec.blocks"]
+    assert declared == {"simam": "netspec_simam"}
+    site = install(tmp_path / "site", declared, name="netspec-simam")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(EXAMPLE))  # as `pip install -e examples/plugin` would
+    assert load_plugins() == ["simam"]
+    spec = netspec.loads("input: {channels: 3, size: 16}\nlayers:\n  - conv: {out: 8}\n  - simam\n"
+                         "  - stage: {block: basic, out: 16, stride: 2, attention: {simam: {e_lambda: 0.001}}}\n")
+    rows = netspec.summary(spec).rows
+    assert rows[1].info.params == 0 and rows[1].info.macs == 8 * 16 * 16
+    model = netspec.build(spec).eval()
+    x = torch.randn(2, 8, 16, 16)
+    n = 16 * 16 - 1
+    d = (x - x.mean(dim=(2, 3), keepdim=True)) ** 2
+    expected = x * torch.sigmoid(d / (4 * (d.sum(dim=(2, 3), keepdim=True) / n + 1e-4)) + 0.5)
+    torch.testing.assert_close(model[1](x), expected)
+    assert model(torch.randn(1, 3, 16, 16)).shape == (1, 16, 8, 8)
+    with pytest.raises(netspec.SpecError, match="needs a map larger than 1x1"):
+        netspec.check(netspec.loads("input: {channels: 3, size: 1}\nlayers: [simam]\n"))
+
+
+def test_a_broken_plugin_is_a_warning_naming_it(fresh_plugins: None, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    site = install(tmp_path / "site", {"ext_broken": "netspec_ext_broken", "ext_demo": "netspec_ext_demo"},
+                   {"netspec_ext_broken": "import not_a_module_anywhere\n", "netspec_ext_demo": DEMO})
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.warns(PluginWarning) as caught:
+        assert "ext_demo" in KINDS  # the good plugin still loads
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith("netspec plugin 'ext_broken' (netspec_ext_broken in netspec-ext-demo) was not loaded: ")
+    assert "ModuleNotFoundError: No module named 'not_a_module_anywhere'" in message
+    with pytest.raises(netspec.SpecError) as error:
+        netspec.loads("input: {channels: 3}\nlayers: [ext_broken]\n")
+    assert "unknown kind 'ext_broken' (the plugin 'ext_broken' failed to load: ModuleNotFoundError" in str(error.value)
+
+
+class _FakeEntryPoint:
+    def __init__(self, name: str, value: str, loaded: Any) -> None:
+        self.name, self.value, self.loaded, self.dist = name, value, loaded, None
+
+    def load(self) -> Any:
+        if isinstance(self.loaded, Exception):
+            raise self.loaded
+        return self.loaded
+
+
+def test_entry_points_naming_classes_modules_and_junk(fresh_plugins: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Clash(Layer):
+        """Claims a built-in kind."""
+
+        kind = "conv"
+
+    fakes = [
+        _FakeEntryPoint("ext_scale", "pkg:ChannelScale", ChannelScale),
+        _FakeEntryPoint("pkg", "pkg", sys.modules[__name__]),
+        _FakeEntryPoint("ext_junk", "pkg:VALUE", 42),
+        _FakeEntryPoint("ext_clash", "pkg:Clash", Clash),
+        _FakeEntryPoint("ext_error", "pkg:boom", RuntimeError("boom")),
+    ]
+    seen: list[str] = []
+
+    def entry_points(*, group: str) -> list[_FakeEntryPoint]:
+        seen.append(group)
+        return fakes
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    with pytest.warns(PluginWarning) as caught:
+        added = load_plugins()
+    assert seen == ["netspec.blocks"]
+    assert added == ["ext_scale"]
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        "netspec plugin 'ext_clash' (pkg:Clash) was not loaded: kind 'conv' is already registered by "
+        "netspec.layers.conv.Conv",
+        "netspec plugin 'ext_error' (pkg:boom) was not loaded: RuntimeError: boom",
+        "netspec plugin 'ext_junk' (pkg:VALUE) was not loaded: names 42, expected a module or a netspec.Layer subclass",
+    ]
+    assert KINDS["conv"].__module__ == "netspec.layers.conv"
+
+
+def cli_with(site: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "netspec", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def test_cli_with_an_installed_and_a_broken_plugin(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", {"ext_demo": "netspec_ext_demo", "ext_broken": "netspec_ext_broken"},
+                   {"netspec_ext_demo": DEMO, "netspec_ext_broken": "raise RuntimeError('half-installed')\n"})
+    result = cli_with(site, "blocks")
+    assert result.returncode == 0
+    assert "ext_demo: Identity kind from an installed package." in result.stdout
+    assert "  times: default 1 - how many times nothing happens" in result.stdout
+    assert result.stderr == ("netspec: warning: netspec plugin 'ext_broken' (netspec_ext_broken in netspec-ext-demo) "
+                             "was not loaded: RuntimeError: half-installed\n")
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: {channels: 3, size: 8}\nlayers:\n  - ext_demo\n  - ext_broken\n")
+    result = cli_with(site, "check", str(spec))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "netspec: warning: netspec plugin 'ext_broken' (netspec_ext_broken in netspec-ext-demo) was not loaded: "
+        "RuntimeError: half-installed",
+        f"{spec}:4:5: layers[1].ext_broken: unknown kind 'ext_broken' (the plugin 'ext_broken' failed to load: "
+        "RuntimeError: half-installed)",
+    ]
+    result = cli_with(site, "schema")
+    assert result.returncode == 0 and '"kind.ext_demo"' in result.stdout
+    assert '"kind.ext_demo"' not in cli_with(site, "schema", "--builtin").stdout
+
+
+def test_import_netspec_does_not_load_plugins_until_the_registry_is_read(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", {"ext_demo": "netspec_ext_demo"}, {"netspec_ext_demo": DEMO})
+    code = textwrap.dedent("""
+        import sys, netspec
+        print("netspec_ext_demo" in sys.modules)
+        print("ext_demo" in netspec.KINDS)
+        print("netspec_ext_demo" in sys.modules)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True"]
