@@ -11,12 +11,13 @@ kinds of their role only. The schema is JSON Schema draft-07, what yaml-language
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel
 
 from netspec.layers.base import entry_fields
-from netspec.registry import KINDS
+from netspec.registry import KINDS, PluginWarning, is_builtin
 from netspec.scaling import scaled_fields
 
 if TYPE_CHECKING:
@@ -67,8 +68,16 @@ def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, A
     definitions.pop("Layer", None)
     roles: set[str] = set()
     for kind, cls in chosen.items():
-        params = _model_schema(cls, f"kind.{kind}.")
+        try:
+            params = _model_schema(cls, f"kind.{kind}.")
+        except Exception as error:  # a plugin's param type that JSON Schema cannot express: any mapping
+            if is_builtin(cls):
+                raise
+            warnings.warn(f"netspec plugin kind {kind!r}: no JSON Schema for its params ({error})", PluginWarning)
+            params = {"type": "object", "description": cls.describe(), "properties": {}, "definitions": {}}
         for name, role in entry_fields(cls).items():
+            if name not in params["properties"]:
+                continue
             roles.add(role)
             params["properties"][name] = {
                 "description": params["properties"][name].get("description", ""),

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import tomllib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jsonschema
 import pytest
@@ -153,6 +153,20 @@ def test_a_registered_kind_is_in_the_schema(user_kinds: None) -> None:
     assert list(validator.iter_errors(yaml.safe_load(SPEC))) == []
     assert list(validator.iter_errors(yaml.safe_load(SPEC.replace("init: 0.5", "init: high"))))
     assert "ext_scale" not in spec_schema(builtin_kinds())["definitions"]["entry"]["oneOf"][0]["enum"]
+
+
+def test_a_kind_whose_params_json_schema_cannot_express_still_gets_a_schema(clean_registry: None) -> None:
+    class Callback(Layer):
+        """Calls a Python function (not expressible in JSON Schema)."""
+
+        kind = "ext_callback"
+        fn: Callable[[int], int] = abs
+
+    register(Callback)
+    with pytest.warns(PluginWarning, match="'ext_callback': no JSON Schema for its params"):
+        schema = spec_schema()
+    assert schema["definitions"]["kind.ext_callback"]["type"] == "object"
+    jsonschema.Draft7Validator.check_schema(schema)
 
 
 def test_a_registered_kind_is_in_netspec_blocks(user_kinds: None, capsys: pytest.CaptureFixture[str]) -> None:
