@@ -8,7 +8,10 @@ from netspec.compiler import Row, analyse, input_shape
 from netspec.shapes import Shape, add_macs
 from netspec.spec import Spec
 
-MACS_CONVENTION = "MACs: multiply-accumulates per sample of conv, linear, attention matmul and gating multiplies"
+MACS_CONVENTION = (
+    "MACs per sample: multiply-accumulates of conv, linear and attention matmuls, plus elementwise gating "
+    "multiplies (x * gate); norms, activations, softmax, pooling and additions are not counted"
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,202 @@
+"""Issue 6: the summary is honest. Per layer, output shapes and parameters equal what torchinfo reports
+for the built model, and MACs equal what torch's FlopCounterMode counts (FLOPs / 2) for every spec
+in ``specs/``, whatever specs get added there.
+
+The MAC convention (stated in the output): multiply-accumulates per sample of conv, linear and
+attention matmuls, plus elementwise gating multiplies. FlopCounterMode counts conv/mm/bmm/sdpa but no
+elementwise op, so whole networks must agree with it within 1%; per layer and per attention kind,
+where gating is a large share, we count its multiplies too (``aten.mul`` of two tensors and
+``aten.addcmul``: one MAC per output element) and the static numbers must agree with that within 1%.
+torch registers its SDPA formula only for the CUDA attention kernels; on the CPU, where this runs,
+SDPA dispatches to ``_scaled_dot_product_flash_attention_for_cpu``, which we count with torch's
+own ``sdpa_flop_count`` (2 matmuls: L*S*d + L*S*e MACs).
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torchinfo
+from torch.utils import flop_counter
+from torch.utils.flop_counter import FlopCounterMode
+
+import netspec
+from netspec.registry import KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+DEFAULT_SIZE = (64, 64)  # for a spec without input.size (none in specs/ today)
+TOLERANCE = 0.01
+
+# Exercises what the published specs do not: grouped/dilated/biased convs, every block type,
+# local pooling, flatten, dropout, norm "none" and instance norm.
+ZOO = """
+name: zoo
+input: {channels: 3, size: [40, 36]}
+layers:
+  - conv: {out: 16, kernel: 5, stride: 2, norm: none}
+  - conv: {out: 32, kernel: 3, dilation: 2, groups: 4, norm: instance, act: silu}
+  - stage: {block: plain, out: 32, depth: 1}
+  - stage: {block: basic, out: 48, depth: 2, stride: 2, attention: se}
+  - stage: {block: bottleneck, out: 64, width: 32, groups: 8, depth: 2, stride: 2}
+  - avgpool: {kernel: 2}
+  - dropout: {p: 0.1}
+  - flatten
+  - linear: {out: 10, bias: false}
+"""
+
+
+def spec_with_size(spec: netspec.Spec) -> netspec.Spec:
+    if spec.input.size is not None:
+        return spec
+    return spec.model_copy(update={"input": spec.input.model_copy(update={"size": DEFAULT_SIZE})})
+
+
+def load_all() -> list[Any]:
+    cases = [pytest.param(path, id=path.name) for path in SPECS]
+    return cases + [pytest.param(ZOO, id="zoo")]
+
+
+def as_spec(source: Path | str) -> netspec.Spec:
+    spec = netspec.load(source) if isinstance(source, Path) else netspec.loads(source)
+    return spec_with_size(spec)
+
+
+def example(spec: netspec.Spec) -> torch.Tensor:
+    return torch.randn(1, spec.input.channels, *spec.input.size, generator=torch.Generator().manual_seed(0))
+
+
+def _gating_multiplies(a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """FLOPs of an elementwise multiply of two tensors (``x * gate``): 2 per output element, i.e. 1 MAC."""
+    both_tensors = isinstance(a, torch.Size) and isinstance(b, torch.Size)
+    return 2 * math.prod(out_shape) if both_tensors else 0
+
+
+def _addcmul_multiplies(x: Any, a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """``x + a * b`` (PAM/CAM's ``x + gamma * out``): the multiply is a gating multiply, 1 MAC per element."""
+    return 2 * math.prod(out_shape)
+
+
+def _cpu_sdpa(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """torch registers its SDPA formula for the CUDA kernels only; the CPU flash kernel costs the same."""
+    return flop_counter.sdpa_flop_count(query, key, value)
+
+
+aten = torch.ops.aten
+CPU_SDPA = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}
+MUL = {aten.mul: _gating_multiplies, aten.mul_: _gating_multiplies, aten.addcmul: _addcmul_multiplies}
+
+
+def count(model: torch.nn.Module, x: torch.Tensor, *, gating: bool) -> FlopCounterMode:
+    counter = FlopCounterMode(display=False, custom_mapping={**CPU_SDPA, **(MUL if gating else {})})
+    with counter, torch.no_grad():
+        model.eval()(x)
+    return counter
+
+
+def near(static: int | None, measured: float) -> bool:
+    assert static is not None
+    if measured == 0:
+        return static == 0
+    return abs(static - measured) <= TOLERANCE * measured
+
+
+@dataclass
+class Case:
+    spec: netspec.Spec
+    summary: netspec.Summary
+    model: torch.nn.Module
+    counts: dict[str, dict[Any, int]]  # FlopCounterMode's FLOPs by module and op, gating multiplies included
+
+
+@pytest.fixture(scope="module", params=load_all())
+def case(request: pytest.FixtureRequest) -> Case:
+    torch.manual_seed(0)
+    spec = as_spec(request.param)
+    model = netspec.build(spec).eval()
+    counts = count(model, example(spec), gating=True).get_flop_counts()
+    return Case(spec, netspec.summary(spec), model, counts)
+
+
+def test_specs_directory_is_enumerated() -> None:
+    assert {"resnet18.yaml", "resnet50.yaml", "se_resnet50.yaml"} <= {path.name for path in SPECS}
+
+
+def test_shapes_and_params_equal_torchinfo(case: Case) -> None:
+    stats = torchinfo.summary(case.model, input_data=example(case.spec), depth=1, verbose=0, mode="eval")
+    top = [layer for layer in stats.summary_list if layer.depth == 1]
+    assert [layer.var_name for layer in top] == [row.name for row in case.summary.rows]
+    for layer, row in zip(top, case.summary.rows):
+        assert tuple(layer.output_size) == (1, *row.info.shape.dims()), row.name
+        assert layer.num_params == row.info.params, row.name
+    assert stats.total_params == case.summary.params
+    assert stats.trainable_params == case.summary.params
+
+
+def test_network_macs_equal_flop_counter(case: Case) -> None:
+    """FlopCounterMode's count (conv, mm, bmm, sdpa; no elementwise op) / 2, within 1%."""
+    measured = sum(flops for op, flops in case.counts["Global"].items() if op not in MUL) / 2
+    assert near(case.summary.macs, measured), f"static {case.summary.macs:,} vs FlopCounterMode/2 {measured:,.0f}"
+
+
+def test_layer_macs_equal_flop_counter_with_gating(case: Case) -> None:
+    for row in case.summary.rows:
+        measured = sum(case.counts.get(f"Sequential.{row.name}", {}).values()) / 2
+        assert near(row.info.macs, measured), f"{row.name}: static {row.info.macs:,} vs counted {measured:,.0f}"
+    assert near(case.summary.macs, sum(case.counts["Global"].values()) / 2)
+
+
+BUILTIN_ATTENTION = sorted(
+    kind for kind, cls in KINDS.items() if cls.role == "attention" and cls.__module__.startswith("netspec.layers")
+)
+
+
+@pytest.mark.parametrize("kind", BUILTIN_ATTENTION)
+def test_every_attention_kind_counts_its_macs(kind: str) -> None:
+    """Each attention kind alone (gating is a large share here), with its defaults, on a 64x14x12 map."""
+    spec = netspec.loads(f"input: {{channels: 64, size: [14, 12]}}\nlayers: [{kind}]\n")
+    summary = netspec.summary(spec)
+    torch.manual_seed(0)
+    model = netspec.build(spec)
+    measured = count(model, example(spec), gating=True).get_total_flops() / 2
+    assert summary.macs is not None and summary.macs > 0
+    assert near(summary.macs, measured), f"{kind}: static {summary.macs:,} vs counted {measured:,.0f}"
+    assert summary.params == sum(p.numel() for p in model.parameters())
+
+
+def test_macs_scale_with_the_batch_not_in_the_summary() -> None:
+    """Per sample: a batch of 3 costs three times what the summary says."""
+    spec = netspec.loads(ZOO)
+    model = netspec.build(spec).eval()
+    x = torch.randn(3, 3, 40, 36)
+    measured = count(model, x, gating=True).get_total_flops() / 2
+    assert near(3 * netspec.summary(spec).macs, measured)
+
+
+def test_unknown_size_gives_unknown_macs_not_a_guess() -> None:
+    summary = netspec.summary(netspec.loads("input: {channels: 3}\nlayers: [{conv: {out: 32}}, se, avgpool]\n"))
+    assert summary.macs is None
+    assert [row.info.macs for row in summary.rows] == [None, None, 0]
+    assert "?" in str(summary)
+
+
+def test_convention_is_stated_in_text_and_json() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "netspec", "build", "specs/se_resnet50.yaml", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert "per sample" in data["convention"] and "gating" in data["convention"]
+    assert all(isinstance(layer["macs"], int) for layer in data["layers"])
+    assert data["macs"] == sum(layer["macs"] for layer in data["layers"])
+    text = str(netspec.summary("specs/se_resnet50.yaml"))
+    assert data["convention"] in text
+    assert next(line for line in text.splitlines() if line.startswith("total MACs:")).endswith(" per sample")
