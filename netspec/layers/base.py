@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
 from netspec.errors import Finding, Invalid, Path, format_path
 from netspec.registry import KINDS, suggest
@@ -27,7 +27,16 @@ NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 Flag = Annotated[bool, Strict()]
 
-Role = Literal["layer", "attention"]
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError("must be odd, so that padding (k-1)/2 on each side keeps the size")
+    return value
+
+
+OddInt = Annotated[int, Strict(), Field(ge=1), AfterValidator(_odd)]  # a kernel size that keeps the size
+
+Role = Literal["layer", "attention", "conv"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,13 @@ class Layer(BaseModel):
 
     kind: ClassVar[str] = ""
     role: ClassVar[Role] = "layer"
+    extra_roles: ClassVar[tuple[Role, ...]] = ()  # further places the kind may fill, e.g. ("conv",)
     paper: ClassVar[str] = ""
+
+    @classmethod
+    def fills(cls, role: Role) -> bool:
+        """Whether an entry field of ``role`` (e.g. a stage's ``attention`` or ``conv``) accepts this kind."""
+        return cls.role == role or role in cls.extra_roles
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         """Static shape rule: output shape, parameters, MACs per sample. Report problems on ``ctx``."""
@@ -118,6 +133,20 @@ class Attention(Layer):
         return LayerInfo(x, self.count(x.channels, ctx), self.macs_per_sample(x))
 
 
+class BlockConv(Layer):
+    """Base of kinds that can also stand in for a residual block's strided 3x3 conv (``stage: {conv: sk}``)."""
+
+    extra_roles: ClassVar[tuple[Role, ...]] = ("conv",)
+
+    def block_conv_info(self, x: Shape, ctx: Context, *, out: int, stride: int) -> LayerInfo:
+        """Static shape rule as the block's conv: ``x`` -> ``out`` channels at ``stride``; problems on ``ctx``."""
+        raise NotImplementedError
+
+    def build_block_conv(self, x: Shape, ctx: Context, *, out: int, stride: int) -> "nn.Module":
+        """The ``torch.nn.Module`` standing in for the block's conv (only called on a valid spec)."""
+        raise NotImplementedError
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
@@ -141,8 +170,8 @@ class EntryRole:
 def _coerce_entry(role: Role) -> Any:
     def convert(value: Any) -> Any:
         if value is None or isinstance(value, Layer):
-            if isinstance(value, Layer) and value.role != role:
-                raise ValueError(f"{value.kind!r} is not an {role} kind; choose from {', '.join(kinds_of(role))}")
+            if isinstance(value, Layer) and not value.fills(role):
+                raise ValueError(f"{value.kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}")
             return value
         layer, findings = parse_entry(value, (), role=role)
         if findings:
@@ -153,10 +182,15 @@ def _coerce_entry(role: Role) -> Any:
 
 
 AttentionEntry = Annotated[Attention | None, EntryRole("attention"), _coerce_entry("attention")]
+ConvEntry = Annotated[BlockConv | None, EntryRole("conv"), _coerce_entry("conv")]
 
 
 def kinds_of(role: Role) -> list[str]:
-    return sorted(kind for kind, cls in KINDS.items() if cls.role == role)
+    return sorted(kind for kind, cls in KINDS.items() if cls.fills(role))
+
+
+def _role_name(role: Role) -> str:
+    return {"attention": "an attention kind", "conv": "a kind usable as a block's conv"}.get(role, f"a {role} kind")
 
 
 def entry_fields(cls: type[Layer]) -> dict[str, Role]:
@@ -192,8 +226,8 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
     if cls is None:
         choices = kinds_of(role) if role else sorted(KINDS)
         return None, [Finding(path + (kind,), f"unknown kind {kind!r}{suggest(kind, choices)}", on_key=True)]
-    if role is not None and cls.role != role:
-        message = f"{kind!r} is not an {role} kind; choose from {', '.join(kinds_of(role))}"
+    if role is not None and not cls.fills(role):
+        message = f"{kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}"
         return None, [Finding(path + (kind,), message, on_key=True)]
     if params is None:
         params = {}

@@ -1,0 +1,55 @@
+"""``eca``: Efficient Channel Attention, a k-tap 1-D conv across pooled channels instead of SE's MLP."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from netspec.layers.base import Attention, Context, Layer, OddInt
+from netspec.registry import register
+from netspec.shapes import Shape, scale_macs
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+    from torch import nn
+
+
+def adaptive_kernel(channels: int, *, gamma: int = 2, b: int = 1) -> int:
+    """ECA's k = psi(C): t = int(|(log2 C + b) / gamma|), then t if t is odd else t + 1."""
+    t = int(abs((math.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+@register
+class ECA(Attention):
+    """Efficient Channel Attention: global pool, 1-D conv of `kernel` taps across channels (no bias), sigmoid gate.
+
+    `kernel` defaults to the paper's adaptive size for C channels (gamma=2, b=1; C=256 gives 5); set an odd
+    integer to fix it, as the released ECA-ResNet-50 does (3, 5, 5, 7 per stage).
+    """
+
+    kind = "eca"
+    paper = "Wang, Wu, Zhu, Li, Zuo, Hu. ECA-Net: Efficient Channel Attention. CVPR 2020 (arXiv:1910.03151)"
+
+    kernel: OddInt | None = None
+    """odd number of taps across channels; default: the paper's adaptive t = int((log2 C + 1) / 2), +1 if even"""
+
+    def kernel_for(self, channels: int) -> int:
+        return adaptive_kernel(channels) if self.kernel is None else self.kernel
+
+    def count(self, channels: int, ctx: Context) -> int:
+        return self.kernel_for(channels)
+
+    def macs_per_sample(self, x: Shape) -> int | None:
+        gating = scale_macs(x.channels, x)
+        return None if gating is None else self.kernel_for(x.channels) * x.channels + gating
+
+    def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        from netspec.modules.eca import EfficientChannelAttention
+
+        return EfficientChannelAttention(kernel=self.kernel_for(x.channels))
+
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
+        from hypothesis import strategies as st
+
+        return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)))

@@ -1,0 +1,53 @@
+"""Convolutional Block Attention Module (Woo et al., ECCV 2018; official code Jongchan/attention-module)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ChannelGate(nn.Module):
+    """x * sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))), one MLP C -> C/r -> C shared by both pools."""
+
+    def __init__(self, channels: int, hidden: int, *, bias: bool) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
+        self.gate = nn.Sigmoid()
+
+    def mlp(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(pooled)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True))
+        return x * self.gate(logits)
+
+
+class SpatialGate(nn.Module):
+    """x * sigmoid(bn(conv_kxk([max_c(x), mean_c(x)]))); the conv has no bias, BN as the official BasicConv.
+
+    The official ResNet initialises this BN's weight to 0 (every other BN weight to 1), so the gate starts at 0.5.
+    """
+
+    def __init__(self, *, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+        self.norm = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
+        nn.init.zeros_(self.norm.weight)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), dim=1)  # official order: max, mean
+        return x * self.gate(self.norm(self.conv(pooled)))
+
+
+class CBAM(nn.Module):
+    """Channel gate then (optionally) spatial gate, applied in sequence."""
+
+    def __init__(self, channels: int, hidden: int, *, mlp_bias: bool, kernel: int, spatial: bool) -> None:
+        super().__init__()
+        self.channel = ChannelGate(channels, hidden, bias=mlp_bias)
+        self.spatial = SpatialGate(kernel=kernel) if spatial else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial(self.channel(x))

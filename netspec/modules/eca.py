@@ -1,0 +1,19 @@
+"""Efficient Channel Attention module (Wang et al., CVPR 2020; official code BangguWu/ECANet)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EfficientChannelAttention(nn.Module):
+    """x * sigmoid(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2."""
+
+    def __init__(self, *, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        squeezed = x.mean((2, 3)).unsqueeze(1)  # (N, 1, C): channels are the sequence
+        weights = self.gate(self.conv(squeezed)).transpose(1, 2).unsqueeze(-1)  # (N, C, 1, 1)
+        return x * weights
