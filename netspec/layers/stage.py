@@ -1,9 +1,10 @@
 """``stage``: a ResNet/ResNeXt stage of plain, basic or bottleneck blocks, with optional attention in each block."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from netspec.layers.base import AttentionEntry, Context, Layer, PositiveInt, kinds_of
+from netspec.layers.base import AttentionEntry, Context, ConvEntry, Layer, PositiveInt, kinds_of
 from netspec.layers.conv import conv_info
 from netspec.ops import ActName, NormName
 from netspec.registry import KINDS, register
@@ -23,7 +24,8 @@ class Stage(Layer):
 
     `plain` and `basic` are two 3x3 convs (plain without shortcut), `bottleneck` is 1x1 -> 3x3 (stride,
     groups) -> 1x1 with `width` mid channels (default out/4; ResNeXt sets `width` and `groups`). The
-    `attention` kind runs on the block's output before the residual addition, as in SENet and CBAM.
+    `attention` kind runs on the block's output before the residual addition, as in SENet and CBAM. `conv`
+    names a kind that replaces the block's strided 3x3 conv (bottleneck: the middle one), e.g. `sk` for SKNet.
     """
 
     kind = "stage"
@@ -36,6 +38,7 @@ class Stage(Layer):
     width: Channels | None = None
     groups: PositiveInt = 1
     attention: AttentionEntry = None
+    conv: ConvEntry = None
     norm: NormName | None = None
     act: ActName | None = None
 
@@ -58,6 +61,10 @@ class Stage(Layer):
             dict(out=self.out, kernel=3, stride=1, padding=1, groups=1),
         ]
 
+    def replaced(self, position: int) -> bool:
+        """Whether body conv ``position`` is the strided 3x3 conv that the `conv` kind stands in for."""
+        return self.conv is not None and position == (1 if self.block == "bottleneck" else 0)
+
     def needs_projection(self, in_channels: int, stride: int) -> bool:
         return self.block != "plain" and (stride != 1 or in_channels != self.out)
 
@@ -66,11 +73,18 @@ class Stage(Layer):
         bias = norm == "none"
         total = LayerInfo(x, 0, 0)
         findings_before = len(ctx.findings)
+        if self.conv is not None and self.groups != 1:
+            ctx.error("groups", f"leave 1: the `conv` kind sets its own groups ({self.conv.kind}: {{groups: ...}})")
+        inner = replace(ctx, norm=norm, act=self.act or ctx.act).at("conv", self.conv.kind) if self.conv else ctx
         for index in range(self.depth):
             stride = self.stride if index == 0 else 1
             block_input = total.shape
-            for conv in self.body_plan(block_input.channels, stride):
-                total = total.then(conv_info(total.shape, ctx, bias=bias, norm=norm, **conv))
+            for position, conv in enumerate(self.body_plan(block_input.channels, stride)):
+                if self.conv is not None and self.replaced(position):
+                    info = self.conv.block_conv_info(total.shape, inner, out=conv["out"], stride=conv["stride"])
+                else:
+                    info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
+                total = total.then(info)
             if self.attention is not None:
                 total = total.then(self.attention.infer(total.shape, ctx.at("attention", self.attention.kind)))
             if self.needs_projection(block_input.channels, stride):
@@ -90,6 +104,7 @@ class Stage(Layer):
         norm = self.norm or ctx.norm
         act = self.act or ctx.act
         bias = norm == "none"
+        inner = replace(ctx, norm=norm, act=act).at("conv", self.conv.kind) if self.conv else ctx
         blocks = nn.Sequential()
         shape = x
         for index in range(self.depth):
@@ -99,6 +114,11 @@ class Stage(Layer):
             plan = self.body_plan(shape.channels, stride)
             for position, conv in enumerate(plan):
                 last = position == len(plan) - 1
+                if self.conv is not None and self.replaced(position):
+                    unit = self.conv.build_block_conv(shape, inner, out=conv["out"], stride=conv["stride"])
+                    body.add_module(f"conv{position + 1}", unit)
+                    shape = self.conv.block_conv_info(shape, inner, out=conv["out"], stride=conv["stride"]).shape
+                    continue
                 body.add_module(
                     f"conv{position + 1}",
                     ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
@@ -137,6 +157,13 @@ class Stage(Layer):
             else:
                 width = draw(st.one_of(st.none(), st.integers(1, 16)))
                 out = draw(st.integers(1, 16))
+            conv = None
+            conv_kinds = [KINDS[k] for k in kinds_of("conv")]
+            if block == "bottleneck" and conv_kinds and draw(st.booleans()):
+                mid = Shape(width if width is not None else max(out // 4, 1), x.height, x.width)
+                candidates = [kind for kind in conv_kinds if kind.accepts(mid)]
+                if candidates:  # a kind's strategy for C channels is valid as a C -> C block conv
+                    conv, groups = draw(draw(st.sampled_from(candidates)).strategy(mid)), 1
             stride = draw(st.sampled_from([1, 2]))
             size = [conv_out_size(s, kernel=3, stride=stride, padding=1) for s in (x.height, x.width)]
             after = Shape(out, size[0], size[1])
@@ -145,6 +172,6 @@ class Stage(Layer):
             if candidates and draw(st.booleans()):
                 attention = draw(draw(st.sampled_from(candidates)).strategy(after))
             return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, width=width,
-                       groups=groups, attention=attention)
+                       groups=groups, attention=attention, conv=conv)
 
         return stages()

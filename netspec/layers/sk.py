@@ -1,0 +1,104 @@
+"""``sk``: Selective Kernel unit, attention over branches with different receptive fields (SKNet)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field, Strict
+
+from netspec.layers.base import Attention, BlockConv, Context, Layer, PositiveInt
+from netspec.registry import register
+from netspec.shapes import LayerInfo, Shape, add_macs, conv_out_size, scale_macs
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+    from torch import nn
+
+BranchCount = Annotated[int, Strict(), Field(ge=2)]
+
+
+@register
+class SK(Attention, BlockConv):
+    """Selective Kernel: `branches` grouped 3x3 convs (dilation 1, 2, ...) + BN + ReLU, softmax-weighted sum.
+
+    Fuse: the branch sum is pooled, then fc C->d (d = max(C/`reduction`, `min_hidden`)) + BN + ReLU; select:
+    one 1x1 conv d->M*C without bias, softmax over the M branches. Standalone it keeps (N, C, H, W); as a
+    stage's `conv` it replaces the bottleneck's strided 3x3 conv, with the stride on every branch (SKNet-50).
+    Its convs use BatchNorm + ReLU as the official SKNet, whatever the spec's defaults.
+    """
+
+    kind = "sk"
+    paper = "Li, Wang, Hu, Yang. Selective Kernel Networks. CVPR 2019 (arXiv:1903.06586)"
+
+    branches: BranchCount = 2
+    """number of branches M (>= 2): 3x3 convs with dilation 1, 2, ..., M (receptive fields 3, 5, 7, ...)"""
+    groups: PositiveInt = 32
+    """groups G of each branch conv; must divide the channels"""
+    reduction: PositiveInt = 16
+    """reduction ratio r of the fuse fc: d = max(C / r, min_hidden)"""
+    min_hidden: PositiveInt = 32
+    """L, the least width d of the fuse fc"""
+
+    def hidden(self, channels: int) -> int:
+        """d = max(C / r, L)."""
+        return max(channels // self.reduction, self.min_hidden)
+
+    def _check(self, in_channels: int, out_channels: int, ctx: Context) -> None:
+        if in_channels % self.groups or out_channels % self.groups:
+            channels = f"{in_channels}" if in_channels == out_channels else f"{in_channels} in, {out_channels} out"
+            ctx.error("groups", f"must divide the channels ({channels})")
+        if self.reduction > out_channels:
+            ctx.error("reduction", f"must be <= {out_channels} (the unit has {out_channels} channels)")
+
+    def _params(self, in_channels: int, out_channels: int) -> int:
+        hidden = self.hidden(out_channels)
+        branch = (in_channels // self.groups) * 9 * out_channels + 2 * out_channels  # conv without bias, BN
+        return self.branches * branch + out_channels * hidden + 2 * hidden + hidden * self.branches * out_channels
+
+    def _macs(self, in_channels: int, y: Shape) -> int | None:
+        hidden = self.hidden(y.channels)
+        per_pixel = self.branches * ((in_channels // self.groups) * 9 + 1)  # branch convs, then weighting
+        spatial = scale_macs(per_pixel * y.channels, y)
+        return add_macs(spatial, y.channels * hidden + hidden * self.branches * y.channels)
+
+    def check(self, x: Shape, ctx: Context) -> None:
+        self._check(x.channels, x.channels, ctx)
+
+    def count(self, channels: int, ctx: Context) -> int:
+        return self._params(channels, channels)
+
+    def macs_per_sample(self, x: Shape) -> int | None:
+        return self._macs(x.channels, x)
+
+    def block_conv_info(self, x: Shape, ctx: Context, *, out: int, stride: int) -> LayerInfo:
+        if x.flat:
+            raise ctx.invalid(None, f"sk needs a feature map (N, C, H, W), got {x}")
+        self._check(x.channels, out, ctx)
+        height, width = (conv_out_size(size, kernel=3, stride=stride, padding=1) for size in (x.height, x.width))
+        y = Shape(out, height, width)
+        return LayerInfo(y, self._params(x.channels, out), self._macs(x.channels, y))
+
+    def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        return self.build_block_conv(x, ctx, out=x.channels, stride=1)
+
+    def build_block_conv(self, x: Shape, ctx: Context, *, out: int, stride: int) -> "nn.Module":
+        from netspec.modules.sk import SelectiveKernel
+
+        return SelectiveKernel(x.channels, out, stride=stride, branches=self.branches, groups=self.groups,
+                               hidden=self.hidden(out))
+
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return x.spatial
+
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
+        from hypothesis import strategies as st
+
+        divisors = [g for g in range(1, x.channels + 1) if x.channels % g == 0]
+        return st.builds(
+            cls,
+            branches=st.integers(2, 3),
+            groups=st.sampled_from(divisors),
+            reduction=st.integers(1, x.channels),
+            min_hidden=st.integers(1, 40),
+        )

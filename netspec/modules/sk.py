@@ -1,0 +1,40 @@
+"""Selective Kernel unit (Li et al., CVPR 2019; official Caffe SKNet, implus/SKNet models/sknet50.prototxt)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from netspec.modules.conv import ConvNormAct
+
+
+class SelectiveKernel(nn.Module):
+    """Split / fuse / select: M grouped 3x3 branches (dilation 1..M), each conv+BN+ReLU, summed, pooled,
+    fc C->d + BN + ReLU, one 1x1 conv d->M*C (no bias), softmax over the M branches, weighted sum."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, stride: int, branches: int, groups: int, hidden: int
+    ) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.branches = nn.ModuleList(
+            ConvNormAct(in_channels, out_channels, kernel=3, stride=stride, padding=dilation, dilation=dilation,
+                        groups=groups, bias=False, norm="batch", act="relu")
+            for dilation in range(1, branches + 1)
+        )
+        self.fc1 = ConvNormAct(out_channels, hidden, kernel=1, bias=False, norm="batch", act="relu")
+        self.fc2 = nn.Conv2d(hidden, branches * out_channels, 1, bias=False)
+        for fc in (self.fc1.conv, self.fc2):
+            nn.init.normal_(fc.weight, std=0.01)  # the official prototxt's gaussian filler
+        self.softmax = nn.Softmax(dim=1)
+
+    def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The branch outputs (N, M, C, H, W) and their attention weights (N, M, C, 1, 1), summing to 1 over M."""
+        features = torch.stack([branch(x) for branch in self.branches], dim=1)
+        fused = features.sum(1).mean((2, 3), keepdim=True)
+        logits = self.fc2(self.fc1(fused))
+        weights = self.softmax(logits.view(x.shape[0], len(self.branches), self.out_channels, 1, 1))
+        return features, weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features, weights = self.select(x)
+        return (features * weights).sum(1)
