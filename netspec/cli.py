@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import warnings
-import tempfile
 from typing import Callable, Sequence
 
 from netspec.errors import SpecError
+from netspec.files import write_atomic  # noqa: F401  (re-exported: it used to live here)
 from netspec.spec import Spec
 
 
@@ -18,20 +17,6 @@ def _errors(error: SpecError) -> int:
     for problem in error.problems:
         print(problem, file=sys.stderr)
     return 1
-
-
-def write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)`` then rename onto ``path``: a failure never leaves a partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".netspec-", suffix=os.path.splitext(path)[1], dir=directory)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -43,13 +28,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     except SpecError as error:
         return _errors(error)
     if args.output:
-        if not args.output.endswith(".pt"):
-            print(f"{args.output}: unsupported output format (use .pt for a state dict)", file=sys.stderr)
-            return 2
-        import torch
+        from netspec.export import ExportError, save
 
-        model = netspec.build(spec)
-        write_atomic(args.output, lambda path: torch.save(model.state_dict(), path))
+        try:
+            save(spec, args.output)
+        except ExportError as error:
+            print(f"{args.output}: {error}", file=sys.stderr)
+            return 1
+        except OSError:
+            raise  # unwritable path: reported by main() as `netspec: ...`
+        except Exception as error:  # an exporter failure: one line, not a traceback
+            reason = (str(error).strip().splitlines() or [""])[0]
+            print(f"{args.output}: export failed: {type(error).__name__}: {reason}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -113,6 +104,14 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_path(path: str) -> str:
+    from netspec.export import describe_formats, output_format
+
+    if output_format(path) is None:
+        raise argparse.ArgumentTypeError(f"{path}: unknown output format; use {describe_formats()}")
+    return path
+
+
 def _scale_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--width", type=_multiplier, metavar="W",
                          help="width multiplier: overrides the spec's scale.width (channels -> multiple of 8)")
@@ -128,7 +127,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("spec", help="YAML spec file")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     _scale_options(build)
-    build.add_argument("-o", "--output", metavar="OUT", help="write the built model (.pt: state dict)")
+    build.add_argument("-o", "--output", metavar="OUT", type=_output_path,
+                       help="write the built model: .pt state dict, .pt2 torch.export program, .onnx (extra)")
     build.set_defaults(run=cmd_build)
 
     check = commands.add_parser("check", help="validate specs and infer shapes without building (fast, no torch)")

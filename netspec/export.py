@@ -1,0 +1,143 @@
+"""Write a built model to disk, the format chosen by the file extension; every file is written atomically.
+
+- ``.pt``: the ``state_dict`` (``torch.save``); load it into ``netspec.build(spec)``.
+- ``.pt2``: a ``torch.export`` program (``torch.export.save``); ``torch.export.load`` runs it
+  without netspec installed. The batch dimension is dynamic, channels and H, W are the spec's.
+- ``.onnx``: ONNX from ``torch.onnx.export(dynamo=True)``, needs the ``onnx`` extra
+  (``pip install 'netspec[onnx]'``: onnx, onnxscript, and onnxruntime to run it); batch is dynamic,
+  the input is named ``input`` and the output ``output``; weights are stored inside the file.
+
+Models are exported in eval mode (batch norm uses its running statistics, dropout is off).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import warnings
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from netspec.files import write_atomic
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from netspec.spec import Spec
+
+FORMATS: dict[str, str] = {
+    ".pt": "state dict",
+    ".pt2": "torch.export program",
+    ".onnx": "ONNX",
+}
+
+ONNX_EXTRA = ("onnx", "onnxscript")
+EXAMPLE_BATCH = 2  # an example batch of 1 would let torch.export specialise the batch dimension
+
+
+class ExportError(Exception):
+    """Exporting is not possible (a missing optional package, no input size); the message is one line."""
+
+
+def output_format(path: str | os.PathLike[str]) -> str | None:
+    """The extension of ``path`` if netspec can write it (``.pt``, ``.pt2``, ``.onnx``), else ``None``."""
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    return extension if extension in FORMATS else None
+
+
+def describe_formats() -> str:
+    return ", ".join(f"{extension} ({what})" for extension, what in FORMATS.items())
+
+
+def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None" = None) -> str:
+    """Build ``spec`` (or take ``model``, built from it) and write it to ``path``; returns the format written.
+
+    Raises ``ValueError`` for an unknown extension and :class:`ExportError` when the format cannot
+    be written here (the message says what to install or to add to the spec).
+    """
+    import netspec
+
+    extension = output_format(path)
+    if extension is None:
+        raise ValueError(f"{os.fspath(path)}: unknown output format; use one of {describe_formats()}")
+    if extension == ".onnx":
+        missing = [name for name in ONNX_EXTRA if not _importable(name)]
+        if missing:
+            raise ExportError(
+                f"writing ONNX needs {' and '.join(missing)}: pip install 'netspec[onnx]'"
+            )
+    if model is None:
+        model = netspec.build(spec)
+    model.eval()
+    writer: Callable[[str], None]
+    if extension == ".pt":
+        import torch
+
+        state = model.state_dict()
+        writer = lambda temporary: torch.save(state, temporary)  # noqa: E731
+    else:
+        example = example_input(spec)
+        writer = _write_program(model, example) if extension == ".pt2" else _write_onnx(model, example)
+    write_atomic(os.fspath(path), writer)
+    return FORMATS[extension]
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def example_input(spec: "Spec") -> "torch.Tensor":
+    """A random input batch of the spec's shape; exporting fixes C, H, W, so ``input.size`` is needed."""
+    import torch
+
+    size = spec.input.size
+    if size is None:
+        raise ExportError("exporting a program needs a fixed input size: give `input.size` in the spec")
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(EXAMPLE_BATCH, spec.input.channels, *size, generator=generator)
+
+
+def _dynamic_batch() -> tuple[dict[int, object]]:
+    import torch
+
+    return ({0: torch.export.Dim("batch")},)
+
+
+def _write_program(model: "nn.Module", example: "torch.Tensor") -> Callable[[str], None]:
+    import torch
+
+    with _quiet():
+        program = torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch())
+    return lambda temporary: torch.export.save(program, temporary)
+
+
+def _write_onnx(model: "nn.Module", example: "torch.Tensor") -> Callable[[str], None]:
+    import torch
+
+    def write(temporary: str) -> None:
+        with _quiet():
+            torch.onnx.export(
+                model, (example,), temporary, dynamo=True, external_data=False, verbose=False,
+                dynamic_shapes=_dynamic_batch(), input_names=["input"], output_names=["output"],
+            )
+
+    return write
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' progress logs and deprecation warnings (errors still raise)."""
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        onnx_logger.setLevel(level)
