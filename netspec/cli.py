@@ -1,4 +1,4 @@
-"""``netspec`` command line: build, check, schema, blocks. Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
+"""``netspec`` command line: build, check, schema, blocks, graph. Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
 from __future__ import annotations
 
 import argparse
@@ -104,6 +104,34 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    import netspec
+    from netspec.graph import GraphError, to_dot, write
+
+    try:
+        summary = netspec.summary(_rescaled(netspec.load(args.spec), args))
+    except SpecError as error:
+        return _errors(error)
+    if args.output is None:
+        print(to_dot(summary), end="")
+        return 0
+    try:
+        write(summary, args.output)
+    except GraphError as error:
+        print(f"{args.output}: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _graph_path(path: str) -> str:
+    from netspec.graph import describe_formats, output_format
+
+    if output_format(path) is None:
+        raise argparse.ArgumentTypeError(f"{path}: unknown drawing format; use {describe_formats()}")
+    return path
+
+
 def _output_path(path: str) -> str:
     from netspec.export import describe_formats, output_format
 
@@ -143,6 +171,14 @@ def parser() -> argparse.ArgumentParser:
 
     blocks = commands.add_parser("blocks", help="list every kind with its params, defaults and paper")
     blocks.set_defaults(run=cmd_blocks)
+
+    graph = commands.add_parser("graph", help="draw the layers with their output shapes (.svg, .dot, .mmd; no torch)")
+    graph.add_argument("spec", help="YAML spec file")
+    graph.add_argument("-o", "--output", metavar="OUT", type=_graph_path,
+                       help="write .svg (needs Graphviz's dot), .dot/.gv (Graphviz) or .mmd (Mermaid); "
+                            "default: DOT on stdout")
+    _scale_options(graph)
+    graph.set_defaults(run=cmd_graph)
     return root
 
 
