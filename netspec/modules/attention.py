@@ -1,0 +1,86 @@
+"""Memory-efficient softmax attention shared by Non-local, PAM and CAM (and the straightforward reference).
+
+``attend(query, key, value, scale=s)`` is ``softmax(s * query @ key^T) @ value`` over token-major tensors
+(batch, tokens, features). It calls ``torch.nn.functional.scaled_dot_product_attention`` whenever a fused kernel
+fits, so the (tokens x tokens) score matrix is never materialised whole. The one case where none fits is on the
+CPU when the value's feature size differs from the query's (PAM: C/8 vs C; the CPU flash kernel needs equal
+sizes, and SDPA's math fallback materialises everything, with extra masking passes): there the queries are
+processed in chunks of at most ``budget`` scores each, with the same bmm + softmax arithmetic as the official
+code, so forward memory stays bounded. Chunk sizes come from shapes only, so ``torch.compile(fullgraph=True)``
+traces it without graph breaks.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CHUNK_SCORES = 1 << 21
+"""Default most score-matrix elements held at once on the chunked path (8 MiB in float32)."""
+
+_CPU_FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def fused_kernel_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
+    """Whether SDPA can run these shapes without materialising the whole score matrix.
+
+    On the CPU the flash kernel needs equal query/key/value feature sizes and a float dtype; on accelerators
+    SDPA picks a fused kernel itself (flash, or memory-efficient attention, which allows a larger value size).
+    """
+    if query.device.type != "cpu":
+        return True
+    return query.dtype in _CPU_FUSED_DTYPES and query.size(-1) == key.size(-1) == value.size(-1)
+
+
+def attend(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scale: float, budget: int = CHUNK_SCORES
+) -> torch.Tensor:
+    """``softmax(scale * query @ key^T, dim=-1) @ value``: (B, L, d), (B, S, d), (B, S, e) -> (B, L, e)."""
+    # torch.export / ONNX: one SDPA op, so the program holds for every batch size (chunk sizes depend on it)
+    if fused_kernel_fits(query, key, value) or torch.compiler.is_exporting():
+        # fused kernels want unit stride in the feature dim (else SDPA falls back to the math kernel)
+        query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
+        out = F.scaled_dot_product_attention(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=scale)
+        return out.squeeze(1)
+    return chunked_attention(query, key, value, scale=scale, budget=budget)
+
+
+def chunked_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scale: float, budget: int = CHUNK_SCORES
+) -> torch.Tensor:
+    """:func:`attend` by bmm + softmax over chunks of queries, at most ``budget`` scores alive at a time.
+
+    When ``value`` is a transposed view of a (B, e, S) tensor (a 1x1 conv output in NCHW), the result is
+    computed as ``value^T @ probs^T`` into a (B, e, L) buffer, as the official PAM code does, and returned as
+    its (B, L, e) view: the caller's NCHW output is then contiguous without a transposing copy.
+    """
+    batch, length, _ = query.shape
+    rows = max(1, budget // max(1, batch * key.size(1)))
+    if scale != 1.0:
+        query = query * scale
+    key_t = key.transpose(1, 2)
+    channel_major = value.stride(-1) != 1 and value.stride(-2) == 1
+    value_t = value.transpose(1, 2)
+
+    def weighted(queries: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(torch.bmm(queries, key_t), dim=-1)
+        if channel_major:
+            return torch.bmm(value_t, probs.transpose(1, 2)).transpose(1, 2)
+        return torch.bmm(probs, value)
+
+    if rows >= length:
+        return weighted(query)
+    if channel_major:
+        out = query.new_empty(batch, value.size(-1), length).transpose(1, 2)
+    else:
+        out = query.new_empty(batch, length, value.size(-1))
+    for start in range(0, length, rows):
+        out[:, start : start + rows] = weighted(query[:, start : start + rows])
+    return out
+
+
+def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scale: float) -> torch.Tensor:
+    """The straightforward version (the whole score matrix at once), as the papers' official code computes it."""
+    scores = torch.bmm(query, key.transpose(1, 2))
+    if scale != 1.0:
+        scores = scores * scale
+    return torch.bmm(torch.softmax(scores, dim=-1), value)

@@ -1,0 +1,66 @@
+"""Non-local block, embedded Gaussian (Wang et al., CVPR 2018; facebookresearch/video-nonlocal-net, 2-D).
+
+Parameter names follow AlexHex7/Non-local_pytorch (``theta``, ``phi``, ``g``, ``W``), the common PyTorch port.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from netspec.modules.attention import attend
+from netspec.ops import make_norm
+
+
+class NonLocal2d(nn.Module):
+    """z = x + norm(W y), y = softmax(theta(x)^T phi(x')) g(x'); x' = x, or x max-pooled 2x2 with ``subsample``.
+
+    theta, phi, g are 1x1 convs C -> ``inter`` and W a 1x1 conv ``inter`` -> C, all with bias. The norm after W
+    has its weight and bias zero-initialised (or W itself when ``norm="none"``), so the block starts as the
+    identity. ``scale`` multiplies the logits by 1/sqrt(inter) (the released video models do; the paper's
+    formula does not). As in the official code the pooling comes before the phi and g convs (the paper's text
+    and AlexHex7's port pool after them; same parameters, 4x cheaper convs).
+    """
+
+    def __init__(self, channels: int, inter: int, *, scale: bool = False, subsample: bool = False,
+                 norm: str = "batch") -> None:
+        super().__init__()
+        self.theta = nn.Conv2d(channels, inter, 1)
+        self.phi = nn.Conv2d(channels, inter, 1)
+        self.g = nn.Conv2d(channels, inter, 1)
+        self.pool = nn.MaxPool2d(2) if subsample else nn.Identity()
+        self.W = nn.Sequential(nn.Conv2d(inter, channels, 1))
+        if norm != "none":
+            self.W.append(make_norm(norm, channels))
+        for tensor in (self.W[-1].weight, self.W[-1].bias):  # the last of W: the norm's affine, or the conv
+            if tensor is not None:
+                nn.init.zeros_(tensor)
+        self.scale = inter**-0.5 if scale else 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.W(self.attend(x))
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """y = softmax(theta(x)^T phi(x')) g(x') as an (N, inter, H, W) map."""
+        n, _, h, w = x.shape
+        pooled = self.pool(x)
+        # token-major (N, HW, inter) with unit stride in the features, as the fused kernels want; copied here
+        # rather than inside attend() so that each conv output is freed at once (no copy when channels_last)
+        theta = self.theta(x).flatten(2).transpose(1, 2).contiguous()
+        phi = self.phi(pooled).flatten(2).transpose(1, 2).contiguous()
+        g = self.g(pooled).flatten(2).transpose(1, 2).contiguous()
+        y = attend(theta, phi, g, scale=self.scale)
+        return y.transpose(1, 2).reshape(n, -1, h, w)
+
+
+def reference(module: NonLocal2d, x: torch.Tensor) -> torch.Tensor:
+    """The block as the official code computes it (bmm + softmax over the whole matrix), with ``module``'s weights."""
+    n, _, h, w = x.shape
+    pooled = module.pool(x)
+    theta = module.theta(x).reshape(n, module.theta.out_channels, -1).permute(0, 2, 1)
+    phi = module.phi(pooled).reshape(n, module.phi.out_channels, -1)
+    g = module.g(pooled).reshape(n, module.g.out_channels, -1).permute(0, 2, 1)
+    f = torch.matmul(theta, phi)
+    if module.scale != 1.0:
+        f = f * module.scale
+    y = torch.matmul(torch.softmax(f, dim=-1), g).permute(0, 2, 1).reshape(n, -1, h, w)
+    return module.W(y) + x
