@@ -1,0 +1,373 @@
+"""Issue 3 (spatial attention): nonlocal, pam, cam, danet against the official code (DESIGN.md section 6),
+and issue 5's memory-efficient attention (SDPA or bounded query chunks, equal to the straightforward bmm + softmax).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import netspec
+from netspec.layers import CAM, PAM, Context, DANet, NonLocal
+from netspec.modules import attention, cam, non_local, pam
+from netspec.shapes import Shape
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+KINDS = ["nonlocal", "pam", "cam", "danet"]
+REFERENCES = {"nonlocal": non_local.reference, "pam": pam.reference, "cam": cam.reference}
+
+RESNET50 = 25_557_032  # torchvision (DESIGN.md section 6)
+RESNET50_FC = 2048 * 1000 + 1000
+
+
+def non_local_params(c: int) -> float:
+    return 2 * c * c + 4.5 * c  # inter = C/2, θ φ g W with bias, BN after W
+
+
+def pam_params(c: int) -> float:
+    return 1.25 * c * c + 1.25 * c + 1  # q, k: C -> C/8 with bias; v: C -> C with bias; gamma
+
+
+def numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def static_and_built(layer: netspec.Layer, channels: int) -> tuple[int, int]:
+    x = Shape(channels, 3, 2)
+    return layer.infer(x, Context()).params, numel(layer.build(x, Context()))
+
+
+# --- parameter counts: the formulas of DESIGN.md section 6 --------------------------------------------
+
+
+@given(half=st.integers(1, 192))
+def test_non_local_params(half: int) -> None:
+    channels = 2 * half
+    expected = non_local_params(channels)
+    assert static_and_built(NonLocal(), channels) == (expected, expected)
+    assert static_and_built(NonLocal(norm="none"), channels) == (expected - 2 * channels,) * 2
+    assert static_and_built(NonLocal(inter=half, scale=True, subsample=True), channels) == (expected, expected)
+
+
+def test_non_local_params_at_1024_channels() -> None:
+    assert static_and_built(NonLocal(), 1024) == (2_101_760, 2_101_760)
+
+
+@given(eighth=st.integers(1, 48))
+def test_pam_cam_danet_params(eighth: int) -> None:
+    channels = 8 * eighth
+    expected = pam_params(channels)
+    assert static_and_built(PAM(), channels) == (expected, expected)
+    assert static_and_built(CAM(), channels) == (1, 1)
+    assert static_and_built(DANet(), channels) == (expected + 1, expected + 1)
+
+
+@given(channels=st.integers(1, 300), data=st.data())
+def test_static_params_equal_the_built_module_for_any_valid_params(channels: int, data: st.DataObject) -> None:
+    shape = Shape(channels, 4, 3)
+    for kind in KINDS:
+        layer = data.draw(netspec.KINDS[kind].strategy(shape))
+        assert layer.infer(shape, Context()).params == numel(layer.build(shape, Context()))
+
+
+def test_macs_include_the_attention_matmuls() -> None:
+    c, hw = 64, 8 * 6
+    x = Shape(c, 8, 6)
+    assert PAM().macs_per_sample(x) == hw * (2 * c * 8 + c * c) + hw * hw * (8 + c) + hw * c
+    assert CAM().macs_per_sample(x) == 2 * c * c * hw + c * hw
+    assert NonLocal().macs_per_sample(x) == 4 * hw * c * 32 + 2 * hw * hw * 32
+    assert NonLocal(subsample=True).macs_per_sample(x) == 2 * hw * c * 32 + 2 * 12 * c * 32 + 2 * hw * 12 * 32
+    assert DANet().macs_per_sample(x) == PAM().macs_per_sample(x) + CAM().macs_per_sample(x)
+    assert NonLocal().macs_per_sample(Shape(c)) is None
+
+
+# --- whole networks ---------------------------------------------------------------------------------------
+
+
+def test_non_local_resnet50() -> None:
+    # 5 blocks: 2 in res3 (512 channels), 3 in res4 (1024 channels), every other residual block
+    expected = RESNET50 + 2 * non_local_params(512) + 3 * non_local_params(1024)
+    assert expected == 32_915_496
+    spec = netspec.load(SPECS / "nonlocal_resnet50.yaml")
+    assert netspec.summary(spec).params == expected
+    model = netspec.build(spec).eval()
+    assert numel(model) == expected
+    blocks = []  # (stage channels, residual blocks of that stage so far) at each non-local block
+    done: dict[int, int] = {}
+    for name, child in model.named_children():
+        if name.startswith("stage"):
+            channels = child[0].body[-1].conv.out_channels
+            done[channels] = done.get(channels, 0) + len(child)
+        elif name.startswith("nonlocal"):
+            assert child.theta.out_channels == channels // 2 and isinstance(child.W[1], torch.nn.BatchNorm2d)
+            blocks.append((channels, done[channels] - 1))
+    assert blocks == [(512, 1), (512, 3), (1024, 1), (1024, 3), (1024, 5)]
+    assert done == {256: 3, 512: 4, 1024: 6, 2048: 3}
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_danet_resnet50() -> None:
+    trunk = RESNET50 - RESNET50_FC
+    conv3x3 = lambda cin, cout: 9 * cin * cout + 2 * cout  # noqa: E731  (no bias, BN)
+    head = conv3x3(2048, 512) + pam_params(512) + 1 + conv3x3(512, 512) + 512 * 19 + 19
+    expected = trunk + head
+    assert expected == 35_644_629
+    spec = netspec.load(SPECS / "danet_resnet50.yaml")
+    assert netspec.summary(spec).params == expected
+    model = netspec.build(spec).eval()
+    assert numel(model) == expected
+    assert type(model.danet1).__name__ == "DualAttention"
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 96, 64)).shape == (1, 19, 3, 2)
+
+
+def test_specs_check_without_torch() -> None:
+    code = (
+        "import sys, netspec\n"
+        "for name in ('nonlocal_resnet50', 'danet_resnet50'): netspec.check(f'specs/{name}.yaml')\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=SPECS.parent)
+
+
+# --- behaviour --------------------------------------------------------------------------------------------
+
+
+@st.composite
+def feature_maps(draw: st.DrawFn, *, min_batch: int = 1, min_channels: int = 1) -> torch.Tensor:
+    batch = draw(st.integers(min_batch, 3))
+    channels = draw(st.integers(min_channels, 24))
+    height = draw(st.sampled_from([1, 2, 3, 5, 7, 9]))
+    width = draw(st.sampled_from([1, 3, 4, 6, 11]).filter(lambda w: w != height or height == 1))
+    return torch.randn(batch, channels, height, width)
+
+
+def shape_of(x: torch.Tensor) -> Shape:
+    return Shape(x.shape[1], x.shape[2], x.shape[3])
+
+
+def randomize(module: torch.nn.Module) -> torch.nn.Module:
+    """Non-zero gammas and norm weights (the initial zeros would make any attention output pass)."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.normal_(0.0, 0.5)
+        for buffer_name, buffer in module.named_buffers():
+            if buffer_name.endswith("running_mean"):
+                buffer.normal_()
+            elif buffer_name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
+    return module
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("train", [True, False])
+@given(data=st.data())
+def test_attention_keeps_the_shape_and_is_finite(kind: str, train: bool, data: st.DataObject) -> None:
+    x = data.draw(feature_maps(min_batch=2 if train else 1))  # train-mode BatchNorm needs N*H*W > 1
+    layer = data.draw(netspec.KINDS[kind].strategy(shape_of(x)))
+    assert layer.infer(shape_of(x), Context()).shape == shape_of(x)
+    module = randomize(layer.build(shape_of(x), Context())).train(train)
+    with torch.no_grad():
+        y = module(x)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 3), (2, 9), (7, 7)])
+def test_shapes_at_the_edges(kind: str, size: tuple[int, int]) -> None:
+    x = torch.randn(2, 16, *size)
+    module = randomize(netspec.KINDS[kind]().build(shape_of(x), Context()))
+    for train in (True, False):
+        y = module.train(train)(x)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("kind", ["nonlocal", "pam", "cam"])
+@given(data=st.data())
+def test_zero_initialised_gates_make_the_block_the_identity(kind: str, data: st.DataObject) -> None:
+    x = data.draw(feature_maps(min_batch=2, min_channels=8))
+    for layer in (netspec.KINDS[kind](), data.draw(netspec.KINDS[kind].strategy(shape_of(x)))):
+        module = layer.build(shape_of(x), Context())
+        for train in (True, False):
+            assert torch.equal(module.train(train)(x), x), layer
+
+
+def test_danet_sums_the_two_branches() -> None:
+    x = torch.randn(2, 16, 5, 3)
+    module = DANet(reduction=4).build(shape_of(x), Context())
+    assert torch.equal(module(x), 2 * x)  # both residuals, gammas 0: PAM(x) + CAM(x) = 2x
+    randomize(module)
+    assert torch.allclose(module(x), pam.reference(module.sa, x) + cam.reference(module.sc, x), atol=1e-5)
+
+
+@given(x=feature_maps(), gamma=st.floats(-2.0, 2.0), magnitude=st.sampled_from([1.0, 30.0]))
+def test_cam_matches_softmax_of_rowmax_minus_energy(x: torch.Tensor, gamma: float, magnitude: float) -> None:
+    x = (x * magnitude).double()  # at 30x the energies reach ~1e4: exp(-E) without the shift would overflow
+    module = CAM().build(shape_of(x), Context()).double()
+    with torch.no_grad():
+        module.gamma.fill_(gamma)
+        n, c, h, w = x.shape
+        features = x.reshape(n, c, h * w)
+        energy = features @ features.transpose(1, 2)
+        rowmax = energy.max(dim=-1, keepdim=True).values
+        weights = torch.exp(rowmax - energy - (rowmax - energy).max(dim=-1, keepdim=True).values)
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+        expected = x + gamma * (weights @ features).reshape(n, c, h, w)
+        y = module(x)
+    assert torch.isfinite(y).all()
+    assert torch.allclose(y, expected, rtol=1e-9, atol=1e-9 * magnitude)
+
+
+# --- memory-efficient attention == the straightforward bmm + softmax (issue 5) ---------------------------
+
+
+def built(layer: netspec.Layer, x: torch.Tensor) -> torch.nn.Module:
+    return randomize(layer.build(shape_of(x), Context()))
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [NonLocal(), NonLocal(scale=True, subsample=True), NonLocal(norm="none", inter=5), PAM(), PAM(reduction=2), CAM()],
+    ids=repr,
+)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("train", [True, False])
+def test_outputs_and_gradients_equal_the_reference(layer: netspec.Layer, layout: str, train: bool) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 7, 10, dtype=torch.float64)  # float64: tight tolerances, the CPU flash kernel takes it
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    module = built(layer, x).double().train(train)
+    reference = REFERENCES[layer.kind]
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, expected = module(x1), reference(module, x2)
+    assert torch.allclose(y, expected, rtol=1e-10, atol=1e-10)
+    grads = torch.autograd.grad(y.square().sum(), [x1, *module.parameters()])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x2, *module.parameters()])
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, rtol=1e-8, atol=1e-8)
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    assert y.is_contiguous(memory_format=memory_format)  # the input's layout is kept
+
+
+@pytest.mark.parametrize("budget", [1, 50, 200, 10**9])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_pam_query_chunks_equal_the_reference_and_bound_the_scores(
+    budget: int, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 9, 7)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    module = built(PAM(), x)
+    module.chunk_scores = budget
+    largest: list[int] = []
+    softmax = torch.softmax
+
+    def recording_softmax(scores: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        largest.append(scores.numel())
+        return softmax(scores, *args, **kwargs)
+
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    monkeypatch.setattr(torch, "softmax", recording_softmax)
+    y = module(x1)
+    monkeypatch.undo()
+    chunk_rows = max(1, budget // (2 * 63))
+    assert max(largest) == 2 * min(chunk_rows, 63) * 63  # never more scores than one chunk of queries
+    assert len(largest) == -(-63 // chunk_rows)
+    expected = pam.reference(module, x2)
+    assert torch.allclose(y, expected, rtol=1e-4, atol=1e-5)
+    grad, expected_grad = (torch.autograd.grad(t.square().sum(), inp)[0] for t, inp in ((y, x1), (expected, x2)))
+    assert torch.allclose(grad, expected_grad, rtol=1e-3, atol=1e-4)
+    assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("kind", ["nonlocal", "cam", "pam"])
+def test_sdpa_runs_with_the_papers_scale(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, object]] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(*args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        calls.append({"shape": tuple(args[0].shape), **kwargs})
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
+    x = torch.randn(2, 32, 6, 5)
+    module = netspec.KINDS[kind]().build(shape_of(x), Context())
+    module(x)
+    if kind == "pam":  # CPU, value size C != query size C/8: no fused kernel, bounded query chunks instead
+        assert not attention.fused_kernel_fits(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4), torch.zeros(1, 4, 32))
+        assert calls == []
+        return
+    tokens, features = {"nonlocal": (30, 16), "cam": (32, 30)}[kind]
+    assert calls == [{"shape": (2, 1, tokens, features), "scale": 1.0}]  # embedded Gaussian, CAM: no scaling
+    calls.clear()
+    NonLocal(scale=True).build(shape_of(x), Context())(x)
+    assert calls[0]["scale"] == pytest.approx(16**-0.5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_compiles_to_a_single_graph(kind: str) -> None:
+    torch._dynamo.reset()
+    x = torch.randn(2, 16, 5, 3)
+    module = built(netspec.KINDS[kind](), x).eval()
+    compiled = torch.compile(module, fullgraph=True, backend="eager")  # tracing is what can break; eager is fast
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), module(x), atol=1e-5)
+
+
+# --- bad params: located errors, not torch exceptions ----------------------------------------------------
+
+
+BAD = [
+    # (yaml line of the layer, the text the error points at, path of the problem, part of the message)
+    ("  - pam", "pam", ("layers", 1, "pam", "reduction"), "needs at least 8 input channels"),
+    ("  - pam: {reduction: 5}", "5", ("layers", 1, "pam", "reduction"), "needs at least 5 input channels"),
+    ("  - danet", "danet", ("layers", 1, "danet", "reduction"), "needs at least 8 input channels"),
+    ("  - nonlocal: {reduction: 5}", "5", ("layers", 1, "nonlocal", "reduction"), "must be <= 4"),
+    ("  - nonlocal: {reduction: 2, inter: 8}", "8", ("layers", 1, "nonlocal", "inter"), "not both"),
+    ("  - nonlocal: {scale: 1}", "1", ("layers", 1, "nonlocal", "scale"), "boolean"),
+    ("  - nonlocal: {norm: group}", "group", ("layers", 1, "nonlocal", "norm"), "'batch'"),
+    ("  - cam: {reduction: 8}", "reduction", ("layers", 1, "cam", "reduction"), "unknown field"),
+    ("  - stage: {out: 4, block: basic, attention: pam}", "pam", ("layers", 1, "stage", "attention", "pam", "reduction"),
+     "needs at least 8 input channels"),
+    ("  - stage: {out: 4, block: basic, stride: 4, attention: {nonlocal: {subsample: true}}}", "true",
+     ("layers", 1, "stage", "attention", "nonlocal", "subsample"), "at least 2x2"),
+]
+
+
+@pytest.mark.parametrize("line, target, path, message", BAD)
+def test_bad_params_are_located(line: str, target: str, path: tuple[object, ...], message: str) -> None:
+    text = f"input: {{channels: 3, size: 4}}\nlayers:\n  - conv: {{out: 4}}\n{line}\n"
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.check(netspec.loads(text, name="x.yaml"))
+    problems = [p for p in caught.value.problems if p.path == path]
+    assert len(problems) == 1, caught.value
+    problem = problems[0]
+    column = line.rindex(target) + 1
+    assert (problem.file, problem.line, problem.column) == ("x.yaml", 4, column), problem
+    assert message in problem.message
+    assert str(problem).startswith(f"x.yaml:4:{column}: ")
+
+
+def test_params_round_trip_through_yaml() -> None:
+    text = """\
+input: {channels: 3, size: 32}
+layers:
+  - conv: {out: 64}
+  - nonlocal: {inter: 16, scale: true, subsample: true, norm: none}
+  - stage: {out: 64, attention: {pam: {reduction: 4}}}
+  - danet: {reduction: 16}
+  - cam
+"""
+    spec = netspec.loads(text)
+    assert spec.layers[1] == NonLocal(inter=16, scale=True, subsample=True, norm="none")
+    assert spec.layers[2].attention == PAM(reduction=4)
+    assert netspec.loads(spec.to_yaml()) == spec
