@@ -15,11 +15,12 @@ class NormRule:
     module: str | None
     params_per_channel: int
     kwargs: dict[str, Any] = field(default_factory=dict)
+    min_pixels: int = 1  # fewest positions per channel it can normalise (instance norm: statistics over H*W)
 
 
 NORMS: dict[str, NormRule] = {
     "batch": NormRule("BatchNorm2d", 2),
-    "instance": NormRule("InstanceNorm2d", 2, {"affine": True}),
+    "instance": NormRule("InstanceNorm2d", 2, {"affine": True}, min_pixels=2),
     "none": NormRule(None, 0),
 }
 
@@ -44,6 +45,14 @@ ActName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 def norm_params(name: str, channels: int) -> int:
     """Learnable parameters of norm ``name`` over ``channels`` channels (running stats are buffers)."""
     return NORMS[name].params_per_channel * channels
+
+
+def norm_problem(name: str, height: int | None, width: int | None) -> str | None:
+    """Why norm ``name`` cannot normalise ``height`` x ``width`` maps (instance norm on 1x1), else ``None``."""
+    rule = NORMS[name]
+    if height is None or width is None or height * width >= rule.min_pixels:
+        return None
+    return f"{name} norm needs at least {rule.min_pixels} positions per channel, the map is {height}x{width}"
 
 
 def make_norm(name: str, channels: int) -> "nn.Module":

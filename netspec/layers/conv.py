@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveInt
-from netspec.ops import ActName, NormName, norm_params
+from netspec.ops import ActName, NormName, norm_params, norm_problem
 from netspec.registry import register
 from netspec.scaling import Channels
 from netspec.shapes import LayerInfo, Shape, conv_out_size, scale_macs
@@ -47,6 +47,9 @@ def conv_info(
             f"(kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation})",
         )
     y = Shape(out, height, width)
+    problem = norm_problem(norm, height, width)
+    if problem:
+        ctx.error("norm", problem)
     weights = (x.channels // groups) * kernel * kernel * out
     params = weights + (out if bias else 0) + norm_params(norm, out)
     return LayerInfo(y, params, scale_macs(weights, y))
