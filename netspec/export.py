@@ -69,17 +69,20 @@ def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None
             )
     if model is None:
         model = netspec.build(spec)
-    model.eval()
-    writer: Callable[[str], None]
     if extension == ".pt":
         import torch
 
         state = model.state_dict()
-        writer = lambda temporary: torch.save(state, temporary)  # noqa: E731
-    else:
-        example = example_input(spec)
+        write_atomic(os.fspath(path), lambda temporary: torch.save(state, temporary))
+        return FORMATS[extension]
+    example = example_input(spec)
+    training = model.training
+    model.eval()
+    try:
         writer = _write_program(model, example) if extension == ".pt2" else _write_onnx(model, example)
-    write_atomic(os.fspath(path), writer)
+        write_atomic(os.fspath(path), writer)
+    finally:
+        model.train(training)  # the caller's model comes back in the mode it was in
     return FORMATS[extension]
 
 

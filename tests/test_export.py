@@ -239,3 +239,14 @@ def test_write_atomic_replaces_with_normal_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_export_is_in_eval_mode_and_leaves_the_model_as_it_was(tmp_path: Path) -> None:
+    spec = netspec.loads("input: {channels: 3, size: 8}\nlayers: [{conv: {out: 4}}, {dropout: {p: 0.9}}, avgpool]\n")
+    model = netspec.build(spec).train()
+    export.save(spec, tmp_path / "model.pt2", model=model)
+    assert model.training and all(module.training for module in model.modules())
+    x = torch.randn(2, 3, 8, 8)
+    program = torch.export.load(tmp_path / "model.pt2").module()
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), model.eval()(x))  # running BN statistics, no dropout
