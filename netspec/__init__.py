@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from netspec import layers
+from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS, Budget
 from netspec.errors import Problem, SpecError
 from netspec.layers.base import Attention, Context, Layer
 from netspec.registry import KINDS, PluginWarning, enable_plugins, register, unregister
@@ -28,21 +29,37 @@ def _as_spec(spec: SpecLike) -> Spec:
     return spec if isinstance(spec, Spec) else load(spec)
 
 
-def check(spec: SpecLike) -> Summary:
-    """Validate a spec and infer every shape without building anything; raises :class:`SpecError`."""
-    return summarize(_as_spec(spec))
+def check(
+    spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
+) -> Summary:
+    """Validate a spec and infer every shape without building anything; raises :class:`SpecError`.
+
+    Like :func:`build`, it rejects a spec over ``max_params`` parameters in all or ``max_activations``
+    values output by one layer per sample (``None``: no limit), at the layer that crosses the limit.
+    """
+    return summarize(_as_spec(spec), Budget(max_params, max_activations))
 
 
-def summary(spec: SpecLike) -> Summary:
-    """Per-layer output shape, parameters and MACs, computed statically; ``str()`` prints the table."""
-    return summarize(_as_spec(spec))
+def summary(spec: SpecLike, *, max_params: int | None = None, max_activations: int | None = None) -> Summary:
+    """Per-layer output shape, parameters and MACs, computed statically; ``str()`` prints the table.
+
+    No limits by default (nothing is allocated); give ``max_params``/``max_activations`` to enforce some.
+    """
+    return summarize(_as_spec(spec), Budget(max_params, max_activations))
 
 
-def build(spec: SpecLike) -> "nn.Sequential":
-    """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path)."""
+def build(
+    spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
+) -> "nn.Sequential":
+    """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path).
+
+    The static summary is checked against ``max_params`` (the network's parameters; default one billion)
+    and ``max_activations`` (values one layer outputs per sample; default 2**31 - 1) before any module
+    is built; a spec over a limit raises :class:`SpecError` at the layer that crosses it. ``None``: no limit.
+    """
     from netspec.compiler import build_model
 
-    return build_model(_as_spec(spec))
+    return build_model(_as_spec(spec), Budget(max_params, max_activations))
 
 
 __all__ = [

@@ -24,14 +24,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     try:
         spec = _rescaled(netspec.load(args.spec), args)
-        summary = netspec.summary(spec)
+        summary = netspec.check(spec, **_budget(args))
     except SpecError as error:
         return _errors(error)
     if args.output:
         from netspec.export import ExportError, save
 
         try:
-            save(spec, args.output)
+            save(spec, args.output, model=netspec.build(spec, **_budget(args)))
         except ExportError as error:
             print(f"{args.output}: {error}", file=sys.stderr)
             return 1
@@ -56,7 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.specs:
         try:
-            summary = netspec.check(_rescaled(netspec.load(path), args))
+            summary = netspec.check(_rescaled(netspec.load(path), args), **_budget(args))
         except SpecError as error:
             status = _errors(error)
             continue
@@ -72,6 +72,34 @@ def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:
 
 
 def _multiplier(text: str) -> float:
+def _budget(args: argparse.Namespace) -> dict[str, int | None]:
+    return {"max_params": args.max_params, "max_activations": args.max_activations}
+
+
+def _limit(text: str) -> int | None:
+    """A count limit: an integer (``2000000000``, ``2e9``, ``2_000_000_000``) or ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text.replace("_", "")) if any(c in text for c in ".eE") else int(text.replace("_", ""))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive whole number (e.g. 2e9) or 'none', got {text!r}")
+    return int(value)
+
+
+def _budget_options(command: argparse.ArgumentParser) -> None:
+    from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS
+
+    command.add_argument("--max-params", type=_limit, default=DEFAULT_MAX_PARAMS, metavar="N",
+                         help=f"reject a spec with more than N parameters before building (default {DEFAULT_MAX_PARAMS:,}; "
+                              "'none': no limit)")
+    command.add_argument("--max-activations", type=_limit, default=DEFAULT_MAX_ACTIVATIONS, metavar="N",
+                         help="reject a spec where a layer outputs more than N values per sample "
+                              f"(default 2**31-1 = {DEFAULT_MAX_ACTIVATIONS:,}; 'none': no limit)")
+
+
     try:
         value = float(text)
     except ValueError:
@@ -156,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     _scale_options(build)
     build.add_argument("-o", "--output", metavar="OUT", type=_output_path,
+    _budget_options(build)
                        help="write the built model: .pt state dict, .pt2 torch.export program, .onnx (extra)")
     build.set_defaults(run=cmd_build)
 
@@ -163,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("specs", nargs="+", metavar="SPEC")
     _scale_options(check)
     check.set_defaults(run=cmd_check)
+    _budget_options(check)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a spec (for editors: see the README)")
     schema.add_argument("--builtin", action="store_true",

@@ -15,6 +15,40 @@ if TYPE_CHECKING:
     from netspec.spec import Spec
 
 
+DEFAULT_MAX_PARAMS = 1_000_000_000
+"""Default limit on a network's parameters (4 GB of float32 weights; ResNet-50 has 25.6 million)."""
+DEFAULT_MAX_ACTIVATIONS = 2**31 - 1
+"""Default limit on the values one layer outputs per sample (C*H*W): past it int32 indexing fails in torch kernels."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits checked on the static summary, layer by layer, before any tensor is allocated.
+
+    ``max_params`` bounds the network's total parameters, ``max_activations`` the values any single
+    top-level layer outputs per sample (known only when ``input.size`` is given); ``None`` means no limit.
+    A spec over a limit is a :class:`~netspec.SpecError` located at the first layer that crosses it.
+    """
+
+    max_params: int | None = DEFAULT_MAX_PARAMS
+    max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
+
+    def check(self, path: tuple[str | int, ...], params: int, output: Shape) -> Finding | None:
+        """A finding at ``path`` if ``params`` (the total so far) or ``output`` is over a limit."""
+        if self.max_params is not None and params > self.max_params:
+            return Finding(path, f"the network reaches {params:,} parameters here, over the limit of "
+                                 f"{self.max_params:,} (max_params; --max-params on the command line)", on_key=True)
+        values = None if output.pixels is None else output.channels * output.pixels
+        if self.max_activations is not None and values is not None and values > self.max_activations:
+            return Finding(path, f"this layer outputs {values:,} values per sample {output}, over the limit of "
+                                 f"{self.max_activations:,} (max_activations; --max-activations on the command line)",
+                           on_key=True)
+        return None
+
+
+NO_LIMITS = Budget(max_params=None, max_activations=None)
+
+
 @dataclass(frozen=True)
 class Row:
     """One top-level layer after static inference."""
@@ -48,11 +82,15 @@ def layer_names(spec: "Spec") -> list[str]:
     return names
 
 
-def analyse(spec: "Spec") -> list[Row]:
-    """Infer every layer's output shape, parameters and MACs statically; raise ``SpecError`` with all problems."""
+def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
+    """Infer every layer's output shape, parameters and MACs statically; raise ``SpecError`` with all problems.
+
+    Stops at the first layer that takes the network over ``budget`` (a problem located at that layer).
+    """
     root = context(spec)
     shape = input_shape(spec)
     rows: list[Row] = []
+    params = 0
     for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers())):
         try:
             info = layer.infer(shape, root.at("layers", index, layer.kind))
@@ -61,18 +99,23 @@ def analyse(spec: "Spec") -> list[Row]:
             break
         rows.append(Row(name, layer, shape, info))
         shape = info.shape
+        params += info.params
+        over = budget.check(("layers", index, layer.kind), params, shape)
+        if over is not None:
+            root.findings.append(over)
+            break
     if root.findings:
-        raise spec.locate(root.findings)
+        raise spec.locate(list(dict.fromkeys(root.findings)))  # a rule broken by several convs of a block: once
     return rows
 
 
-def build_model(spec: "Spec") -> "nn.Sequential":
-    """Build the ``torch.nn.Sequential`` of a spec (validated statically first)."""
+def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Sequential":
+    """Build the ``torch.nn.Sequential`` of a spec, validated statically (``budget`` included) first."""
     from collections import OrderedDict
 
     from torch import nn
 
-    rows = analyse(spec)
+    rows = analyse(spec, budget)
     root = context(spec)
     modules = OrderedDict(
         (row.name, row.layer.build(row.input, root.at("layers", index, row.kind))) for index, row in enumerate(rows)

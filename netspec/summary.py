@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netspec.compiler import Row, analyse, input_shape
+from netspec.compiler import NO_LIMITS, Budget, Row, analyse, input_shape
 from netspec.shapes import Shape, add_macs
 from netspec.spec import Spec
 
@@ -83,6 +83,6 @@ def _macs(count: int | None) -> str:
     return str(count)
 
 
-def summarize(spec: Spec) -> Summary:
-    """Static summary of ``spec`` (no torch modules are built); raises ``SpecError`` if it is invalid."""
-    return Summary(spec.name, input_shape(spec), analyse(spec))
+def summarize(spec: Spec, budget: Budget = NO_LIMITS) -> Summary:
+    """Static summary of ``spec`` (no torch modules are built); raises ``SpecError`` if it is invalid or over ``budget``."""
+    return Summary(spec.name, input_shape(spec), analyse(spec, budget))
