@@ -10,6 +10,7 @@ classes). Attention kinds need nothing: they take their channels from the (scale
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -38,6 +39,14 @@ Depth = Annotated[int, Strict(), Field(ge=1), Scaled("depth")]
 Multiplier = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 
 
+def _times(count: int, multiplier: float) -> float | Fraction:
+    """``count * multiplier`` as a float, exactly (a Fraction) for counts too large for a float (no OverflowError)."""
+    try:
+        return count * multiplier
+    except OverflowError:
+        return Fraction(count) * Fraction(multiplier)
+
+
 def make_divisible(value: float, divisor: int = 8) -> int:
     """The smallest multiple of ``divisor`` that is >= ``value`` (Ultralytics' ``make_divisible``)."""
     return math.ceil(value / divisor) * divisor
@@ -59,11 +68,11 @@ class Scale(BaseModel):
     def channels(self, count: int) -> int:
         """``make_divisible(min(count, max_channels) * width, 8)``."""
         capped = count if self.max_channels is None else min(count, self.max_channels)
-        return make_divisible(capped * self.width, 8)
+        return make_divisible(_times(capped, self.width), 8)
 
     def repeats(self, count: int) -> int:
         """``max(round(count * depth), 1)``; a single block stays single (Ultralytics: ``if n > 1 else n``)."""
-        return max(round(count * self.depth), 1) if count > 1 else count
+        return max(round(_times(count, self.depth)), 1) if count > 1 else count
 
     def apply(self, layer: "Layer") -> "Layer":
         """``layer`` with its :data:`Channels` and :data:`Depth` params scaled, nested entries included."""

@@ -135,6 +135,10 @@ class Attention(Layer):
         self.check(x, ctx)
         return LayerInfo(x, self.count(x.channels, ctx), self.macs_per_sample(x))
 
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return x.spatial  # as ``infer`` requires
+
 
 class BlockConv(Layer):
     """Base of kinds that can also stand in for a residual block's strided 3x3 conv (``stage: {conv: sk}``)."""

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from torch import nn
 
 BlockName = Literal["plain", "basic", "bottleneck"]
+MAX_BLOCKS = 1024
+"""Most blocks in one stage (after scaling); ResNet-1202 has 200."""
+
+
+def _repeat_last_block(total: LayerInfo, block_start: LayerInfo, times: int) -> LayerInfo:
+    """``total`` plus ``times`` more copies of its last block (which began at ``block_start``): O(1) in the depth."""
+    params = total.params - block_start.params
+    macs = None if total.macs is None or block_start.macs is None else total.macs - block_start.macs
+    return LayerInfo(total.shape, total.params + times * params, add_macs(total.macs, None if macs is None else times * macs))
 
 
 @register
@@ -76,9 +85,13 @@ class Stage(Layer):
         if self.conv is not None and self.groups != 1:
             ctx.error("groups", f"leave 1: the `conv` kind sets its own groups ({self.conv.kind}: {{groups: ...}})")
         inner = replace(ctx, norm=norm, act=self.act or ctx.act).at("conv", self.conv.kind) if self.conv else ctx
-        for index in range(self.depth):
+        if self.depth > MAX_BLOCKS:
+            raise ctx.invalid("depth", f"at most {MAX_BLOCKS} blocks per stage, got {self.depth}")
+        block_start = total
+        for index in range(min(self.depth, 2)):  # blocks after the second repeat it exactly: counted below
             stride = self.stride if index == 0 else 1
             block_input = total.shape
+            block_start = total
             for position, conv in enumerate(self.body_plan(block_input.channels, stride)):
                 if self.conv is not None and self.replaced(position):
                     info = self.conv.block_conv_info(total.shape, inner, out=conv["out"], stride=conv["stride"])
@@ -92,6 +105,9 @@ class Stage(Layer):
                 total = LayerInfo(total.shape, total.params + shortcut.params, add_macs(total.macs, shortcut.macs))
             if len(ctx.findings) > findings_before:
                 break  # the same mistake would repeat in every block
+        else:
+            if self.depth > 2:
+                total = _repeat_last_block(total, block_start, self.depth - 2)
         return total
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
