@@ -71,7 +71,6 @@ def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:
     return spec.with_scale(width=args.width, depth=args.depth)
 
 
-def _multiplier(text: str) -> float:
 def _budget(args: argparse.Namespace) -> dict[str, int | None]:
     return {"max_params": args.max_params, "max_activations": args.max_activations}
 
@@ -100,6 +99,7 @@ def _budget_options(command: argparse.ArgumentParser) -> None:
                               f"(default 2**31-1 = {DEFAULT_MAX_ACTIVATIONS:,}; 'none': no limit)")
 
 
+def _multiplier(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -183,16 +183,16 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("spec", help="YAML spec file")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     _scale_options(build)
-    build.add_argument("-o", "--output", metavar="OUT", type=_output_path,
     _budget_options(build)
+    build.add_argument("-o", "--output", metavar="OUT", type=_output_path,
                        help="write the built model: .pt state dict, .pt2 torch.export program, .onnx (extra)")
     build.set_defaults(run=cmd_build)
 
     check = commands.add_parser("check", help="validate specs and infer shapes without building (fast, no torch)")
     check.add_argument("specs", nargs="+", metavar="SPEC")
     _scale_options(check)
-    check.set_defaults(run=cmd_check)
     _budget_options(check)
+    check.set_defaults(run=cmd_check)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a spec (for editors: see the README)")
     schema.add_argument("--builtin", action="store_true",
