@@ -255,12 +255,39 @@ class _Walker:
             raise self.fail(node, f"invalid scalar {node.value!r}: {error}") from None
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
+def _inside(text: str, line: int, column: int) -> tuple[int, int]:
+    """``line``, ``column`` moved inside ``text``: the parser reports the end of input one line past the last."""
+    lines = text.split("\n")
+    if line > len(lines):
+        return len(lines), len(lines[-1]) + 1
+    return line, min(column, len(lines[line - 1]) + 1)
+
+
+def _position(text: str, offset: int, *, characters: bool = _CHARACTER_OFFSETS) -> tuple[int, int]:
     """1-based line and column of ``offset`` into ``text`` (a UTF-8 byte offset when libyaml reports it)."""
-    if not _CHARACTER_OFFSETS:
+    if not characters:
         offset = len(text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "ignore"))
     before = text[:offset]
     return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+_ODD_BREAKS = "\x85\u2028\u2029"  # YAML 1.1 line breaks that editors do not count as lines
+
+
+def _lines(text: str, name: str | None) -> str:
+    """``text`` with universal newlines (CRLF and CR become LF), so that every line:column is the editor's.
+
+    NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR are rejected: YAML 1.1 reads them as line breaks where
+    editors show none, which would put every later location on the wrong line.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    found = [text.find(char) for char in _ODD_BREAKS if char in text]
+    if found:
+        odd = min(found)
+        line, column = _position(text, odd, characters=True)
+        message = f"character U+{ord(text[odd]):04X} (a Unicode line break) is not allowed: use a newline"
+        raise SpecError([Problem((), message, name, line, column)])
+    return text
 
 
 def _decode(raw: bytes, name: str | None) -> str:
@@ -297,9 +324,10 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
     if isinstance(text, bytes):
         if len(text) > MAX_BYTES:
             raise SpecError([Problem((), f"file too large: more than {MAX_BYTES:,} bytes", name, 1, 1)])
-        text = _decode(text, name)
+        text = _decode(text.replace(b"\r\n", b"\n").replace(b"\r", b"\n"), name)
     elif len(text) > MAX_BYTES:
         raise SpecError([Problem((), f"file too large: more than {MAX_BYTES:,} characters", name, 1, 1)])
+    text = _lines(text, name)
     source = Source(name, None)
     loader = None
     try:
@@ -311,7 +339,8 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
             check_expansion(node)
             source.data = _Walker(source, loader).walk(node, ())
     except _Limit as error:
-        raise SpecError([Problem((), error.message, name, error.mark.line + 1, error.mark.column + 1)]) from None
+        line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)
+        raise SpecError([Problem((), error.message, name, line, column)]) from None
     except yaml.reader.ReaderError as error:
         line, column = _position(text, error.position)
         code = ord(error.character) if isinstance(error.character, str) else int(error.character)
@@ -320,7 +349,7 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = " ".join(str(part) for part in (error.context, error.problem) if part) or "invalid YAML"
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         raise SpecError([Problem((), f"YAML syntax error: {message}", name, line, column)]) from None
     except yaml.YAMLError as error:
         raise SpecError([Problem((), f"YAML error: {error}", name, 1, 1)]) from None
@@ -329,6 +358,8 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
     finally:
         if loader is not None:
             loader.dispose()
+    if source.data is None:
+        raise SpecError([source.problem((), "the spec is empty: expected a mapping with 'input' and 'layers'")])
     if not isinstance(source.data, dict):
         raise SpecError([source.problem((), "the top level must be a mapping with 'input' and 'layers'")])
     return source

@@ -11,7 +11,7 @@ from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormName
 from netspec.scaling import Scale
-from netspec.source import Mark, Source, parse_yaml
+from netspec.source import MAX_BYTES, Mark, Source, parse_yaml
 
 
 def _square(value: Any) -> Any:
@@ -172,7 +172,7 @@ def load(path: str | os.PathLike[str]) -> Spec:
     name = os.fspath(path)
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_BYTES + 1)  # enough to tell a file over the limit, never more
     except OSError as error:
         raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None
     return loads(raw, name=name)
