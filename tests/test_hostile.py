@@ -1,0 +1,387 @@
+"""Hostile or broken input: one test per class, each asserting the message and the location.
+
+Time and memory bounds here are generous ceilings that only a hang or an unbounded allocation would
+cross; they are not benchmarks (those live in benchmarks/).
+"""
+from __future__ import annotations
+
+import io
+import os
+import resource
+import time
+import tracemalloc
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import netspec
+from netspec.cli import main
+from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS
+from netspec.files import write_atomic
+from netspec.source import MAX_BYTES, MAX_DEPTH, MAX_NODES
+
+VALID = "input: {channels: 3, size: 32}\nlayers:\n  - conv: {out: 16}\n  - se: {reduction: 4}\n"
+
+
+def problems(text: str | bytes) -> list[str]:
+    """``file:line:col: path: message`` of every problem in ``text`` (which must be invalid)."""
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.check(netspec.loads(text, name="spec.yaml"))
+    for problem in caught.value.problems:
+        assert problem.line is not None and problem.column is not None, problem
+    return [str(problem) for problem in caught.value.problems]
+
+
+def bounded(call: Callable[[], Any], *, seconds: float, megabytes: float) -> Any:
+    """Run ``call`` under tracemalloc; assert its wall time and peak of Python allocations stay under the bounds."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        result = call()
+    finally:
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < megabytes, f"peak of {peak:.1f} MiB"
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags: never constructed, never executed
+
+
+@pytest.mark.parametrize(
+    "value, tag",
+    [
+        ("!!python/object/apply:os.system ['touch {marker}']", "tag:yaml.org,2002:python/object/apply:os.system"),
+        ("!!python/object/new:builtins.open ['{marker}', 'w']", "tag:yaml.org,2002:python/object/new:builtins.open"),
+        ("!!python/name:os.system ''", "tag:yaml.org,2002:python/name:os.system"),
+        ("!!binary aGVsbG8=", "tag:yaml.org,2002:binary"),
+        ("!!set {{a, b}}", "tag:yaml.org,2002:set"),
+        ("!custom {{out: 3}}", "!custom"),
+    ],
+)
+def test_unknown_tags_are_rejected_never_run(tmp_path: Path, value: str, tag: str) -> None:
+    marker = tmp_path / "executed"
+    text = f"input: {{channels: 3}}\nlayers:\n  - conv: {{out: {value.format(marker=marker)}}}\n"
+    assert problems(text) == [f"spec.yaml:3:17: unsupported YAML tag {tag!r}: only plain mappings, lists and scalars"]
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Aliases, nesting, size
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\ninput: {channels: 3}\nlayers: [*a9]\n"
+
+
+def test_alias_bomb_is_rejected_fast_in_bounded_memory() -> None:
+    text = billion_laughs()  # 10**10 nodes once expanded
+    found = bounded(lambda: problems(text), seconds=5, megabytes=20)
+    # a5 (line 6) is the first anchor over the limit: 111,111 < 250,000 < 1,111,111
+    assert found == [f"spec.yaml:6:5: with its aliases expanded, this holds more than {MAX_NODES:,} YAML nodes"]
+
+
+def test_alias_bomb_through_merge_keys() -> None:
+    lines = ["m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8}"]
+    lines += [f"m{i}: &m{i} [" + ", ".join([f"*m{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    text = "\n".join(lines) + "\ninput: {channels: 3, <<: *m7}\nlayers: [se]\n"
+    found = bounded(lambda: problems(text), seconds=5, megabytes=20)
+    assert found == [f"spec.yaml:6:5: with its aliases expanded, this holds more than {MAX_NODES:,} YAML nodes"]
+
+
+@pytest.mark.parametrize("text", ["&a [*a]\n", "input: &a {channels: 3, more: *a}\nlayers: [se]\n", "&a {<<: *a}\n"])
+def test_an_alias_inside_its_own_anchor_is_an_error(text: str) -> None:
+    found = problems(text)
+    assert len(found) == 1 and found[0].endswith("an alias refers to a node that contains it (a cycle)")
+    assert found[0].startswith(("spec.yaml:1:1:", "spec.yaml:1:8:"))
+
+
+def test_aliases_and_merge_keys_within_limits_work() -> None:
+    text = (
+        "input: {channels: 3, size: 16}\n"
+        "layers:\n"
+        "  - conv: &c {out: 16, kernel: 3}\n"
+        "  - conv: {<<: *c, out: 8}\n"  # a key of its own overrides the merged one
+        "  - conv: *c\n"
+    )
+    spec = netspec.loads(text, name="spec.yaml")
+    assert [(layer.out, layer.kernel) for layer in spec.layers] == [(16, 3), (8, 3), (16, 3)]
+
+
+@pytest.mark.parametrize(
+    "text, location",
+    [
+        ("[" * 100_000 + "]" * 100_000, f"1:{MAX_DEPTH + 1}"),
+        ("a:\n" + "".join("  " * depth + "b:\n" for depth in range(1, 500)), f"{MAX_DEPTH}:{2 * MAX_DEPTH - 1}"),
+        ("- " * 50_000 + "x\n", f"1:{2 * MAX_DEPTH + 1}"),
+    ],
+    ids=["flow", "block mappings", "block sequences"],
+)
+def test_deep_nesting_is_a_located_error(text: str, location: str) -> None:
+    found = bounded(lambda: problems(text), seconds=10, megabytes=50)
+    assert found == [f"spec.yaml:{location}: nesting deeper than {MAX_DEPTH} levels"]
+
+
+def test_too_many_nodes_is_a_located_error() -> None:
+    text = "input: {channels: 3}\nlayers: [" + ", ".join(["se"] * 300_000) + "]\n"  # 1.2 MB, under MAX_BYTES
+    found = bounded(lambda: problems(text), seconds=60, megabytes=400)
+    column = len("layers: [") + 1 + 4 * (MAX_NODES - 7)  # the node past the limit (7 nodes before the first item)
+    assert found == [f"spec.yaml:2:{column}: too many YAML nodes (over {MAX_NODES:,})"]
+
+
+def test_a_file_over_the_size_limit_is_not_read_whole(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as handle:
+        handle.write(b"input: {channels: 3}\nlayers: [se]\n# ")
+        handle.truncate(1 << 30)  # 1 GiB (sparse)
+    with pytest.raises(netspec.SpecError) as caught:
+        bounded(lambda: netspec.load(huge), seconds=5, megabytes=4 * MAX_BYTES / 2**20)
+    assert str(caught.value) == f"{huge}:1:1: file too large: more than {MAX_BYTES:,} bytes"
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed text
+
+
+def test_duplicate_keys() -> None:
+    assert problems("input: {channels: 3}\nlayers: [se]\ninput: {channels: 4}\n") == [
+        "spec.yaml:3:1: duplicate key 'input' (first defined at line 1)"
+    ]
+    assert problems("input: {channels: 3}\nlayers:\n  - conv: {out: 8,\n      out: 9}\n") == [
+        "spec.yaml:4:7: duplicate key 'out' (first defined at line 3)"
+    ]
+
+
+def test_tabs_in_indentation() -> None:
+    (found,) = problems("input:\n\tchannels: 3\nlayers: [se]\n")
+    assert found.startswith("spec.yaml:2:1: YAML syntax error: ")
+    assert found.endswith("found character that cannot start any token") or "'\\t'" in found
+
+
+def test_non_utf8_bytes() -> None:
+    assert problems(b"input: {channels: 3}\nlayers: [se]\nname: caf\xe9\n") == [
+        "spec.yaml:3:10: not UTF-8 text: invalid byte 0xe9"
+    ]
+
+
+@pytest.mark.parametrize("char, column", [("\x00", 9), ("\x07", 9), ("\x1b", 9)])
+def test_control_characters(char: str, column: int) -> None:
+    assert problems(f"input: {{channels: 3}}\nlayers: [se]\nname: ab{char}c\n") == [
+        f"spec.yaml:3:{column}: control character U+{ord(char):04X} is not allowed in YAML text"
+    ]
+
+
+def test_unicode_line_breaks_would_shift_every_location() -> None:
+    assert problems("name: 'a\u2028b'\ninput: {channels: 3}\nlayers: [se]\n") == [
+        "spec.yaml:1:9: character U+2028 (a Unicode line break) is not allowed: use a newline"
+    ]
+
+
+def test_windows_and_old_mac_line_endings_count_lines_as_editors_do() -> None:
+    for newline in ("\r\n", "\r"):
+        text = newline.join(["input: {channels: 3}", "layers:", "  - se: {reduction: 8}", ""])
+        assert problems(text) == ["spec.yaml:3:21: layers[0].se.reduction: must be <= 3 (the input has 3 channels)"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# just a comment\n", "---\n", "null\n", "~", b"\xef\xbb\xbf"])
+def test_empty_file(text: str | bytes) -> None:
+    (found,) = problems(text)
+    assert found.startswith(("spec.yaml:1:1: ", "spec.yaml:2:1: "))
+    assert found.endswith(" the spec is empty: expected a mapping with 'input' and 'layers'")
+
+
+@pytest.mark.parametrize("text", ["- conv: {out: 8}\n", "conv\n", "42\n", "[input, layers]\n"])
+def test_top_level_not_a_mapping(text: str) -> None:
+    assert problems(text) == ["spec.yaml:1:1: the top level must be a mapping with 'input' and 'layers'"]
+
+
+def test_two_documents() -> None:
+    (found,) = problems("input: {channels: 3}\nlayers: [se]\n---\ninput: {channels: 4}\n")
+    assert found.startswith("spec.yaml:3:1: YAML syntax error: ") and "single document" in found
+
+
+def test_unclosed_bracket_at_the_end_points_inside_the_file() -> None:
+    (found,) = problems("input: {channels: 3}\nlayers: [se")
+    assert found.startswith("spec.yaml:2:") and "YAML syntax error" in found
+    line, column = found.split(":")[1:3]
+    assert int(line) == 2 and int(column) <= len("layers: [se") + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Types: booleans and strings are not numbers
+
+
+@pytest.mark.parametrize(
+    "field, value, got",
+    [
+        ("out", "true", "True"),
+        ("out", "yes", "True"),  # YAML 1.1 booleans
+        ("out", "'64'", "'64'"),
+        ("out", "64.0", "64.0"),
+        ("kernel", "false", "False"),
+    ],
+)
+def test_booleans_strings_and_floats_are_not_counts(field: str, value: str, got: str) -> None:
+    text = f"input: {{channels: 3}}\nlayers:\n  - conv: {{out: 8, {field}: {value}}}\n"
+    if field == "out":
+        text = f"input: {{channels: 3}}\nlayers:\n  - conv: {{out: {value}}}\n"
+    column = text.splitlines()[2].index(value) + 1
+    assert problems(text) == [f"spec.yaml:3:{column}: layers[0].conv.{field}: input should be a valid integer (got {got})"]
+
+
+@pytest.mark.parametrize("value, got", [("true", "True"), ("'0.5'", "'0.5'")])
+def test_booleans_and_strings_are_not_probabilities(value: str, got: str) -> None:
+    text = f"input: {{channels: 3}}\nlayers: [{{dropout: {{p: {value}}}}}]\n"
+    assert problems(text) == [f"spec.yaml:2:24: layers[0].dropout.p: input should be a valid number (got {got})"]
+
+
+def test_input_channels_must_be_a_number() -> None:
+    assert problems("input: {channels: on}\nlayers: [se]\n") == [
+        "spec.yaml:1:19: input.channels: input should be a valid integer (got True)"
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The static budget
+
+
+HUGE = "input: {channels: 3}\nlayers:\n  - conv: {out: 100000000}\n  - se\n"
+
+
+@pytest.fixture
+def no_modules_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if any kind builds a module: the budget must stop a spec before that."""
+    from netspec.registry import KINDS
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a module was built for a spec over the budget")
+
+    for cls in KINDS.values():
+        monkeypatch.setattr(cls, "build", refuse)
+
+
+def test_huge_channels_are_rejected_before_anything_is_allocated(no_modules_built: None) -> None:
+    spec = netspec.loads(HUGE, name="spec.yaml")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for call in (netspec.build, netspec.check):
+        with pytest.raises(netspec.SpecError) as caught:
+            bounded(lambda: call(spec), seconds=5, megabytes=5)
+        assert str(caught.value) == (
+            f"spec.yaml:3:5: layers[0].conv: the network reaches 2,900,000,000 parameters here, over the limit of "
+            f"{DEFAULT_MAX_PARAMS:,} (max_params; --max-params on the command line)"
+        )
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 200 * 1024  # KiB: no 11 GB of weights
+
+
+def test_the_budget_points_at_the_layer_that_crosses_it() -> None:
+    text = "input: {channels: 3}\nlayers:\n  - conv: {out: 64}\n  - avgpool\n  - linear: {out: 1000}\n"
+    spec = netspec.loads(text, name="spec.yaml")
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.check(spec, max_params=10_000)
+    assert str(caught.value).startswith("spec.yaml:5:5: layers[2].linear: the network reaches 66,856 parameters here")
+    assert netspec.check(spec, max_params=66_856).params == 66_856
+
+
+def test_activations_over_the_limit() -> None:
+    text = "input: {channels: 3, size: [4000, 3000]}\nlayers:\n  - conv: {out: 256}\n"
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.check(netspec.loads(text, name="spec.yaml"))
+    assert str(caught.value) == (
+        "spec.yaml:3:5: layers[0].conv: this layer outputs 3,072,000,000 values per sample (N, 256, 4000, 3000), "
+        f"over the limit of {DEFAULT_MAX_ACTIVATIONS:,} (max_activations; --max-activations on the command line)"
+    )
+    assert netspec.check(netspec.loads(text), max_activations=None).params == 7424
+
+
+def test_the_summary_alone_has_no_limit_and_costs_nothing() -> None:
+    summary = bounded(lambda: netspec.summary(netspec.loads(HUGE)), seconds=5, megabytes=5)
+    assert summary.params == 2_900_000_000 + 2 * 100_000_000 * (100_000_000 // 16) + 100_000_000 // 16 + 100_000_000
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(list(argv))
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_cli_budget_flags(tmp_path: Path, no_modules_built: None) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text(HUGE)
+    for command in ("build", "check"):
+        status, _, err = run_cli(command, str(path))
+        assert status == 1
+        assert err.startswith(f"{path}:3:5: layers[0].conv: the network reaches 2,900,000,000 parameters here")
+    status, out, _ = run_cli("check", str(path), "--max-params", "2e18", "--max-activations", "none")
+    assert status == 0 and "ok" in out
+    with pytest.raises(SystemExit) as usage:
+        run_cli("check", str(path), "--max-params", "lots")
+    assert usage.value.code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files: a temporary name, then a rename
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.startswith(".netspec-"))
+
+
+def test_an_invalid_spec_never_touches_the_output(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: {channels: 3}\nlayers: [{conv: {out: 0}}]\n")
+    output = tmp_path / "model.pt"
+    output.write_bytes(b"a good model")
+    status, _, err = run_cli("build", str(bad), "-o", str(output))
+    assert status == 1 and err.startswith(f"{bad}:2:23: layers[0].conv.out:")
+    assert output.read_bytes() == b"a good model" and leftovers(tmp_path) == []
+
+
+def test_a_spec_over_budget_never_touches_the_output(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(HUGE)
+    output = tmp_path / "model.pt"
+    output.write_bytes(b"a good model")
+    status, _, _ = run_cli("build", str(huge), "-o", str(output))
+    assert status == 1
+    assert output.read_bytes() == b"a good model" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt(), RuntimeError("exporter bug")])
+def test_a_writer_failing_midway_leaves_no_partial_file(tmp_path: Path, error: BaseException) -> None:
+    output = tmp_path / "model.pt"
+    output.write_bytes(b"a good model")
+
+    def write(path: str) -> None:
+        with open(path, "wb") as handle:
+            handle.write(b"half a mod")
+        raise error
+
+    with pytest.raises(type(error)):
+        write_atomic(str(output), write)
+    assert output.read_bytes() == b"a good model" and leftovers(tmp_path) == []
+    fresh = tmp_path / "fresh.pt"
+    with pytest.raises(type(error)):
+        write_atomic(str(fresh), write)
+    assert not fresh.exists() and leftovers(tmp_path) == []
+
+
+def test_a_successful_build_replaces_the_output(tmp_path: Path) -> None:
+    import torch
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(VALID)
+    output = tmp_path / "model.pt"
+    output.write_bytes(b"an old model")
+    status, _, err = run_cli("build", str(spec), "-o", str(output))
+    assert status == 0, err
+    state = torch.load(output, weights_only=True)
+    netspec.build(str(spec)).load_state_dict(state)
+    assert leftovers(tmp_path) == []

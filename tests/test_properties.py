@@ -1,0 +1,175 @@
+"""Properties of random valid specs (``netspec.strategies``) and of every registered kind.
+
+Quick by default (profile ``ci``); ``HYPOTHESIS_PROFILE=long`` runs thousands of examples per property.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import event, given
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+
+import netspec
+from netspec import strategies as nst
+from netspec.compiler import analyse
+from netspec.layers.base import Context, kinds_of
+from netspec.registry import KINDS
+from netspec.shapes import Shape
+from netspec.spec import Input, Spec
+
+ALL_KINDS = sorted(KINDS)
+ATTENTION_KINDS = kinds_of("attention")
+
+
+def _runtime_input(shape: Shape) -> torch.Tensor:
+    return torch.randn(2, *shape.dims())
+
+
+def assert_static_matches_runtime(spec: Spec, model: torch.nn.Sequential) -> None:
+    """Run ``model`` (built from ``spec``) on a batch of 2 and compare every child's output to the static shape."""
+    rows = analyse(spec)
+    children = list(model.named_children())
+    assert [name for name, _ in children] == [row.name for row in rows]
+    x = _runtime_input(rows[0].input)
+    with torch.no_grad():
+        for row, (name, child) in zip(rows, children):
+            x = child(x)
+            assert tuple(x.shape) == (2, *row.info.shape.dims()), f"{name} ({row.kind}): static {row.info.shape}"
+
+
+def sized(spec: Spec, size: tuple[int, int]) -> Spec:
+    return spec.model_copy(update={"input": Input(channels=spec.input.channels, size=size)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Every kind has a strategy, and its layers are right on their own
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_every_kind_has_a_strategy(kind: str) -> None:
+    cls = KINDS[kind]
+    accepted = [shape for shape in nst.sample_shapes() if cls.accepts(shape)]
+    assert accepted, f"{kind!r} accepts none of {nst.sample_shapes()}: its `accepts` is too strict or wrong"
+    for shape in accepted:
+        try:
+            strategy = cls.strategy(shape)
+        except NotImplementedError:
+            pytest.fail(f"kind {kind!r} has no hypothesis strategy: implement {cls.__name__}.strategy(x)")
+        assert isinstance(strategy, SearchStrategy), f"{cls.__name__}.strategy({shape}) returned {strategy!r}"
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+@given(data=st.data())
+def test_each_kind_static_shape_params_match_runtime(kind: str, data: st.DataObject) -> None:
+    """Every kind, alone: built params == static params, runtime shape == static shape; attention keeps (N, C, H, W)."""
+    x, layer = data.draw(nst.layer_cases(kind, sized=True), label="case")
+    info, findings = nst.infer(layer, x)
+    assert info is not None and not findings
+    if kind in ATTENTION_KINDS:
+        assert info.shape == x
+    module = layer.build(x, Context())
+    assert sum(p.numel() for p in module.parameters()) == info.params
+    with torch.no_grad():
+        y = module(_runtime_input(x))
+    assert tuple(y.shape) == (2, *info.shape.dims())
+
+
+@pytest.mark.parametrize("kind", ATTENTION_KINDS)
+@given(data=st.data())
+def test_attention_inside_a_stage(kind: str, data: st.DataObject) -> None:
+    x = data.draw(nst.shapes(flat=False, sized=True, max_channels=8), label="x")
+    stage = data.draw(KINDS["stage"].strategy(x), label="stage")
+    info, findings = nst.infer(stage.model_copy(update={"attention": None}), x)
+    assert info is not None and not findings
+    attention = data.draw(nst.layer_cases(kind, shapes_from=st.just(info.shape)), label="attention")[1]
+    spec = Spec(input=Input(channels=x.channels, size=(x.height, x.width)), layers=[stage.model_copy(update={"attention": attention})])
+    summary = netspec.summary(spec)
+    model = netspec.build(spec)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    assert_static_matches_runtime(spec, model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole random specs
+
+
+@given(nst.specs())
+def test_static_shapes_equal_runtime_shapes(spec: Spec) -> None:
+    for layer in spec.layers:  # what the drawn specs hold, in the statistics (pytest --hypothesis-show-statistics)
+        event(layer.kind)
+        for name in ("attention", "conv"):
+            nested = getattr(layer, name, None)
+            if nested is not None:
+                event(f"{layer.kind}.{name}: {nested.kind}")
+    model = netspec.build(spec)
+    if spec.input.size is not None:
+        assert_static_matches_runtime(spec, model)
+
+
+@given(nst.specs(input=nst.inputs().map(lambda i: i.model_copy(update={"size": None}))), st.integers(8, 32))
+def test_specs_without_size_run_at_a_size(spec: Spec, side: int) -> None:
+    """A spec without ``input.size``: its model, run at a size the spec accepts, matches the static shapes there."""
+    model = netspec.build(spec)
+    at_size = sized(spec, (side, side + 1))
+    try:
+        netspec.check(at_size)
+    except netspec.SpecError:
+        return  # the layers do not fit a map this small; nothing to compare
+    assert [row.info.shape.channels for row in analyse(at_size)] == [row.info.shape.channels for row in analyse(spec)]
+    assert_static_matches_runtime(at_size, model)
+
+
+@given(nst.specs())
+def test_yaml_round_trip(spec: Spec) -> None:
+    text = spec.to_yaml()
+    assert netspec.loads(text) == spec
+    assert netspec.loads(netspec.loads(text).to_yaml()) == spec
+
+
+@given(nst.specs(), st.integers(0, 2**32 - 1))
+def test_same_seed_same_weights(spec: Spec, seed: int) -> None:
+    torch.manual_seed(seed)
+    first = netspec.build(spec).state_dict()
+    torch.manual_seed(seed)
+    second = netspec.build(spec).state_dict()
+    assert list(first) == list(second)
+    for key, value in first.items():
+        assert torch.equal(value, second[key]), key
+
+
+@given(nst.specs())
+def test_summary_params_equal_model_params(spec: Spec) -> None:
+    summary = netspec.summary(spec)
+    model = netspec.build(spec)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    assert [row.info.params for row in summary.rows] == [
+        sum(p.numel() for p in child.parameters()) for child in model.children()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The strategies themselves
+
+
+def test_a_kind_with_a_broken_strategy_is_named() -> None:
+    from netspec.layers.se import SE
+
+    class BrokenSE(SE):
+        kind = "broken_se"
+
+        @classmethod
+        def strategy(cls, x: Shape) -> SearchStrategy[SE]:
+            return st.just(cls(reduction=x.channels + 1))  # over the channels: invalid
+
+    netspec.register(BrokenSE)
+    try:
+        with pytest.raises(nst.StrategyError, match=r"BrokenSE.strategy\(\(N, \d+, \d+, \d+\)\) drew .* reduction"):
+            given(nst.layer_cases("broken_se", sized=True))(lambda case: None)()
+    finally:
+        netspec.unregister("broken_se")
+
+
+def test_unknown_kind_in_strategies_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown kinds"):
+        given(nst.specs(kinds=["nope"]))(lambda spec: None)()
