@@ -15,7 +15,10 @@ def format_path(path: Path) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            name = str(part)
+            if not name or not name.isprintable():  # a key like "" or "a\nb" stays one visible token on one line
+                name = repr(name)
+            text += f".{name}" if text else name
     return text
 
 

@@ -341,6 +341,10 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
     except _Limit as error:
         line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)
         raise SpecError([Problem((), error.message, name, line, column)]) from None
+    except UnicodeEncodeError as error:  # a str with a lone surrogate (e.g. decoded with surrogateescape)
+        line, column = _position(text, error.start, characters=True)
+        message = f"character U+{ord(text[error.start]):04X} is not valid Unicode text (a lone surrogate)"
+        raise SpecError([Problem((), message, name, line, column)]) from None
     except yaml.reader.ReaderError as error:
         line, column = _position(text, error.position)
         code = ord(error.character) if isinstance(error.character, str) else int(error.character)

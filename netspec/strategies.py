@@ -34,8 +34,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hypothesis import assume, reject
-from hypothesis import strategies as st
+try:
+    from hypothesis import assume, reject
+    from hypothesis import strategies as st
+except ImportError as missing:  # pragma: no cover - hypothesis is a test dependency
+    raise ImportError("netspec.strategies needs hypothesis: pip install 'netspec[test]'") from missing
 
 from netspec.errors import Finding, Invalid, format_path
 from netspec.layers.avgpool import AvgPool

@@ -178,6 +178,12 @@ def test_control_characters(char: str, column: int) -> None:
     ]
 
 
+def test_lone_surrogates_in_a_python_string() -> None:
+    assert problems("input: {channels: 3}\nlayers: [se]\nname: a\udcffb\n") == [
+        "spec.yaml:3:8: character U+DCFF is not valid Unicode text (a lone surrogate)"
+    ]
+
+
 def test_unicode_line_breaks_would_shift_every_location() -> None:
     assert problems("name: 'a\u2028b'\ninput: {channels: 3}\nlayers: [se]\n") == [
         "spec.yaml:1:9: character U+2028 (a Unicode line break) is not allowed: use a newline"

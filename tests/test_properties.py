@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import event, given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -20,6 +20,8 @@ from netspec.spec import Input, Spec
 
 ALL_KINDS = sorted(KINDS)
 ATTENTION_KINDS = kinds_of("attention")
+# Per-kind tests run once per kind: a tenth of the profile's examples each (at least the quick profile's 25).
+PER_KIND = settings(max_examples=max(25, settings().max_examples // 10))
 
 
 def _runtime_input(shape: Shape) -> torch.Tensor:
@@ -60,6 +62,7 @@ def test_every_kind_has_a_strategy(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
+@PER_KIND
 @given(data=st.data())
 def test_each_kind_static_shape_params_match_runtime(kind: str, data: st.DataObject) -> None:
     """Every kind, alone: built params == static params, runtime shape == static shape; attention keeps (N, C, H, W)."""
@@ -76,6 +79,7 @@ def test_each_kind_static_shape_params_match_runtime(kind: str, data: st.DataObj
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
+@PER_KIND
 @given(data=st.data())
 def test_attention_inside_a_stage(kind: str, data: st.DataObject) -> None:
     x = data.draw(nst.shapes(flat=False, sized=True, max_channels=8), label="x")

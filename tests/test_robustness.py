@@ -183,7 +183,7 @@ def text_edits(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 4))):
         where = draw(st.integers(0, len(text)))
         insert = draw(st.one_of(st.sampled_from(list(":-{}[],&*!|>'\"#%@`\t\n ?") + ["  ", "\n  ", "<<: ", "&a ", "*a"]),
-                                st.text(max_size=3)))
+                                st.text(st.characters(exclude_categories=()), max_size=3)))  # surrogates too
         cut = draw(st.integers(0, 3))
         text = text[:where] + insert + text[where + cut:]
     return text
@@ -237,6 +237,19 @@ def test_scaling_a_huge_count_is_an_error_not_an_overflow(field: str) -> None:
     huge = 10**400  # int * float raised OverflowError in scale.apply
     text = f"input: {{channels: 3}}\nscale: {{{field}: 0.5}}\nlayers: [{{stage: {{out: {huge}, depth: {huge}}}}}]\n"
     assert outcome(text) is None
+
+
+@pytest.mark.parametrize("key, shown", [('"\\x1e"', "'\\x1e'"), ('"a\\nb"', "'a\\nb'"), ("''", "''")])
+def test_odd_keys_stay_on_one_line(tmp_path: Path, key: str, shown: str) -> None:
+    path = tmp_path / FILE
+    path.write_text(f"input: {{channels: 1}}\nlayers:\n- {key}\n- conv: {{out: 1, {key}: 1}}\n")
+    err = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        assert main(["check", str(path)]) == 1
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{path}:3:3: layers[0].{shown}: unknown kind ")
+    assert lines[1].startswith(f"{path}:4:18: layers[1].conv.{shown}: unknown field ")
 
 
 def test_a_valid_mutation_still_builds(tmp_path: Path) -> None:
