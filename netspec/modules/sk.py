@@ -27,14 +27,25 @@ class SelectiveKernel(nn.Module):
             nn.init.normal_(fc.weight, std=0.01)  # the official prototxt's gaussian filler
         self.softmax = nn.Softmax(dim=1)
 
+    def weights(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Attention weights (N, M, C, 1, 1) of the branch outputs, summing to 1 over the M branches."""
+        fused = outputs[0]
+        for output in outputs[1:]:
+            fused = fused + output
+        logits = self.fc2(self.fc1(fused.mean((2, 3), keepdim=True)))
+        return self.softmax(logits.view(fused.shape[0], len(self.branches), self.out_channels, 1, 1))
+
     def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The branch outputs (N, M, C, H, W) and their attention weights (N, M, C, 1, 1), summing to 1 over M."""
-        features = torch.stack([branch(x) for branch in self.branches], dim=1)
-        fused = features.sum(1).mean((2, 3), keepdim=True)
-        logits = self.fc2(self.fc1(fused))
-        weights = self.softmax(logits.view(x.shape[0], len(self.branches), self.out_channels, 1, 1))
-        return features, weights
+        outputs = [branch(x) for branch in self.branches]
+        return torch.stack(outputs, dim=1), self.weights(outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features, weights = self.select(x)
-        return (features * weights).sum(1)
+        # sum_m weights_m * branch_m, without stacking the branches into one (N, M, C, H, W) tensor: no copy,
+        # and elementwise ops keep the branches' memory format (channels_last in, channels_last out)
+        outputs = [branch(x) for branch in self.branches]
+        weights = self.weights(outputs)
+        out = outputs[0] * weights[:, 0]
+        for index in range(1, len(outputs)):
+            out = torch.addcmul(out, outputs[index], weights[:, index])
+        return out
