@@ -1,0 +1,189 @@
+"""Structural checks behind issue 5's performance targets (the timings themselves live in benchmarks/).
+
+- ``netspec check`` / ``netspec.check`` / ``netspec.summary`` never import torch, hypothesis or numpy;
+- validation does work linear in the number of layers (counted in Python calls, not timed);
+- every attention kind keeps a channels_last input channels_last (and NCHW NCHW);
+- the benchmarks' baselines compute the same functions as netspec's kinds, so their ratios compare like with like.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import netspec
+from netspec.layers.base import Context, kinds_of
+from netspec.registry import builtin_kinds
+from netspec.shapes import Shape
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "hypothesis", "numpy")
+
+
+def imported_after(code: str) -> list[str]:
+    """The heavy modules in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import netspec",
+        "import netspec; netspec.check('specs/se_resnet50.yaml')",
+        "import netspec; print(netspec.summary('specs/sknet50.yaml'))",
+        "import netspec; netspec.loads(open('specs/danet_resnet50.yaml').read()).to_yaml()",
+        # the CLI as `python -m netspec check` runs it, over every spec (invalid ones included, errors go to stderr)
+        "import runpy, sys, glob, contextlib, io\n"
+        "sys.argv = ['netspec', 'check', *sorted(glob.glob('specs/*.yaml')), 'tests/data/does-not-exist.yaml']\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    try:\n"
+        "        runpy.run_module('netspec', run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass",
+    ],
+    ids=["import", "check", "summary", "round-trip", "cli-check"],
+)
+def test_checking_a_spec_imports_no_torch(code: str) -> None:
+    assert imported_after(code) == []
+
+
+def test_the_check_command_exits_cleanly_without_torch() -> None:
+    """The real entry point: a subprocess that would fail if `netspec check` needed torch (it is blocked)."""
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {HEAVY!r}:\n"
+        "            raise ImportError(f'{name} is blocked: netspec check must not import it')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from netspec.cli import main\n"
+        "sys.exit(main(['check', 'specs/resnet50.yaml', 'specs/nonlocal_resnet50.yaml']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "specs/resnet50.yaml: ok" in result.stdout
+
+
+# --- validation is linear ------------------------------------------------------------------------------
+
+
+def generated_spec(layers: int) -> str:
+    cycle = [
+        "- conv: {out: 16, kernel: 3}",
+        "- se: {reduction: 4}",
+        "- stage: {block: basic, out: 16, depth: 2, attention: eca}",
+        "- cbam: {reduction: 4}",
+        "- maxpool: {kernel: 3, stride: 1, padding: 1}",
+        "- stage: {block: bottleneck, out: 16, width: 8, groups: 2, attention: {se: {reduction: 4}}}",
+        "- pam",
+    ]
+    lines = ["input: {channels: 3, size: 16}", "layers:"]
+    lines += ["  " + cycle[index % len(cycle)] for index in range(layers)]
+    return "\n".join(lines) + "\n"
+
+
+def python_calls(fn) -> int:
+    """Python function calls made by ``fn()`` (a deterministic measure of work, unlike time)."""
+    calls = 0
+
+    def count(frame, event, arg):  # noqa: ANN001
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["valid", "every-layer-broken"])
+def test_validation_work_grows_linearly_with_the_layers(broken: bool) -> None:
+    """10x the layers, at most ~10x the Python calls: nothing quadratic in parsing, validation, shape inference
+    or error sorting (a broken spec reports one located problem per layer)."""
+
+    def text(layers: int) -> str:
+        spec = generated_spec(layers)
+        return spec.replace("- se: {reduction: 4}", "- se: {reduction: 0}") if broken else spec
+
+    def check(layers: int) -> None:
+        source = text(layers)
+        if broken:
+            with pytest.raises(netspec.SpecError) as error:
+                netspec.check(netspec.loads(source))
+            assert len(error.value.problems) >= layers // 7
+        else:
+            netspec.check(netspec.loads(source))
+
+    check(140)  # warm-up: kinds' validators are built on first use
+    small, large = python_calls(lambda: check(200)), python_calls(lambda: check(2000))
+    assert large / small <= 10.5, f"200 layers: {small:,} calls; 2,000 layers: {large:,} ({large / small:.1f}x)"
+
+
+# --- channels_last in, channels_last out ---------------------------------------------------------------
+
+
+ATTENTION = kinds_of("attention")
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("kind", ATTENTION)
+def test_attention_keeps_the_input_memory_format(kind: str, train: bool) -> None:
+    module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context()).train(train)
+    x = torch.randn(2, 64, 12, 10)
+    with torch.set_grad_enabled(train):
+        assert module(x).is_contiguous(), f"{kind}: NCHW in, not NCHW out"
+        out = module(x.contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last), f"{kind}: channels_last in, not channels_last out"
+    if train:
+        out.sum().backward()
+
+
+# --- the benchmarks compare equal functions ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baselines():  # noqa: ANN201
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import baselines as module
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+@pytest.mark.parametrize("kind", ["se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet"])
+def test_benchmark_baselines_compute_what_netspec_computes(kind: str, baselines) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context())
+    with torch.no_grad():
+        for tensor in module.parameters():  # non-zero gammas and last BN: every branch reaches the output
+            tensor.copy_(torch.randn_like(tensor) * 0.3)
+    baseline = baselines.ATTENTION_BASELINES[kind](64)
+    baselines.copy_weights(kind, module, baseline)
+    assert sum(p.numel() for p in baseline.parameters()) == sum(p.numel() for p in module.parameters())
+    x = torch.randn(2, 64, 12, 10)
+    for train in (False, True):
+        module.train(train), baseline.train(train)
+        with torch.no_grad():
+            torch.testing.assert_close(module(x), baseline(x), rtol=1e-4, atol=1e-4)
+
+
+def test_benchmark_resnet50_is_resnet50(baselines) -> None:  # noqa: ANN001
+    with torch.device("meta"):
+        direct, built = baselines.ResNet50(), netspec.build(ROOT / "specs" / "resnet50.yaml")
+    assert sum(p.numel() for p in direct.parameters()) == sum(p.numel() for p in built.parameters()) == 25_557_032
+
+
+def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
+    builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
+    assert builtin_attention == set(baselines.ATTENTION_BASELINES)
