@@ -1,0 +1,418 @@
+"""Baselines for the benchmarks: straightforward implementations written the way the papers' official code is.
+
+These are what netspec's modules are measured against (``benchmarks/run.py``). They compute the same
+functions as netspec's kinds with the same parameters (``tests/test_benchmark_baselines.py`` checks it by
+copying weights across), but in the style of the reference code:
+
+- Non-local: embedded gaussian as AlexHex7/Non-local_pytorch (the PyTorch port of facebookresearch/video-nonlocal-net):
+  ``f = theta^T phi`` materialised as a (HW x HW) matrix with ``torch.matmul``, ``softmax``, ``matmul`` with g.
+- PAM / CAM: ``PAM_Module`` / ``CAM_Module`` of junfu1115/DANet (``encoding/nn/da_att.py``): ``torch.bmm``,
+  ``Softmax(dim=-1)``, CAM's ``max(energy) - energy``, ``gamma * out + x``. DANet = PAM(x) + CAM(x).
+- SE: ``SELayer`` (moskomule/senet.pytorch, the usual PyTorch port of the Caffe SENet): pool, Linear, ReLU,
+  Linear, Sigmoid, ``x * y.expand_as(x)``.
+- ECA: ``eca_layer`` of BangguWu/ECANet.
+- CBAM: ``CBAM`` of Jongchan/attention-module (``MODELS/cbam.py``): ``F.avg_pool2d``/``F.max_pool2d`` over the
+  whole map, Flatten + Linear MLP, ``torch.max(x, 1)[0]`` / ``torch.mean`` channel pool, BasicConv 7x7 + BN.
+- SK: ``SKConv`` in the style of the PyTorch ports of SKNet (pppLang/SKNet), with the official Caffe model's
+  choices (3x3 branches with dilation 1..M, fc d + BN + ReLU, one fc d -> M*C): ``unsqueeze`` + ``cat`` of the
+  branches, ``sum``, ``mean(-1).mean(-1)``, ``softmax(dim=1)``, ``(feas * attention).sum(dim=1)``.
+- ResNet-50: constructed directly with ``nn.Conv2d`` / ``nn.BatchNorm2d`` as torchvision's ``resnet.py``
+  (``Bottleneck``, ``_make_layer``), without torchvision's extra re-initialisation loop (netspec keeps
+  PyTorch's default initialisation too, so both construct the same work).
+
+Nothing here is imported by netspec itself.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ---------------------------------------------------------------------------------------------
+# Spatial attention: Non-local, PAM, CAM, DANet
+
+
+class NonLocalBaseline(nn.Module):
+    """Embedded-gaussian non-local block (Wang et al., CVPR 2018), AlexHex7/Non-local_pytorch style, no sub-sampling."""
+
+    def __init__(self, in_channels: int, inter_channels: int | None = None) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.inter_channels = inter_channels or max(in_channels // 2, 1)
+        self.g = nn.Conv2d(in_channels, self.inter_channels, kernel_size=1, stride=1, padding=0)
+        self.theta = nn.Conv2d(in_channels, self.inter_channels, kernel_size=1, stride=1, padding=0)
+        self.phi = nn.Conv2d(in_channels, self.inter_channels, kernel_size=1, stride=1, padding=0)
+        self.W = nn.Sequential(
+            nn.Conv2d(self.inter_channels, in_channels, kernel_size=1, stride=1, padding=0),
+            nn.BatchNorm2d(in_channels),
+        )
+        nn.init.constant_(self.W[1].weight, 0)
+        nn.init.constant_(self.W[1].bias, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch_size = x.size(0)
+        g_x = self.g(x).view(batch_size, self.inter_channels, -1)
+        g_x = g_x.permute(0, 2, 1)
+        theta_x = self.theta(x).view(batch_size, self.inter_channels, -1)
+        theta_x = theta_x.permute(0, 2, 1)
+        phi_x = self.phi(x).view(batch_size, self.inter_channels, -1)
+        f = torch.matmul(theta_x, phi_x)
+        f_div_C = F.softmax(f, dim=-1)
+        y = torch.matmul(f_div_C, g_x)
+        y = y.permute(0, 2, 1).contiguous()
+        y = y.view(batch_size, self.inter_channels, *x.size()[2:])
+        W_y = self.W(y)
+        z = W_y + x
+        return z
+
+
+class PAMBaseline(nn.Module):
+    """Position attention module, as ``PAM_Module`` in junfu1115/DANet."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.chanel_in = in_dim
+        self.query_conv = nn.Conv2d(in_channels=in_dim, out_channels=in_dim // 8, kernel_size=1)
+        self.key_conv = nn.Conv2d(in_channels=in_dim, out_channels=in_dim // 8, kernel_size=1)
+        self.value_conv = nn.Conv2d(in_channels=in_dim, out_channels=in_dim, kernel_size=1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m_batchsize, C, height, width = x.size()
+        proj_query = self.query_conv(x).view(m_batchsize, -1, width * height).permute(0, 2, 1)
+        proj_key = self.key_conv(x).view(m_batchsize, -1, width * height)
+        energy = torch.bmm(proj_query, proj_key)
+        attention = self.softmax(energy)
+        proj_value = self.value_conv(x).view(m_batchsize, -1, width * height)
+        out = torch.bmm(proj_value, attention.permute(0, 2, 1))
+        out = out.view(m_batchsize, C, height, width)
+        out = self.gamma * out + x
+        return out
+
+
+class CAMBaseline(nn.Module):
+    """Channel attention module, as ``CAM_Module`` in junfu1115/DANet (softmax of ``rowmax(E) - E``)."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.chanel_in = in_dim
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m_batchsize, C, height, width = x.size()
+        proj_query = x.view(m_batchsize, C, -1)
+        proj_key = x.view(m_batchsize, C, -1).permute(0, 2, 1)
+        energy = torch.bmm(proj_query, proj_key)
+        energy_new = torch.max(energy, -1, keepdim=True)[0].expand_as(energy) - energy
+        attention = self.softmax(energy_new)
+        proj_value = x.view(m_batchsize, C, -1)
+        out = torch.bmm(attention, proj_value)
+        out = out.view(m_batchsize, C, height, width)
+        out = self.gamma * out + x
+        return out
+
+
+class DANetBaseline(nn.Module):
+    """PAM and CAM in parallel on the same input, summed (netspec's ``danet`` kind)."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.sa = PAMBaseline(in_dim)
+        self.sc = CAMBaseline(in_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sa(x) + self.sc(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel attention: SE, ECA, CBAM, SK
+
+
+class SEBaseline(nn.Module):
+    """``SELayer`` (senet.pytorch): FCs with bias, C -> C/r -> C."""
+
+    def __init__(self, channel: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(channel, channel // reduction, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Linear(channel // reduction, channel, bias=True),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = x.size()
+        y = self.avg_pool(x).view(b, c)
+        y = self.fc(y).view(b, c, 1, 1)
+        return x * y.expand_as(x)
+
+
+def eca_kernel(channels: int, gamma: int = 2, b: int = 1) -> int:
+    t = int(abs((math.log(channels, 2) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+class ECABaseline(nn.Module):
+    """``eca_layer`` (BangguWu/ECANet): Conv1d across channels, no bias."""
+
+    def __init__(self, channel: int, k_size: int | None = None) -> None:
+        super().__init__()
+        k_size = k_size or eca_kernel(channel)
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv1d(1, 1, kernel_size=k_size, padding=(k_size - 1) // 2, bias=False)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.avg_pool(x)
+        y = self.conv(y.squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+        y = self.sigmoid(y)
+        return x * y.expand_as(x)
+
+
+class BasicConv(nn.Module):
+    def __init__(self, in_planes: int, out_planes: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 dilation: int = 1, groups: int = 1, relu: bool = True, bn: bool = True, bias: bool = False) -> None:
+        super().__init__()
+        self.out_channels = out_planes
+        self.conv = nn.Conv2d(in_planes, out_planes, kernel_size=kernel_size, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups, bias=bias)
+        self.bn = nn.BatchNorm2d(out_planes, eps=1e-5, momentum=0.01, affine=True) if bn else None
+        self.relu = nn.ReLU() if relu else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        return x
+
+
+class Flatten(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.size(0), -1)
+
+
+class ChannelGate(nn.Module):
+    def __init__(self, gate_channels: int, reduction_ratio: int = 16, pool_types: tuple[str, ...] = ("avg", "max")):
+        super().__init__()
+        self.gate_channels = gate_channels
+        self.mlp = nn.Sequential(
+            Flatten(),
+            nn.Linear(gate_channels, gate_channels // reduction_ratio),
+            nn.ReLU(),
+            nn.Linear(gate_channels // reduction_ratio, gate_channels),
+        )
+        self.pool_types = pool_types
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channel_att_sum = None
+        for pool_type in self.pool_types:
+            if pool_type == "avg":
+                avg_pool = F.avg_pool2d(x, (x.size(2), x.size(3)), stride=(x.size(2), x.size(3)))
+                channel_att_raw = self.mlp(avg_pool)
+            elif pool_type == "max":
+                max_pool = F.max_pool2d(x, (x.size(2), x.size(3)), stride=(x.size(2), x.size(3)))
+                channel_att_raw = self.mlp(max_pool)
+            if channel_att_sum is None:
+                channel_att_sum = channel_att_raw
+            else:
+                channel_att_sum = channel_att_sum + channel_att_raw
+        scale = torch.sigmoid(channel_att_sum).unsqueeze(2).unsqueeze(3).expand_as(x)
+        return x * scale
+
+
+class ChannelPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), dim=1)
+
+
+class SpatialGate(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        kernel_size = 7
+        self.compress = ChannelPool()
+        self.spatial = BasicConv(2, 1, kernel_size, stride=1, padding=(kernel_size - 1) // 2, relu=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_compress = self.compress(x)
+        x_out = self.spatial(x_compress)
+        scale = torch.sigmoid(x_out)  # broadcasting
+        return x * scale
+
+
+class CBAMBaseline(nn.Module):
+    """``CBAM`` of Jongchan/attention-module: channel gate then spatial gate."""
+
+    def __init__(self, gate_channels: int, reduction_ratio: int = 16, no_spatial: bool = False) -> None:
+        super().__init__()
+        self.ChannelGate = ChannelGate(gate_channels, reduction_ratio)
+        self.no_spatial = no_spatial
+        if not no_spatial:
+            self.SpatialGate = SpatialGate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_out = self.ChannelGate(x)
+        if not self.no_spatial:
+            x_out = self.SpatialGate(x_out)
+        return x_out
+
+
+class SKBaseline(nn.Module):
+    """Selective Kernel unit in the style of the PyTorch SKNet ports, with the official Caffe model's layers."""
+
+    def __init__(self, features: int, M: int = 2, G: int = 32, r: int = 16, stride: int = 1, L: int = 32) -> None:
+        super().__init__()
+        d = max(int(features / r), L)
+        self.M = M
+        self.features = features
+        self.convs = nn.ModuleList([])
+        for i in range(M):
+            self.convs.append(nn.Sequential(
+                nn.Conv2d(features, features, kernel_size=3, stride=stride, padding=1 + i, dilation=1 + i,
+                          groups=G, bias=False),
+                nn.BatchNorm2d(features),
+                nn.ReLU(inplace=False),
+            ))
+        self.fc = nn.Sequential(nn.Conv2d(features, d, kernel_size=1, bias=False), nn.BatchNorm2d(d), nn.ReLU())
+        self.fcs = nn.Conv2d(d, M * features, kernel_size=1, bias=False)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(self.convs):
+            fea = conv(x).unsqueeze(dim=1)  # the ports write unsqueeze_, which autograd rejects after a ReLU
+            if i == 0:
+                feas = fea
+            else:
+                feas = torch.cat([feas, fea], dim=1)
+        fea_U = torch.sum(feas, dim=1)
+        fea_s = fea_U.mean(-1).mean(-1)
+        fea_z = self.fc(fea_s[:, :, None, None])
+        attention_vectors = self.fcs(fea_z).view(x.size(0), self.M, self.features)
+        attention_vectors = self.softmax(attention_vectors)
+        attention_vectors = attention_vectors.unsqueeze(-1).unsqueeze(-1)
+        fea_v = (feas * attention_vectors).sum(dim=1)
+        return fea_v
+
+
+ATTENTION_BASELINES = {
+    "se": SEBaseline,
+    "eca": ECABaseline,
+    "cbam": CBAMBaseline,
+    "sk": SKBaseline,
+    "nonlocal": NonLocalBaseline,
+    "pam": PAMBaseline,
+    "cam": CAMBaseline,
+    "danet": DANetBaseline,
+}
+"""netspec kind -> baseline class taking the channel count (every kind at its defaults)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNet-50, constructed directly (torchvision resnet.py style)
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=dilation, groups=groups,
+                     bias=False, dilation=dilation)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        width = planes
+        self.conv1 = conv1x1(inplanes, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet50(nn.Module):
+    """torchvision's ResNet-50 (25,557,032 parameters), written out with torch modules."""
+
+    def __init__(self, layers: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000) -> None:
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(64, layers[0])
+        self.layer2 = self._make_layer(128, layers[1], stride=2)
+        self.layer3 = self._make_layer(256, layers[2], stride=2)
+        self.layer4 = self._make_layer(512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * Bottleneck.expansion, num_classes)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
+            downsample = nn.Sequential(
+                conv1x1(self.inplanes, planes * Bottleneck.expansion, stride),
+                nn.BatchNorm2d(planes * Bottleneck.expansion),
+            )
+        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * Bottleneck.expansion
+        for _ in range(1, blocks):
+            layers.append(Bottleneck(self.inplanes, planes))
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Same weights in both: netspec's parameter names -> the baseline's
+
+
+_RENAMES: dict[str, list[tuple[str, str]]] = {
+    "se": [(r"^fc1\.", "fc.0."), (r"^fc2\.", "fc.2.")],
+    "cbam": [(r"^channel\.fc1\.", "ChannelGate.mlp.1."), (r"^channel\.fc2\.", "ChannelGate.mlp.3."),
+             (r"^spatial\.conv\.", "SpatialGate.spatial.conv."), (r"^spatial\.norm\.", "SpatialGate.spatial.bn.")],
+    "sk": [(r"^branches\.(\d+)\.conv\.", r"convs.\1.0."), (r"^branches\.(\d+)\.norm\.", r"convs.\1.1."),
+           (r"^fc1\.conv\.", "fc.0."), (r"^fc1\.norm\.", "fc.1."), (r"^fc2\.", "fcs.")],
+}
+
+
+def copy_weights(kind: str, module: nn.Module, baseline: nn.Module) -> None:
+    """Load ``module``'s (netspec's) parameters and buffers into ``baseline``, so both compute the same function."""
+    import re
+
+    target = baseline.state_dict()
+    loaded = {}
+    for name, value in module.state_dict().items():
+        for pattern, replacement in _RENAMES.get(kind, []):
+            name = re.sub(pattern, replacement, name)
+        loaded[name] = value.reshape(target[name].shape)
+    missing = set(target) - set(loaded)
+    if missing:
+        raise KeyError(f"{kind}: baseline entries without a netspec counterpart: {sorted(missing)}")
+    baseline.load_state_dict(loaded)

@@ -1,0 +1,730 @@
+#!/usr/bin/env python
+"""netspec's performance targets (issue 5), each measured as a ratio against a baseline in the same run.
+
+    python benchmarks/run.py                      # everything; prints the tables, writes benchmarks/RESULTS.md
+    python benchmarks/run.py --quick              # fewer repeats and shapes: a smoke run (minutes)
+    python benchmarks/run.py --only memory,build  # some targets: memory attention kernels compile build check validation
+    python benchmarks/run.py --device cuda --dtype float16   # on a GPU (float16 / bfloat16 / float32)
+
+Targets and how each is measured (details in RESULTS.md):
+
+1. memory     Non-local, PAM, CAM (and DANet) forward at 64x64, 512 channels, batch 2: peak memory <= 1/4 of the
+              straightforward bmm + softmax code's (``baselines.py``), time no worse. Each peak is read in a fresh
+              process (``memprobe.py``) two ways: peak RSS (VmHWM reset via /proc/self/clear_refs) and the
+              profiler's allocator events; on CUDA ``max_memory_allocated``.
+2. attention  Every attention kind, forward and forward+backward, batch 8 at 256@28x28, 512@14x14, 1024@14x14,
+              NCHW and channels_last: time <= the baseline's (median of interleaved repeats); channels_last in
+              gives channels_last out.
+   kernels    Which SDPA kernel each spatial attention kind runs and the largest intermediate tensor compared with
+              the whole (HW x HW) score matrix; with ``--device cuda`` it also checks that SDPA never falls back to
+              the math kernel (``sdpa_kernel`` restricted to the fused backends).
+3. compile    ``torch.compile(fullgraph=True)`` of every kind and every spec in specs/ (the test is
+              tests/test_compile.py; here only its times are reported).
+4. build      ``netspec.build("specs/resnet50.yaml")`` vs ``baselines.ResNet50()``: <= 1.1x.
+5. check      ``netspec check specs/resnet50.yaml`` whole process vs ``python -c "import pydantic, yaml"``: <= 3x.
+6. validation A generated 10,000-layer spec checks in < 2 s; 10,000 : 1,000 time ratio <= 12.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+TARGETS = ("memory", "attention", "kernels", "compile", "build", "check", "validation")
+ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
+SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
+MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
+NOISE = 0.05
+"""Timing ratios within 5% of 1 count as "no worse": the spread of repeated measurements on a shared machine."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+
+
+@dataclass
+class Section:
+    target: str
+    title: str
+    lines: list[str] = field(default_factory=list)
+    verdicts: list[tuple[str, bool, str]] = field(default_factory=list)  # (what, met, ratio text)
+
+    def add(self, line: str = "") -> None:
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        self.add("| " + " | ".join(header) + " |")
+        self.add("|" + "|".join("---" for _ in header) + "|")
+        for row in rows:
+            self.add("| " + " | ".join(row) + " |")
+        self.add()
+
+    def verdict(self, what: str, met: bool, ratio: str) -> None:
+        self.verdicts.append((what, met, ratio))
+
+
+def mib(count: float) -> str:
+    return f"{count / 2**20:.1f}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g}" if seconds < 1 else f"{seconds * 1e3:.0f}"
+
+
+def yes(flag: bool) -> str:
+    return "met" if flag else "**MISSED**"
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing: interleaved repeats, medians
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int, target_s: float, device: str = "cpu",
+                warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each function: ``repeats`` samples each, the functions alternating within every repeat
+    (the order rotating) so that load changes on the machine hit all of them alike. A sample times enough calls
+    to last about ``target_s``."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    single = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        single[name] = time.perf_counter() - start
+    calls = max(1, math.ceil(target_s / max(max(single.values()), 1e-6)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for repeat in range(repeats):
+        order = names[repeat % len(names):] + names[: repeat % len(names)]
+        for name in order:
+            fn = fns[name]
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) / calls)
+    return samples
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> float:
+    """Half the interquartile range relative to the median: the noise of one median."""
+    if len(values) < 4:
+        return 0.0
+    q = statistics.quantiles(values, n=4)
+    return (q[2] - q[0]) / 2 / statistics.median(values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules
+
+
+def netspec_module(kind: str, channels: int, size: int):
+    import netspec
+    from netspec.layers.base import Context
+    from netspec.shapes import Shape
+
+    return netspec.KINDS[kind]().build(Shape(channels, size, size), Context())
+
+
+def module_pair(kind: str, channels: int, size: int, device: str, dtype):
+    """netspec's module and the baseline, same random weights (so the same outputs), on ``device``."""
+    import torch
+
+    from baselines import ATTENTION_BASELINES, copy_weights
+
+    torch.manual_seed(0)
+    candidate = netspec_module(kind, channels, size)
+    with torch.no_grad():
+        for tensor in candidate.parameters():  # not the zero init of gamma / the last BN: a non-trivial function
+            tensor.copy_(torch.randn_like(tensor) * 0.1 + (1.0 if tensor.ndim == 1 else 0.0))
+    baseline = ATTENTION_BASELINES[kind](channels)
+    copy_weights(kind, candidate, baseline)
+    return candidate.to(device=device, dtype=dtype), baseline.to(device=device, dtype=dtype)
+
+
+def forward_fn(module, x):
+    import torch
+
+    def run():
+        with torch.no_grad():
+            return module(x)
+
+    return run
+
+
+def training_fn(module, x):
+    params = [p for p in module.parameters() if p.requires_grad]
+    state = {}
+
+    def run():
+        out = module(x)
+        if "grad" not in state or state["grad"].shape != out.shape:
+            state["grad"] = out.detach().clone().normal_()
+        out.backward(state["grad"])
+        x.grad = None
+        for p in params:
+            p.grad = None
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Memory of the spatial attention kinds at 64x64x512, batch 2
+
+
+def probe(kind: str, impl: str, mode: str, method: str, args) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    command = [sys.executable, str(HERE / "memprobe.py"), kind, impl, "512", "64", "2", mode, method,
+               "--device", args.device, "--dtype", args.dtype]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"memprobe failed: {shlex.join(command)}\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(args) -> Section:
+    import torch
+
+    section = Section("memory", "1. Spatial attention memory and time: 64x64, 512 channels, batch 2")
+    section.add(f"## {section.title}")
+    section.add()
+    methods = ["cuda"] if args.device.startswith("cuda") else ["rss", "profiler"]
+    repeats = 1 if args.quick else 3
+    rows = []
+    for kind in MEMORY_KINDS:
+        for mode in ("inference", "training"):
+            peaks = {}
+            for impl in ("netspec", "baseline"):
+                for method in methods:
+                    values = [probe(kind, impl, mode, method, args)["peak_bytes"] for _ in range(repeats)]
+                    peaks[impl, method] = median(values)
+            for method in methods:
+                ratio = peaks["netspec", method] / peaks["baseline", method]
+                rows.append([kind, mode, method, mib(peaks["netspec", method]), mib(peaks["baseline", method]),
+                             f"{ratio:.3f}"])
+                if mode == "inference" and kind != "danet":
+                    section.verdict(f"{kind} forward peak memory (method {method}) <= 1/4 baseline", ratio <= 0.25,
+                                    f"{ratio:.3f}")
+    section.add("Peak memory of one forward above what was allocated before it (the output included), MiB; "
+                "each value the median of fresh processes (`benchmarks/memprobe.py`). `inference`: under "
+                "`torch.no_grad()`, the target; `training`: autograd on, so what the forward saves for backward "
+                "counts too (information, no target).")
+    section.add()
+    section.table(["kind", "mode", "method", "netspec MiB", "baseline MiB", "ratio"], rows)
+
+    dtype = getattr(torch, args.dtype)
+    rows = []
+    for kind in MEMORY_KINDS:
+        candidate, baseline = module_pair(kind, 512, 64, args.device, dtype)
+        candidate.eval(), baseline.eval()
+        x = torch.randn(2, 512, 64, 64, device=args.device, dtype=dtype)
+        with torch.no_grad():
+            error = (candidate(x) - baseline(x)).abs().max().item()
+        samples = interleaved({"netspec": forward_fn(candidate, x), "baseline": forward_fn(baseline, x)},
+                              repeats=3 if args.quick else 7, target_s=0.3, device=args.device, warmup=1)
+        a, b = median(samples["netspec"]), median(samples["baseline"])
+        rows.append([kind, ms(a), ms(b), f"{a / b:.3f}", f"{error:.1e}"])
+        if kind != "danet":
+            section.verdict(f"{kind} forward time at 64x64x512 no worse than baseline", a / b <= 1 + NOISE,
+                            f"{a / b:.3f}")
+    section.add("Forward time (inference) at the same shape, median of interleaved repeats, ms; max |difference| "
+                "of the outputs (same weights):")
+    section.add()
+    section.table(["kind", "netspec ms", "baseline ms", "ratio", "max abs diff"], rows)
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Time of every attention kind at typical shapes
+
+
+def bench_attention(args) -> Section:
+    import torch
+
+    section = Section("attention", "2. Attention kinds: forward and forward+backward time, batch 8")
+    section.add(f"## {section.title}")
+    section.add()
+    dtype = getattr(torch, args.dtype)
+    shapes = [(256, 28), (512, 14), (1024, 14)]
+    formats = ["nchw", "channels_last"]
+    if args.quick:
+        shapes, formats = [(256, 28)], ["nchw", "channels_last"]
+    repeats = 5 if args.quick else 11
+    target_s = 0.03 if args.quick else 0.08
+    rows = []
+    ratios: dict[str, list[float]] = {"forward": [], "forward+backward": []}
+    worst: dict[str, tuple[float, str]] = {}
+    for kind in [k for k in args.kinds.split(",") if k]:
+        for channels, size in shapes:
+            candidate, baseline = module_pair(kind, channels, size, args.device, dtype)
+            for memory_format in formats:
+                x = torch.randn(8, channels, size, size, device=args.device, dtype=dtype)
+                if memory_format == "channels_last":
+                    x = x.to(memory_format=torch.channels_last)
+                candidate.eval(), baseline.eval()
+                with torch.no_grad():
+                    out = candidate(x)
+                    keeps = out.is_contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else out.is_contiguous()
+                    base_out = baseline(x)
+                    base_keeps = base_out.is_contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else base_out.is_contiguous()
+                    del out, base_out
+                fwd = interleaved({"netspec": forward_fn(candidate, x), "baseline": forward_fn(baseline, x)},
+                                  repeats=repeats, target_s=target_s, device=args.device)
+                candidate.train(), baseline.train()
+                xg = x.detach().clone().requires_grad_(True)
+                bwd = interleaved({"netspec": training_fn(candidate, xg), "baseline": training_fn(baseline, xg)},
+                                  repeats=repeats, target_s=target_s, device=args.device)
+                row = [kind, f"{channels}@{size}x{size}", memory_format]
+                for mode, samples in (("forward", fwd), ("forward+backward", bwd)):
+                    a, b = median(samples["netspec"]), median(samples["baseline"])
+                    ratio = a / b
+                    ratios[mode].append(ratio)
+                    key = f"{kind} {mode}"
+                    if key not in worst or ratio > worst[key][0]:
+                        worst[key] = (ratio, f"{channels}@{size}x{size} {memory_format}")
+                    row += [ms(a), ms(b), f"{ratio:.2f}"]
+                row += ["yes" if keeps else "no", "yes" if base_keeps else "no"]
+                rows.append(row)
+                print(" | ".join(row), file=sys.stderr, flush=True)
+    section.add("Median ms per call of interleaved repeats (netspec / baseline), ratio = netspec / baseline; "
+                "forward under `torch.no_grad()` in eval mode, forward+backward in train mode with the input "
+                "requiring grad. `layout kept`: the output is in the input's memory format (netspec / baseline).")
+    section.add()
+    section.table(["kind", "shape", "layout", "fwd ms", "base ms", "fwd ratio", "f+b ms", "base ms", "f+b ratio",
+                   "layout kept", "base kept"], rows)
+    for mode, values in ratios.items():
+        section.add(f"- {mode}: geometric mean ratio {math.exp(statistics.fmean(map(math.log, values))):.3f}, "
+                    f"max {max(values):.3f}, cases <= 1.00: {sum(v <= 1.0 for v in values)}/{len(values)}, "
+                    f"<= {1 + NOISE:.2f}: {sum(v <= 1 + NOISE for v in values)}/{len(values)}")
+    section.add()
+    for key, (ratio, where) in sorted(worst.items()):
+        section.verdict(f"{key} time no worse than baseline (worst case: {where})", ratio <= 1 + NOISE,
+                        f"{ratio:.2f}")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels: which SDPA kernel runs, and is the score matrix ever whole?
+
+
+def bench_kernels(args) -> Section:
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    section = Section("kernels", "Fused attention kernels and the largest intermediate tensor")
+    section.add(f"## {section.title}")
+    section.add()
+    dtype = getattr(torch, args.dtype)
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: set[str] = set()
+            self.largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = str(func.overloadpacket.__name__)
+            self.ops.add(name)
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(tensor, torch.Tensor):
+                    self.largest = max(self.largest, tensor.numel())
+            return out
+
+    shapes = [(512, 64, 2), (256, 28, 8), (512, 14, 8), (1024, 14, 8)]
+    if args.quick:
+        shapes = shapes[:2]
+    rows = []
+    restricted_ok = True
+    for kind in SPATIAL_KINDS:
+        for channels, size, batch in shapes:
+            candidate, _ = module_pair(kind, channels, size, args.device, dtype)
+            x = torch.randn(batch, channels, size, size, device=args.device, dtype=dtype)
+            candidate.train()
+            recorder = Recorder()
+            with recorder:
+                candidate(x).sum().backward()
+            fused = sorted(op for op in recorder.ops if "scaled_dot_product" in op)
+            tokens = size * size
+            whole = batch * (channels * channels if kind == "cam" else tokens * tokens)
+            # fused-only: SDPA restricted to the fused backends raises instead of falling back to math
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+            if args.device.startswith("cuda"):
+                backends.append(SDPBackend.CUDNN_ATTENTION)
+            try:
+                with sdpa_kernel(backends):
+                    candidate(x).sum().backward()
+                fused_only = "ok"
+            except RuntimeError as error:
+                fused_only = "FALLS BACK: " + str(error).splitlines()[0][:60]
+                restricted_ok = False
+            rows.append([kind, f"{batch}x{channels}@{size}x{size}", ", ".join(fused) or "none (query chunks)",
+                         f"{recorder.largest / whole:.3f}", fused_only])
+    section.add("Forward+backward of netspec's module under a dispatch recorder: the SDPA kernels that ran, and "
+                "the largest tensor any op produced divided by the size of the whole score matrix (HW x HW per "
+                "sample; C x C for CAM, whose matrix is small and whose largest tensors are the feature maps). "
+                "`fused only`: the same pass with `torch.nn.attention.sdpa_kernel` restricted to the fused "
+                "backends (flash, memory-efficient" + (", cuDNN" if args.device.startswith("cuda") else "") +
+                "), which raises if SDPA would fall back to the math kernel.")
+    section.add()
+    section.table(["kind", "input", "SDPA kernels", "largest / whole matrix", "fused only"], rows)
+    section.verdict("SDPA never falls back to the math kernel" + ("" if args.device.startswith("cuda") else
+                    " (CPU; the GPU check needs --device cuda)"), restricted_ok, "-")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. torch.compile: times of the test
+
+
+def bench_compile(args) -> Section:
+    section = Section("compile", "3. torch.compile(fullgraph=True)")
+    section.add(f"## {section.title}")
+    section.add()
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
+               "tests/test_compile.py"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    durations = [match.groups() for match in (re.match(r"^\s*([\d.]+)s call\s+(\S+)", line)
+                                              for line in result.stdout.splitlines()) if match]
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-300:]
+    section.add(f"`{shlex.join(command[1:]).replace(sys.executable, 'python')}`: {summary} "
+                f"(whole run {elapsed:.0f} s, exit {result.returncode})")
+    section.add()
+    rows = [[seconds, test.replace("tests/test_compile.py::", "")] for seconds, test in durations]
+    if rows:
+        section.table(["seconds", "test (call phase)"], rows)
+    section.verdict("torch.compile(fullgraph=True) works for every kind and every spec (tests/test_compile.py)",
+                    result.returncode == 0, "-")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Builder overhead
+
+
+BUILD_PROBE = """
+import sys, time
+sys.path.insert(0, {here!r})
+import torch, netspec
+from baselines import ResNet50
+which = sys.argv[1]
+spec = netspec.load("specs/resnet50.yaml")
+start = time.perf_counter()
+model = netspec.build("specs/resnet50.yaml") if which == "path" else netspec.build(spec) if which == "spec" else ResNet50()
+print(time.perf_counter() - start)
+"""
+
+
+def bench_build(args) -> Section:
+    import torch
+
+    import netspec
+    from baselines import ResNet50
+
+    section = Section("build", "4. Builder overhead: specs/resnet50.yaml vs ResNet-50 written with torch modules")
+    section.add(f"## {section.title}")
+    section.add()
+    path = ROOT / "specs" / "resnet50.yaml"
+    spec = netspec.load(path)
+    built, direct = netspec.build(path), ResNet50()
+    params = (sum(p.numel() for p in built.parameters()), sum(p.numel() for p in direct.parameters()))
+    del built, direct
+    probe_code = BUILD_PROBE.format(here=str(HERE))
+    names = {"path": "`netspec.build(\"specs/resnet50.yaml\")`", "spec": "`netspec.build(spec)` (spec loaded before)",
+             "direct": "`baselines.ResNet50()`"}
+
+    def fresh(which):
+        def run():
+            result = subprocess.run([sys.executable, "-c", probe_code, which], capture_output=True, text=True,
+                                    cwd=ROOT, check=True)
+            return float(result.stdout.strip().splitlines()[-1])
+        return run
+
+    repeats = 4 if args.quick else 15
+    fresh_samples: dict[str, list[float]] = {name: [] for name in names}
+    order = list(names)
+    for repeat in range(repeats):
+        for which in order[repeat % 3:] + order[: repeat % 3]:
+            fresh_samples[which].append(fresh(which)())
+    torch.manual_seed(0)
+    warm = interleaved({
+        "path": lambda: netspec.build(path),
+        "spec": lambda: netspec.build(spec),
+        "direct": lambda: ResNet50(),
+    }, repeats=5 if args.quick else 21, target_s=0.0, warmup=2)
+
+    def on_meta(fn):
+        def run():
+            with torch.device("meta"):
+                return fn()
+        return run
+
+    meta = interleaved({
+        "path": on_meta(lambda: netspec.build(path)),
+        "spec": on_meta(lambda: netspec.build(spec)),
+        "direct": on_meta(lambda: ResNet50()),
+    }, repeats=5 if args.quick else 21, target_s=0.05, warmup=2)
+    own = interleaved({"load": lambda: netspec.check(netspec.load(path))}, repeats=21, target_s=0.05, warmup=2)
+    rows = []
+    for which, label in names.items():
+        row = [label]
+        for samples in (fresh_samples, warm, meta):
+            value, base = median(samples[which]), median(samples["direct"])
+            row += [ms(value), f"{value / base:.3f}"]
+        rows.append(row)
+    section.add(f"Parameters: netspec {params[0]:,}, baseline {params[1]:,}; PyTorch's default initialisation in "
+                "both. Medians, ms, and ratios to the baseline:")
+    section.add()
+    section.add(f"- **fresh process** (the target; {repeats} interleaved processes each): the first build in a "
+                "process, as in a training script, timed inside the process after the imports;")
+    section.add("- *warm, in process*: repeated builds in one process; glibc then reuses or returns freed weight "
+                "memory depending on what ran between builds (page faults are most of the difference here), so "
+                "this column mixes allocator state into the ratio;")
+    section.add("- *meta device*: `with torch.device(\"meta\")`, no weight memory or initialisation: module "
+                "construction and netspec's own Python work alone.")
+    section.add()
+    section.table(["construct", "fresh ms", "fresh ratio", "warm ms", "warm ratio", "meta ms", "meta ratio"], rows)
+    section.add(f"netspec's own work inside `build(path)` (read YAML, validate, infer shapes): "
+                f"{ms(median(own['load']))} ms.")
+    section.add()
+    ratio = median(fresh_samples["path"]) / median(fresh_samples["direct"])
+    section.verdict("building specs/resnet50.yaml <= 1.1x constructing ResNet-50 directly (fresh process)",
+                    ratio <= 1.1, f"{ratio:.3f}")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. netspec check does not import torch: whole-process time
+
+
+def bench_check(args) -> Section:
+    section = Section("check", "5. `netspec check` process time vs `python -c \"import pydantic, yaml\"`")
+    section.add(f"## {section.title}")
+    section.add()
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode caches exist (warm-up runs write them)
+    script = Path(sys.executable).parent / "netspec"
+    commands = {
+        'python -c "import pydantic, yaml"': [sys.executable, "-c", "import pydantic, yaml"],
+        "python -m netspec check specs/resnet50.yaml": [sys.executable, "-m", "netspec", "check", "specs/resnet50.yaml"],
+    }
+    if script.exists():
+        commands["netspec check specs/resnet50.yaml"] = [str(script), "check", "specs/resnet50.yaml"]
+    commands['python -c "import torch"'] = [sys.executable, "-c", "import torch"]
+
+    def runner(command):
+        return lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+
+    fns = {name: runner(command) for name, command in commands.items()}
+    samples = interleaved(fns, repeats=7 if args.quick else 25, target_s=0.0, warmup=2)
+    base = median(samples['python -c "import pydantic, yaml"'])
+    rows = [[f"`{name}`", ms(median(v)), ms(min(v)), f"{median(v) / base:.2f}"] for name, v in samples.items()]
+    section.add("Whole-process wall time, hyperfine-style: each command run in turn, repeated, median and min, ms "
+                "(bytecode caches warm, as after `pip install`).")
+    section.add()
+    section.table(["command", "median ms", "min ms", "ratio (median)"], rows)
+    modules = subprocess.run(
+        [sys.executable, "-c", "import sys, netspec; netspec.check('specs/resnet50.yaml'); "
+         "print(sorted(m for m in ('torch', 'numpy', 'hypothesis') if m in sys.modules))"],
+        capture_output=True, text=True, cwd=ROOT, env=env).stdout.strip()
+    section.add(f"Heavy modules imported by `netspec.check`: {modules} (tests/test_check_imports.py asserts none).")
+    section.add()
+    for name in ("python -m netspec check specs/resnet50.yaml", "netspec check specs/resnet50.yaml"):
+        if name in samples:
+            ratio = median(samples[name]) / base
+            section.verdict(f"`{name}` <= 3x `import pydantic, yaml`", ratio <= 3.0, f"{ratio:.2f}")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Validation grows linearly
+
+
+def generated_spec(layers: int) -> str:
+    """A valid spec of ``layers`` layers cycling through conv, attention kinds, stages and pooling."""
+    cycle = [
+        "- conv: {out: 64, kernel: 3}",
+        "- se: {reduction: 8}",
+        "- stage: {block: basic, out: 64, depth: 2, attention: eca}",
+        "- cbam",
+        "- maxpool: {kernel: 3, stride: 1, padding: 1}",
+        "- stage: {block: bottleneck, out: 64, width: 32, groups: 4, attention: {se: {reduction: 4}}}",
+        "- conv: {out: 64, kernel: 1, act: silu}",
+        "- pam",
+    ]
+    lines = [f"name: generated_{layers}", "input: {channels: 3, size: 32}", "layers:"]
+    lines += ["  " + cycle[index % len(cycle)] for index in range(layers)]
+    return "\n".join(lines) + "\n"
+
+
+def bench_validation(args) -> Section:
+    import netspec
+
+    section = Section("validation", "6. Validation time grows linearly")
+    section.add(f"## {section.title}")
+    section.add()
+    texts = {n: generated_spec(n) for n in (1_000, 10_000)}
+    fns = {f"{n:,} layers": (lambda text=text: netspec.check(netspec.loads(text))) for n, text in texts.items()}
+    samples = interleaved(fns, repeats=3 if args.quick else 9, target_s=0.0, warmup=1)
+    small, large = median(samples["1,000 layers"]), median(samples["10,000 layers"])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "generated_10000.yaml"
+        path.write_text(texts[10_000])
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        cli = interleaved({"cli": lambda: subprocess.run([sys.executable, "-m", "netspec", "check", str(path)],
+                                                          check=True, stdout=subprocess.DEVNULL, env=env)},
+                          repeats=3 if args.quick else 5, target_s=0.0, warmup=1)["cli"]
+    rows = [[name, ms(median(v)), ms(min(v))] for name, v in samples.items()]
+    rows.append(["`python -m netspec check` on the 10,000-layer file (whole process)", ms(median(cli)), ms(min(cli))])
+    section.add("`netspec.check(netspec.loads(text))` on generated specs (`generated_spec` in run.py: conv, se, "
+                "basic and bottleneck stages with attention, cbam, maxpool, pam), median of interleaved repeats, ms.")
+    section.add()
+    section.table(["spec", "median ms", "min ms"], rows)
+    section.add(f"10,000 : 1,000 ratio (medians): {large / small:.2f}")
+    section.add()
+    section.verdict("10,000-layer spec checks in < 2 s", large < 2.0, f"{large:.2f} s")
+    section.verdict("10,000 : 1,000 check time ratio <= 12", large / small <= 12, f"{large / small:.2f}")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine(args) -> list[str]:
+    import torch
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    lines = [
+        f"- CPU: {model}, {os.cpu_count()} logical cores; torch intra-op threads: {torch.get_num_threads()}",
+        f"- torch {torch.__version__}, Python {platform.python_version()}, {platform.platform()}",
+    ]
+    if args.device.startswith("cuda"):
+        lines.append(f"- GPU: {torch.cuda.get_device_name()} (device {args.device}), dtype {args.dtype}")
+    else:
+        lines.append(f"- device: CPU, dtype {args.dtype}")
+    try:
+        load = os.getloadavg()
+        lines.append(f"- load average at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
+    except OSError:
+        pass
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes")
+    parser.add_argument("--only", default=",".join(TARGETS), help=f"comma-separated subset of {', '.join(TARGETS)}")
+    parser.add_argument("--kinds", default=",".join(ATTENTION_KINDS), help="attention kinds to time (attention target)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the report ('-': nowhere)")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+
+    command = "python benchmarks/run.py" + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
+    started = time.time()
+    header = machine(args)
+    for line in header:
+        print(line)
+    benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
+               "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation}
+    sections = []
+    for name in TARGETS:
+        if name in chosen:
+            gc.collect()
+            sections.append(benches[name](args))
+    elapsed = time.time() - started
+
+    verdicts = [(s.target, *v) for s in sections for v in s.verdicts]
+    summary = ["| target | requirement | ratio / value | verdict |", "|---|---|---|---|"]
+    summary += [f"| {target} | {what} | {ratio} | {yes(met)} |" for target, what, met, ratio in verdicts]
+    print("\n".join(summary))
+    if args.output != "-":
+        try:
+            load = os.getloadavg()
+            end_load = f"- load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+        except OSError:
+            end_load = ""
+        report = [
+            "# netspec benchmark results",
+            "",
+            "Generated by `benchmarks/run.py` (issue 5). Every target is a ratio against a baseline measured in the "
+            "same run: netspec's module or builder divided by the baseline's (`benchmarks/baselines.py`: "
+            "straightforward implementations in the style of the papers' official code, ResNet-50 written with "
+            "torch modules). Timings are medians of interleaved repeats.",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Run on {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}, {elapsed / 60:.1f} min:",
+            *header,
+            *([end_load] if end_load else []),
+            "",
+            "## Summary",
+            "",
+            *summary,
+            "",
+        ]
+        for section in sections:
+            report += section.lines
+        Path(args.output).write_text("\n".join(report) + "\n")
+        print(f"wrote {args.output}")
+    return 0 if all(met for _, _, met, _ in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
