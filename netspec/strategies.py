@@ -168,7 +168,7 @@ def layer_cases(
     :func:`sample_shapes`), filtered by the kind's ``accepts``.
     """
     cls = _kinds([kind])[0]
-    fixed = [s for s in sample_shapes() if sized is None or s.sized == sized or (sized and s.flat)]
+    fixed = [s for s in sample_shapes() if sized is None or s.sized == sized]
     source = shapes_from if shapes_from is not None else st.one_of(st.sampled_from(fixed), shapes(sized=sized))
     accepted = source.filter(cls.accepts)
 
