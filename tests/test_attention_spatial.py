@@ -307,7 +307,9 @@ def test_sdpa_runs_with_the_papers_scale(kind: str, monkeypatch: pytest.MonkeyPa
         assert calls == []
         return
     tokens, features = {"nonlocal": (30, 16), "cam": (32, 30)}[kind]
-    assert calls == [{"shape": (2, 1, tokens, features), "scale": 1.0}]  # embedded Gaussian, CAM: no scaling
+    # embedded Gaussian: no scaling; CAM: no scaling either, the sign flip makes softmax(rowmax(E) - E) = softmax(-E)
+    scale = {"nonlocal": 1.0, "cam": -1.0}[kind]
+    assert calls == [{"shape": (2, 1, tokens, features), "scale": scale}]
     calls.clear()
     NonLocal(scale=True).build(shape_of(x), Context())(x)
     assert calls[0]["scale"] == pytest.approx(16**-0.5)

@@ -37,6 +37,9 @@ def attend(
     """``softmax(scale * query @ key^T, dim=-1) @ value``: (B, L, d), (B, S, d), (B, S, e) -> (B, L, e)."""
     # torch.export / ONNX: one SDPA op, so the program holds for every batch size (chunk sizes depend on it)
     if fused_kernel_fits(query, key, value) or torch.compiler.is_exporting():
+        if scale < 0 and torch.compiler.is_exporting():
+            # ONNX's SDPA applies sqrt(scale) to the query and to the key: a negative scale becomes a negated query
+            query, scale = query.neg(), -scale
         # fused kernels want unit stride in the feature dim (else SDPA falls back to the math kernel)
         query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
         out = F.scaled_dot_product_attention(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=scale)
@@ -47,34 +50,54 @@ def attend(
 def chunked_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scale: float, budget: int = CHUNK_SCORES
 ) -> torch.Tensor:
-    """:func:`attend` by bmm + softmax over chunks of queries, at most ``budget`` scores alive at a time.
+    """:func:`attend` by bmm + softmax over chunks, at most ``budget`` scores alive at a time.
 
+    Chunks are whole samples when one sample's scores fit the budget (as fast as one bmm over the batch, and
+    each chunk's result is a contiguous block of the output), else chunks of queries across the batch.
     When ``value`` is a transposed view of a (B, e, S) tensor (a 1x1 conv output in NCHW), the result is
     computed as ``value^T @ probs^T`` into a (B, e, L) buffer, as the official PAM code does, and returned as
     its (B, L, e) view: the caller's NCHW output is then contiguous without a transposing copy.
     """
     batch, length, _ = query.shape
-    rows = max(1, budget // max(1, batch * key.size(1)))
+    per_sample = max(1, length * key.size(1))
     if scale != 1.0:
         query = query * scale
-    key_t = key.transpose(1, 2)
     channel_major = value.stride(-1) != 1 and value.stride(-2) == 1
+
+    def weighted(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """(b, l, e), or its (b, e, l) buffer when ``channel_major`` (returned as is: the caller transposes)."""
+        probs = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)), dim=-1)
+        if channel_major:
+            return torch.bmm(values.transpose(1, 2), probs.transpose(1, 2))
+        return torch.bmm(probs, values)
+
+    if per_sample <= budget:
+        samples = max(1, budget // per_sample)
+        if samples >= batch:
+            out = weighted(query, key, value)
+        else:
+            shape = (batch, value.size(-1), length) if channel_major else (batch, length, value.size(-1))
+            out = query.new_empty(shape)
+            for start in range(0, batch, samples):
+                end = start + samples
+                out[start:end] = weighted(query[start:end], key[start:end], value[start:end])
+        return out.transpose(1, 2) if channel_major else out
+    rows = max(1, budget // (batch * key.size(1)))
+    key_t = key.transpose(1, 2)
     value_t = value.transpose(1, 2)
 
-    def weighted(queries: torch.Tensor) -> torch.Tensor:
+    def weighted_rows(queries: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(torch.bmm(queries, key_t), dim=-1)
         if channel_major:
             return torch.bmm(value_t, probs.transpose(1, 2)).transpose(1, 2)
         return torch.bmm(probs, value)
 
-    if rows >= length:
-        return weighted(query)
     if channel_major:
         out = query.new_empty(batch, value.size(-1), length).transpose(1, 2)
     else:
         out = query.new_empty(batch, length, value.size(-1))
     for start in range(0, length, rows):
-        out[:, start : start + rows] = weighted(query[:, start : start + rows])
+        out[:, start : start + rows] = weighted_rows(query[:, start : start + rows])
     return out
 
 

@@ -11,7 +11,7 @@ class ChannelAttention(nn.Module):
     """x + gamma * (softmax(rowmax(E) - E) X) with E = X X^T over channels (C x C); gamma starts at 0.
 
     The official code subtracts the energy from its row maximum before the softmax; softmax is invariant to
-    a per-row shift, so that is softmax(-E), which SDPA computes from query -X, key X, value X with scale 1
+    a per-row shift, so that is softmax(-E), which SDPA computes from query, key and value X with scale -1
     (its online softmax subtracts the row maximum of -E, so it is as stable as the official two-step form).
     """
 
@@ -22,7 +22,7 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         features = x.reshape(n, c, h * w).contiguous()  # (N, C, HW): channels are the tokens, pixels the features
-        out = attend(features.neg(), features, features, scale=1.0).reshape(n, c, h, w)
+        out = attend(features, features, features, scale=-1.0).reshape(n, c, h, w)  # softmax(-1 * X X^T) X
         return torch.addcmul(x, self.gamma, out)  # x + gamma * out, in x's memory format
 
 

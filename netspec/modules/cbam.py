@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from netspec.modules import pooling
+
 
 class ChannelGate(nn.Module):
     """x * sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))), one MLP C -> C/r -> C shared by both pools."""
@@ -19,7 +21,7 @@ class ChannelGate(nn.Module):
         return self.fc2(self.act(self.fc1(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True))
+        logits = self.mlp(pooling.mean(x, (2, 3))) + self.mlp(pooling.amax(x, (2, 3)))
         return x * self.gate(logits)
 
 
@@ -37,7 +39,7 @@ class SpatialGate(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), dim=1)  # official order: max, mean
+        pooled = torch.cat((pooling.amax(x, (1,)), pooling.mean(x, (1,))), dim=1)  # official order: max, mean
         return x * self.gate(self.norm(self.conv(pooled)))
 
 

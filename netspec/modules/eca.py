@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from netspec.modules import pooling
+
 
 class EfficientChannelAttention(nn.Module):
     """x * sigmoid(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2."""
@@ -14,6 +16,6 @@ class EfficientChannelAttention(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squeezed = x.mean((2, 3)).unsqueeze(1)  # (N, 1, C): channels are the sequence
+        squeezed = pooling.mean(x, (2, 3)).flatten(1).unsqueeze(1)  # (N, 1, C): channels are the sequence
         weights = self.gate(self.conv(squeezed)).transpose(1, 2).unsqueeze(-1)  # (N, C, 1, 1)
         return x * weights

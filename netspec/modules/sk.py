@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from netspec.modules import pooling
+
 from netspec.modules.conv import ConvNormAct
 
 
@@ -32,7 +34,7 @@ class SelectiveKernel(nn.Module):
         fused = outputs[0]
         for output in outputs[1:]:
             fused = fused + output
-        logits = self.fc2(self.fc1(fused.mean((2, 3), keepdim=True)))
+        logits = self.fc2(self.fc1(pooling.mean(fused, (2, 3))))
         return self.softmax(logits.view(fused.shape[0], len(self.branches), self.out_channels, 1, 1))
 
     def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
