@@ -8,6 +8,11 @@ sizes, and SDPA's math fallback materialises everything, with extra masking pass
 processed in chunks of at most ``budget`` scores each, with the same bmm + softmax arithmetic as the official
 code, so forward memory stays bounded. Chunk sizes come from shapes only, so ``torch.compile(fullgraph=True)``
 traces it without graph breaks.
+
+On the CPU the same bmm + softmax path also serves when the score matrix is no larger than the value tensor
+(CAM: C x C scores for C x HW features at C < HW; Non-local on small maps): materialising it then costs less
+memory than the inputs already take, and two plain GEMMs beat the flash kernel, whose online softmax rescales
+a long (features-wide) output accumulator at every key block (CAM at 64x64: 1.15x slower than bmm).
 """
 from __future__ import annotations
 
@@ -31,12 +36,18 @@ def fused_kernel_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     return query.dtype in _CPU_FUSED_DTYPES and query.size(-1) == key.size(-1) == value.size(-1)
 
 
+def scores_are_small(key: torch.Tensor, value: torch.Tensor) -> bool:
+    """On the CPU: whether a score row (S keys) is no longer than a value row (e features), so the whole score
+    matrix is no larger than the value tensor and plain bmm + softmax is both cheap in memory and faster."""
+    return key.device.type == "cpu" and key.size(1) <= value.size(-1)
+
+
 def attend(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scale: float, budget: int = CHUNK_SCORES
 ) -> torch.Tensor:
     """``softmax(scale * query @ key^T, dim=-1) @ value``: (B, L, d), (B, S, d), (B, S, e) -> (B, L, e)."""
     # torch.export / ONNX: one SDPA op, so the program holds for every batch size (chunk sizes depend on it)
-    if fused_kernel_fits(query, key, value) or torch.compiler.is_exporting():
+    if torch.compiler.is_exporting() or (fused_kernel_fits(query, key, value) and not scores_are_small(key, value)):
         if scale < 0 and torch.compiler.is_exporting():
             # ONNX's SDPA applies sqrt(scale) to the query and to the key: a negative scale becomes a negated query
             query, scale = query.neg(), -scale
@@ -60,21 +71,35 @@ def chunked_attention(
     """
     batch, length, _ = query.shape
     per_sample = max(1, length * key.size(1))
-    if scale != 1.0:
+    scale_scores = scale != 1.0 and key.size(1) < query.size(-1)  # scale the smaller of the scores and the queries
+    if scale != 1.0 and not scale_scores:
         query = query * scale
     channel_major = value.stride(-1) != 1 and value.stride(-2) == 1
 
+    def scores_of(queries: torch.Tensor, keys_t: torch.Tensor) -> torch.Tensor:
+        scores = torch.bmm(queries, keys_t)
+        return scores * scale if scale_scores else scores
+
     def weighted(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """(b, l, e), or its (b, e, l) buffer when ``channel_major`` (returned as is: the caller transposes)."""
-        probs = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)), dim=-1)
+        probs = torch.softmax(scores_of(queries, keys.transpose(1, 2)), dim=-1)
         if channel_major:
             return torch.bmm(values.transpose(1, 2), probs.transpose(1, 2))
         return torch.bmm(probs, values)
 
+    # Chunk results go into one output buffer in inference (one chunk alive at a time); under autograd they are
+    # concatenated instead (the probabilities are kept for backward anyway, and the backward of cat is views,
+    # where writing into a buffer adds copies of the gradient)
+    concatenate = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
     if per_sample <= budget:
         samples = max(1, budget // per_sample)
         if samples >= batch:
             out = weighted(query, key, value)
+        elif concatenate:
+            out = torch.cat([
+                weighted(query[start : start + samples], key[start : start + samples], value[start : start + samples])
+                for start in range(0, batch, samples)
+            ])
         else:
             shape = (batch, value.size(-1), length) if channel_major else (batch, length, value.size(-1))
             out = query.new_empty(shape)
@@ -87,11 +112,16 @@ def chunked_attention(
     value_t = value.transpose(1, 2)
 
     def weighted_rows(queries: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(torch.bmm(queries, key_t), dim=-1)
+        probs = torch.softmax(scores_of(queries, key_t), dim=-1)
         if channel_major:
             return torch.bmm(value_t, probs.transpose(1, 2)).transpose(1, 2)
         return torch.bmm(probs, value)
 
+    if concatenate:
+        pieces = [weighted_rows(query[:, start : start + rows]) for start in range(0, length, rows)]
+        if channel_major:  # each piece is a (b, e, rows) buffer seen as (b, rows, e): join the buffers
+            return torch.cat([piece.transpose(1, 2) for piece in pieces], dim=2).transpose(1, 2)
+        return torch.cat(pieces, dim=1)
     if channel_major:
         out = query.new_empty(batch, value.size(-1), length).transpose(1, 2)
     else:

@@ -51,6 +51,7 @@ class NonLocal2d(nn.Module):
         theta = self.theta(x_cl).flatten(2).transpose(1, 2).contiguous()  # contiguous(): no copy unless H or W is 1
         phi = self.phi(pooled).flatten(2).transpose(1, 2).contiguous()
         g = self.g(pooled).flatten(2).transpose(1, 2).contiguous()
+        del x_cl, pooled  # the channels_last copy is not needed past the convs (in inference it is freed here)
         y = attend(theta, phi, g, scale=self.scale).transpose(1, 2).reshape(n, -1, h, w)  # channels_last strides
         # an NCHW input gets an NCHW map (one copy, as the official code's .contiguous()): W, its norm and the
         # residual addition then run in one layout instead of mixing NCHW and channels_last (2-8x slower on CPU)
