@@ -206,8 +206,19 @@ def training_fn(module, x):
 # 1. Memory of the spatial attention kinds at 64x64x512, batch 2
 
 
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
+"""glibc settings for the timing process: freed tensor memory stays in the heap and is reused, as in the steady
+state of a training loop, instead of each large tensor being a fresh mmap whose first touch page-faults (which
+made forward+backward timings bimodal, 2-3x apart, depending on allocation history)."""
+
+
+def plain_env() -> dict[str, str]:
+    """The environment without the timing process's malloc settings (for commands users run as they are)."""
+    return {key: value for key, value in os.environ.items() if key not in FIXED_MALLOC}
+
+
 def probe(kind: str, impl: str, mode: str, method: str, args) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    env = dict(plain_env(), MALLOC_MMAP_THRESHOLD_="65536")
     command = [sys.executable, str(HERE / "memprobe.py"), kind, impl, "512", "64", "2", mode, method,
                "--device", args.device, "--dtype", args.dtype]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -223,14 +234,14 @@ def bench_memory(args) -> Section:
     section.add(f"## {section.title}")
     section.add()
     methods = ["cuda"] if args.device.startswith("cuda") else ["rss", "profiler"]
-    repeats = 1 if args.quick else 3
+    repeats = {"rss": 1 if args.quick else 2, "profiler": 1, "cuda": 1 if args.quick else 2}
     rows = []
     for kind in MEMORY_KINDS:
         for mode in ("inference", "training"):
             peaks = {}
             for impl in ("netspec", "baseline"):
                 for method in methods:
-                    values = [probe(kind, impl, mode, method, args)["peak_bytes"] for _ in range(repeats)]
+                    values = [probe(kind, impl, mode, method, args)["peak_bytes"] for _ in range(repeats[method])]
                     peaks[impl, method] = median(values)
             for method in methods:
                 ratio = peaks["netspec", method] / peaks["baseline", method]
@@ -420,7 +431,7 @@ def bench_compile(args) -> Section:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
                "tests/test_compile.py"]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=plain_env())
     elapsed = time.perf_counter() - start
     durations = [match.groups() for match in (re.match(r"^\s*([\d.]+)s call\s+(\S+)", line)
                                               for line in result.stdout.splitlines()) if match]
@@ -474,7 +485,7 @@ def bench_build(args) -> Section:
     def fresh(which):
         def run():
             result = subprocess.run([sys.executable, "-c", probe_code, which], capture_output=True, text=True,
-                                    cwd=ROOT, check=True)
+                                    cwd=ROOT, check=True, env=plain_env())
             return float(result.stdout.strip().splitlines()[-1])
         return run
 
@@ -539,7 +550,7 @@ def bench_check(args) -> Section:
     section = Section("check", "5. `netspec check` process time vs `python -c \"import pydantic, yaml\"`")
     section.add(f"## {section.title}")
     section.add()
-    env = dict(os.environ)
+    env = plain_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode caches exist (warm-up runs write them)
     script = Path(sys.executable).parent / "netspec"
     commands = {
@@ -608,7 +619,7 @@ def bench_validation(args) -> Section:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "generated_10000.yaml"
         path.write_text(texts[10_000])
-        env = dict(os.environ)
+        env = plain_env()
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         cli = interleaved({"cli": lambda: subprocess.run([sys.executable, "-m", "netspec", "check", str(path)],
                                                           check=True, stdout=subprocess.DEVNULL, env=env)},
@@ -649,6 +660,10 @@ def machine(args) -> list[str]:
         lines.append(f"- GPU: {torch.cuda.get_device_name()} (device {args.device}), dtype {args.dtype}")
     else:
         lines.append(f"- device: CPU, dtype {args.dtype}")
+    fixed = all(os.environ.get(key) == value for key, value in FIXED_MALLOC.items())
+    lines.append("- timing process: glibc malloc with fixed thresholds (" + ", ".join(f"{k}={v}" for k, v in
+                 FIXED_MALLOC.items()) + "; see FIXED_MALLOC in run.py)" if fixed else
+                 "- timing process: glibc malloc with its default dynamic thresholds (--system-malloc)")
     try:
         load = os.getloadavg()
         lines.append(f"- load average at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
@@ -662,10 +677,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes")
     parser.add_argument("--only", default=",".join(TARGETS), help=f"comma-separated subset of {', '.join(TARGETS)}")
     parser.add_argument("--kinds", default=",".join(ATTENTION_KINDS), help="attention kinds to time (attention target)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (default: torch's choice). On a machine shared with other jobs "
+                             "use 1: a parallel region waits for its slowest thread, and a descheduled one costs "
+                             "tens of ms per op")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the report ('-': nowhere)")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's default (dynamic) malloc thresholds in the timing process")
     args = parser.parse_args(argv)
+    if not args.system_malloc and any(os.environ.get(key) != value for key, value in FIXED_MALLOC.items()):
+        # glibc reads these at start-up: run again with them set (same arguments)
+        os.execve(sys.executable, [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])],
+                  {**os.environ, **FIXED_MALLOC})
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(TARGETS))
     if unknown:
@@ -673,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the fresh processes (memory, build) too
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
 
