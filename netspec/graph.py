@@ -12,7 +12,7 @@ import subprocess
 from typing import Any
 
 from netspec.files import write_atomic
-from netspec.summary import Summary
+from netspec.summary import Summary, format_count
 
 FORMATS: dict[str, str] = {".svg": "SVG", ".dot": "Graphviz DOT", ".gv": "Graphviz DOT", ".mmd": "Mermaid"}
 
@@ -31,15 +31,6 @@ def output_format(path: str | os.PathLike[str]) -> str | None:
 
 def describe_formats() -> str:
     return ".svg (needs Graphviz), .dot or .gv (Graphviz DOT), .mmd (Mermaid)"
-
-
-def _count(count: int | None) -> str:
-    if count is None:
-        return "?"
-    for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if count >= scale:
-            return f"{count / scale:.2f}{unit}"
-    return str(count)
 
 
 def _params_text(entry: Any) -> str:
@@ -68,7 +59,7 @@ def node_lines(summary: Summary) -> list[tuple[str, list[str], str]]:
         if params:
             lines.append(params)
         lines.append(str(row.info.shape))
-        lines.append(f"{row.info.params:,} params, {_count(row.info.macs)} MACs")
+        lines.append(f"{row.info.params:,} params, {format_count(row.info.macs)} MACs")
         role = "attention" if row.layer.role == "attention" or getattr(row.layer, "attention", None) else "layer"
         nodes.append((f"n{index}", lines, role))
     return nodes
@@ -76,7 +67,7 @@ def node_lines(summary: Summary) -> list[tuple[str, list[str], str]]:
 
 def _title(summary: Summary) -> str:
     return (
-        f"{summary.name or 'network'}: {summary.params:,} params, {_count(summary.macs)} MACs per sample, "
+        f"{summary.name or 'network'}: {summary.params:,} params, {format_count(summary.macs)} MACs per sample, "
         f"output {summary.output}"
     )
 

@@ -58,7 +58,7 @@ class Summary:
         header = ("layer", "kind", "output", "params", "MACs")
         table = [("input", "", str(self.input), "", "")]
         for row in self.rows:
-            table.append((row.name, row.kind, str(row.info.shape), f"{row.info.params:,}", _macs(row.info.macs)))
+            table.append((row.name, row.kind, str(row.info.shape), f"{row.info.params:,}", format_count(row.info.macs)))
         widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
 
         def render(line: tuple[str, ...]) -> str:
@@ -68,13 +68,14 @@ class Summary:
         rule = "-" * len(render(header))
         lines = [f"{self.name or 'network'}", render(header), rule, *map(render, table), rule]
         lines.append(f"total params: {self.params:,}")
-        lines.append(f"total MACs:   {_macs(self.macs)} per sample")
+        lines.append(f"total MACs:   {format_count(self.macs)} per sample")
         lines.append(f"output:       {self.output}")
         lines.append(f"({MACS_CONVENTION}; '?' where input.size is not given)")
         return "\n".join(lines)
 
 
-def _macs(count: int | None) -> str:
+def format_count(count: int | None) -> str:
+    """``4.10G``, ``118.01M``, ``5.12K``, ``42``; ``?`` when unknown."""
     if count is None:
         return "?"
     for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):

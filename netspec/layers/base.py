@@ -6,7 +6,6 @@ implement ``infer`` (static shape, params, MACs), ``build`` (the ``torch.nn.Modu
 """
 from __future__ import annotations
 
-import difflib
 import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal

@@ -41,10 +41,6 @@ class CAM(Attention):
         return ChannelAttention()
 
     @classmethod
-    def accepts(cls, x: Shape) -> bool:
-        return x.spatial
-
-    @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 

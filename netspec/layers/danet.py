@@ -45,10 +45,6 @@ class DANet(Attention):
         return DualAttention(x.channels, pam_hidden(x.channels, self.reduction))
 
     @classmethod
-    def accepts(cls, x: Shape) -> bool:
-        return x.spatial
-
-    @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 

@@ -81,10 +81,6 @@ class NonLocal(Attention):
                           norm=self.norm)
 
     @classmethod
-    def accepts(cls, x: Shape) -> bool:
-        return x.spatial
-
-    @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 

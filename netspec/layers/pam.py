@@ -72,10 +72,6 @@ class PAM(Attention):
         return PositionAttention(x.channels, pam_hidden(x.channels, self.reduction))
 
     @classmethod
-    def accepts(cls, x: Shape) -> bool:
-        return x.spatial
-
-    @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 

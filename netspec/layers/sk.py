@@ -87,10 +87,6 @@ class SK(Attention, BlockConv):
                                hidden=self.hidden(out))
 
     @classmethod
-    def accepts(cls, x: Shape) -> bool:
-        return x.spatial
-
-    @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
