@@ -243,19 +243,25 @@ def bench_memory(args) -> Section:
                 for method in methods:
                     values = [probe(kind, impl, mode, method, args)["peak_bytes"] for _ in range(repeats[method])]
                     peaks[impl, method] = median(values)
+            output = 2 * 512 * 64 * 64 * torch.tensor([], dtype=getattr(torch, args.dtype)).element_size()
             for method in methods:
-                ratio = peaks["netspec", method] / peaks["baseline", method]
-                rows.append([kind, mode, method, mib(peaks["netspec", method]), mib(peaks["baseline", method]),
-                             f"{ratio:.3f}"])
+                ours, theirs = peaks["netspec", method], peaks["baseline", method]
+                ratio = ours / theirs
+                rows.append([kind, mode, method, mib(ours), mib(theirs), f"**{ratio:.3f}**",
+                             f"{(ours - output) / (theirs - output):.3f}", f"{output / theirs:.3f}"])
                 if mode == "inference" and kind != "danet":
                     section.verdict(f"{kind} forward peak memory (method {method}) <= 1/4 baseline", ratio <= 0.25,
                                     f"{ratio:.3f}")
-    section.add("Peak memory of one forward above what was allocated before it (the output included), MiB; "
-                "each value the median of fresh processes (`benchmarks/memprobe.py`). `inference`: under "
-                "`torch.no_grad()`, the target; `training`: autograd on, so what the forward saves for backward "
-                "counts too (information, no target).")
+    section.add("Peak memory of one forward above what was allocated before it, the output included, MiB; each "
+                "value the median of fresh processes (`benchmarks/memprobe.py`: peak RSS, or the profiler's "
+                "allocator events). `inference`: under `torch.no_grad()`, the target; `training`: autograd on, so "
+                "what the forward keeps for backward counts too (information, no target). `ratio` is the target's; "
+                "`without output` leaves the output tensor (16 MiB in float32) out of both peaks; `floor` is the "
+                "output alone over the baseline's peak, the least any implementation that returns a new tensor "
+                "can reach.")
     section.add()
-    section.table(["kind", "mode", "method", "netspec MiB", "baseline MiB", "ratio"], rows)
+    section.table(["kind", "mode", "method", "netspec MiB", "baseline MiB", "ratio", "without output", "floor"],
+                  rows)
 
     dtype = getattr(torch, args.dtype)
     rows = []
@@ -576,7 +582,8 @@ def bench_check(args) -> Section:
         [sys.executable, "-c", "import sys, netspec; netspec.check('specs/resnet50.yaml'); "
          "print(sorted(m for m in ('torch', 'numpy', 'hypothesis') if m in sys.modules))"],
         capture_output=True, text=True, cwd=ROOT, env=env).stdout.strip()
-    section.add(f"Heavy modules imported by `netspec.check`: {modules} (tests/test_check_imports.py asserts none).")
+    section.add(f"Heavy modules imported by `netspec.check`: {modules} "
+                "(tests/test_performance.py asserts none, for the CLI too).")
     section.add()
     for name in ("python -m netspec check specs/resnet50.yaml", "netspec check specs/resnet50.yaml"):
         if name in samples:
@@ -742,7 +749,17 @@ def main(argv: list[str] | None = None) -> int:
             *header,
             *([end_load] if end_load else []),
             "",
+            *([] if args.device.startswith("cuda") else [
+                "GPU: not measured in this run (no CUDA device was available to it). On a GPU, "
+                "`python benchmarks/run.py --device cuda --dtype float16` (and `--dtype bfloat16`) runs the memory, "
+                "attention and kernel targets there, and the kernel table then checks that SDPA runs a fused kernel "
+                "(flash / memory-efficient / cuDNN) and never falls back to the math kernel for these shapes.",
+                "",
+            ]),
             "## Summary",
+            "",
+            f"Timing verdicts: a ratio <= {1 + NOISE:.2f} counts as \"no worse\" ({NOISE:.0%} is the spread of "
+            "repeated medians on this shared machine); every ratio is printed as measured.",
             "",
             *summary,
             "",
