@@ -88,9 +88,12 @@ def _bounded(loader: Any) -> Any:
     class BoundedLoader(loader):  # type: ignore[misc, valid-type]
         netspec_nodes = 0
         netspec_depth = 0
+        netspec_aliases = False  # whether any node is shared (only then can the data outgrow the node tree)
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                self.netspec_aliases = True
             self.netspec_nodes += 1
             if self.netspec_nodes > MAX_NODES:
                 raise _Limit(event.start_mark, f"too many YAML nodes (over {MAX_NODES:,})")
@@ -249,8 +252,10 @@ class _Walker:
             return node.value  # a date-like string stays a string
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(node, f"unsupported YAML tag {node.tag!r}: only plain mappings, lists and scalars")
+        if node.tag == _STR:
+            return node.value  # what SafeConstructor.construct_yaml_str returns, without its bookkeeping
         try:
-            return self.loader.construct_object(node)
+            return self.loader.yaml_constructors[node.tag](self.loader, node)  # scalars: no alias cache needed
         except (yaml.YAMLError, ValueError, OverflowError) as error:
             raise self.fail(node, f"invalid scalar {node.value!r}: {error}") from None
 
@@ -336,7 +341,8 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
             node = loader.get_single_node()
             if node is None:
                 raise SpecError([Problem((), "the spec is empty: expected a mapping with 'input' and 'layers'", name, 1, 1)])
-            check_expansion(node)
+            if loader.netspec_aliases:  # without aliases the composer's own node and depth limits hold
+                check_expansion(node)
             source.data = _Walker(source, loader).walk(node, ())
     except _Limit as error:
         line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)

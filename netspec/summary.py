@@ -6,6 +6,7 @@ from typing import Any
 
 from netspec.compiler import NO_LIMITS, Budget, Row, analyse, input_shape
 from netspec.shapes import Shape, add_macs
+from netspec.source import gc_paused
 from netspec.spec import Spec
 
 MACS_CONVENTION = (
@@ -86,4 +87,5 @@ def format_count(count: int | None) -> str:
 
 def summarize(spec: Spec, budget: Budget = NO_LIMITS) -> Summary:
     """Static summary of ``spec`` (no torch modules are built); raises ``SpecError`` if it is invalid or over ``budget``."""
-    return Summary(spec.name, input_shape(spec), analyse(spec, budget))
+    with gc_paused():  # as in netspec.loads: no cycles among the rows, and a long spec stays linear
+        return Summary(spec.name, input_shape(spec), analyse(spec, budget))
