@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netspec.modules.attention import attend
+from netspec.modules.attention import attend, chunked_attention
 
 
 class ChannelAttention(nn.Module):
@@ -22,7 +22,14 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         features = x.reshape(n, c, h * w).contiguous()  # (N, C, HW): channels are the tokens, pixels the features
-        out = attend(features, features, features, scale=-1.0).reshape(n, c, h, w)  # softmax(-1 * X X^T) X
+        training = features.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_exporting()
+        if training and features.device.type == "cpu":
+            # training on the CPU: the C x C probabilities are small to keep for backward, and two GEMMs
+            # backpropagate 5-10% faster than the CPU flash kernel (whose forward is the faster one)
+            out = chunked_attention(features, features, features, scale=-1.0)
+        else:
+            out = attend(features, features, features, scale=-1.0)  # softmax(-1 * X X^T) X
+        out = out.reshape(n, c, h, w)
         return torch.addcmul(x, self.gamma, out)  # x + gamma * out, in x's memory format
 
 

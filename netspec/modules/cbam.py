@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from netspec.modules import pooling
+from netspec.modules.pooling import PooledConv
 
 
 class ChannelGate(nn.Module):
@@ -12,9 +13,9 @@ class ChannelGate(nn.Module):
 
     def __init__(self, channels: int, hidden: int, *, bias: bool) -> None:
         super().__init__()
-        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
+        self.fc1 = PooledConv(channels, hidden, 1, bias=bias)
         self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
+        self.fc2 = PooledConv(hidden, channels, 1, bias=bias)
         self.gate = nn.Sigmoid()
 
     def mlp(self, pooled: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from netspec.modules import pooling
-
 from netspec.modules.conv import ConvNormAct
+from netspec.modules.pooling import PooledConv
 
 
 class SelectiveKernel(nn.Module):
@@ -24,7 +24,7 @@ class SelectiveKernel(nn.Module):
             for dilation in range(1, branches + 1)
         )
         self.fc1 = ConvNormAct(out_channels, hidden, kernel=1, bias=False, norm="batch", act="relu")
-        self.fc2 = nn.Conv2d(hidden, branches * out_channels, 1, bias=False)
+        self.fc2 = PooledConv(hidden, branches * out_channels, 1, bias=False)
         for fc in (self.fc1.conv, self.fc2):
             nn.init.normal_(fc.weight, std=0.01)  # the official prototxt's gaussian filler
         self.softmax = nn.Softmax(dim=1)
