@@ -6,7 +6,8 @@ import json
 import math
 import sys
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable
+from typing import Sequence
 
 from netspec.errors import SpecError
 from netspec.files import write_atomic  # noqa: F401  (re-exported: it used to live here)
@@ -220,6 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.run(args))
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:  # `netspec blocks | head`: the reader left; nothing to report
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except OSError as error:
             print(f"netspec: {error}", file=sys.stderr)
             return 1
