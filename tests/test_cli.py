@@ -108,3 +108,21 @@ def test_readme_error_example_is_what_netspec_prints() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "$ netspec check tests/data/bad.yaml\n" + result.stderr in readme
     assert len(result.stderr.splitlines()) == 5
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    import fcntl
+    import os
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: smaller than what `blocks` prints, so the write must wait
+    process = subprocess.Popen(
+        [sys.executable, "-m", "netspec", "blocks"], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE
+    )
+    os.close(write_end)
+    assert os.read(read_end, 10)
+    os.close(read_end)  # like `netspec blocks | head -1`
+    assert process.stderr is not None
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0
+    assert stderr == ""
