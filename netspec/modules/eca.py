@@ -16,6 +16,6 @@ class EfficientChannelAttention(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squeezed = pooling.mean(x, (2, 3)).flatten(1).unsqueeze(1)  # (N, 1, C): channels are the sequence
+        squeezed = pooling.mean(x, (2, 3), keepdim=False).unsqueeze(1)  # (N, 1, C): channels are the sequence
         weights = self.gate(self.conv(squeezed)).transpose(1, 2).unsqueeze(-1)  # (N, C, 1, 1)
         return x * weights

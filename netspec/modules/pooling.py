@@ -18,14 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """``x.mean(dims, keepdim=True)``, with a broadcast (not materialised) backward."""
+def mean(x: torch.Tensor, dims: tuple[int, ...], *, keepdim: bool = True) -> torch.Tensor:
+    """``x.mean(dims, keepdim=keepdim)``, with a broadcast (not materialised) backward."""
     if not (torch.is_grad_enabled() and x.requires_grad):
-        return x.mean(dims, keepdim=True)  # one op rather than two when no backward follows
+        return x.mean(dims, keepdim=keepdim)  # one op rather than two when no backward follows
     count = 1
     for dim in dims:
         count *= x.shape[dim]
-    return x.sum(dims, keepdim=True) * (1.0 / count)
+    return x.sum(dims, keepdim=keepdim) * (1.0 / count)
 
 
 def amax(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
