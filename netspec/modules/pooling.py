@@ -40,9 +40,12 @@ def amax(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
 
 
 class PooledConv(nn.Conv2d):
-    """A 1x1 conv (same parameters, same state dict) that runs on pooled (N, C, 1, 1) input as one matrix product."""
+    """A 1x1 conv (same parameters, same state dict) that runs on pooled input as one matrix product: a
+    (N, C, 1, 1) map gives (N, C', 1, 1), a pooled (N, C) vector gives (N, C')."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return F.linear(x, self.weight.flatten(1), self.bias)
         if x.shape[-2:] == (1, 1) and self.kernel_size == (1, 1) and self.groups == 1:
             return F.linear(x.flatten(1), self.weight.flatten(1), self.bias).view(x.shape[0], -1, 1, 1)
         return super().forward(x)

@@ -19,5 +19,6 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squeezed = pooling.mean(x, (2, 3))
-        return x * self.gate(self.fc2(self.act(self.fc1(squeezed))))
+        squeezed = pooling.mean(x, (2, 3), keepdim=False)  # (N, C): the FCs run as matrix products
+        weights = self.gate(self.fc2(self.act(self.fc1(squeezed))))
+        return x * weights.view(*weights.shape, 1, 1)
