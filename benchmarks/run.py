@@ -411,11 +411,15 @@ def bench_kernels(args) -> Section:
             except RuntimeError as error:
                 fused_only = "FALLS BACK: " + str(error).splitlines()[0][:60]
                 restricted_ok = False
-            rows.append([kind, f"{batch}x{channels}@{size}x{size}", ", ".join(fused) or "none (query chunks)",
+            rows.append([kind, f"{batch}x{channels}@{size}x{size}", ", ".join(fused) or "none: bmm + softmax",
                          f"{recorder.largest / whole:.3f}", fused_only])
-    section.add("Forward+backward of netspec's module under a dispatch recorder: the SDPA kernels that ran, and "
-                "the largest tensor any op produced divided by the size of the whole score matrix (HW x HW per "
-                "sample; C x C for CAM, whose matrix is small and whose largest tensors are the feature maps). "
+    section.add("Forward+backward (train mode) of netspec's module under a dispatch recorder: the SDPA kernels "
+                "that ran, and the largest tensor any op produced divided by the size of the whole score matrix "
+                "(HW x HW per sample; C x C for CAM). Below 1: the matrix was never whole (fused kernel, or query "
+                "chunks where no fused kernel fits: PAM on the CPU). Above 1: the largest tensors are the feature "
+                "maps, so materialising the smaller score matrix costs less than the inputs already take; there "
+                "netspec runs bmm + softmax on the CPU (faster than the flash kernel), and CAM does in training "
+                "(its C x C probabilities are small to keep for backward). "
                 "`fused only`: the same pass with `torch.nn.attention.sdpa_kernel` restricted to the fused "
                 "backends (flash, memory-efficient" + (", cuDNN" if args.device.startswith("cuda") else "") +
                 "), which raises if SDPA would fall back to the math kernel.")
