@@ -3,7 +3,7 @@
 
     python benchmarks/run.py                      # everything; prints the tables, writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick              # fewer repeats and shapes: a smoke run (minutes)
-    python benchmarks/run.py --only memory,build  # some targets: memory attention kernels compile build check validation
+    python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels compile build check validation
     python benchmarks/run.py --device cuda --dtype float16   # on a GPU (float16 / bfloat16 / float32)
 
 Targets and how each is measured (details in RESULTS.md):
@@ -110,9 +110,12 @@ def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int, target_s:
     """Seconds per call of each function: ``repeats`` samples each, the functions alternating within every repeat
     (the order rotating) so that load changes on the machine hit all of them alike. A sample times enough calls
     to last about ``target_s``."""
-    for fn in fns.values():
-        for _ in range(warmup):
+    for fn in fns.values():  # at least `warmup` calls and 0.2 s each: the first calls of a kind are slower
+        start = time.perf_counter()
+        calls = 0
+        while calls < warmup or (warmup and time.perf_counter() - start < 0.2):
             fn()
+            calls += 1
     synchronize(device)
     single = {}
     for name, fn in fns.items():
@@ -320,12 +323,10 @@ def bench_attention(args) -> Section:
                 if memory_format == "channels_last":
                     x = x.to(memory_format=torch.channels_last)
                 candidate.eval(), baseline.eval()
+                layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
                 with torch.no_grad():
-                    out = candidate(x)
-                    keeps = out.is_contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else out.is_contiguous()
-                    base_out = baseline(x)
-                    base_keeps = base_out.is_contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else base_out.is_contiguous()
-                    del out, base_out
+                    keeps = candidate(x).is_contiguous(memory_format=layout)
+                    base_keeps = baseline(x).is_contiguous(memory_format=layout)
                 fwd = interleaved({"netspec": forward_fn(candidate, x), "baseline": forward_fn(baseline, x)},
                                   repeats=repeats, target_s=target_s, device=args.device)
                 candidate.train(), baseline.train()
@@ -477,7 +478,12 @@ from baselines import ResNet50
 which = sys.argv[1]
 spec = netspec.load("specs/resnet50.yaml")
 start = time.perf_counter()
-model = netspec.build("specs/resnet50.yaml") if which == "path" else netspec.build(spec) if which == "spec" else ResNet50()
+if which == "path":
+    model = netspec.build("specs/resnet50.yaml")
+elif which == "spec":
+    model = netspec.build(spec)
+else:
+    model = ResNet50()
 print(time.perf_counter() - start)
 """
 
@@ -572,7 +578,8 @@ def bench_check(args) -> Section:
     script = Path(sys.executable).parent / "netspec"
     commands = {
         'python -c "import pydantic, yaml"': [sys.executable, "-c", "import pydantic, yaml"],
-        "python -m netspec check specs/resnet50.yaml": [sys.executable, "-m", "netspec", "check", "specs/resnet50.yaml"],
+        "python -m netspec check specs/resnet50.yaml":
+            [sys.executable, "-m", "netspec", "check", "specs/resnet50.yaml"],
     }
     if script.exists():
         commands["netspec check specs/resnet50.yaml"] = [str(script), "check", "specs/resnet50.yaml"]
