@@ -139,6 +139,12 @@ class Attention(Layer):
         return x.spatial  # as ``infer`` requires
 
 
+def check_reduction(reduction: int, x: Shape, ctx: Context) -> None:
+    """Report a channel `reduction` above the input's channels (C // r would be 0)."""
+    if reduction > x.channels:
+        ctx.error("reduction", f"must be <= {x.channels} (the input has {x.channels} channels)")
+
+
 class BlockConv(Layer):
     """Base of kinds that can also stand in for a residual block's strided 3x3 conv (``stage: {conv: sk}``)."""
 

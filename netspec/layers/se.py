@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netspec.layers.base import Attention, Context, Layer, PositiveInt
+from netspec.layers.base import Attention, Context, Layer, PositiveInt, check_reduction
 from netspec.registry import register
 from netspec.shapes import Shape, scale_macs
 
@@ -25,8 +25,7 @@ class SE(Attention):
         return max(channels // self.reduction, 1)
 
     def check(self, x: Shape, ctx: Context) -> None:
-        if self.reduction > x.channels:
-            ctx.error("reduction", f"must be <= {x.channels} (the input has {x.channels} channels)")
+        check_reduction(self.reduction, x, ctx)
 
     def count(self, channels: int, ctx: Context) -> int:
         hidden = self.hidden(channels)
