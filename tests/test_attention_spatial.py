@@ -257,6 +257,57 @@ def test_outputs_and_gradients_equal_the_reference(layer: netspec.Layer, layout:
     assert y.is_contiguous(memory_format=memory_format)  # the input's layout is kept
 
 
+@pytest.mark.parametrize("shape", [(2, 24, 4, 5), (2, 6, 4, 5)], ids=["channels>pixels", "channels<=pixels"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("train", [True, False])
+def test_cam_paths_equal_the_reference_and_keep_the_layout(shape: tuple[int, ...], layout: str, train: bool) -> None:
+    """C > HW runs through attend (SDPA); C <= HW folds gamma into the C x C matrix and runs one baddbmm."""
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    module = built(CAM(), x).double().train(train)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, expected = module(x1), cam.reference(module, x2)
+    assert torch.allclose(y, expected, rtol=1e-10, atol=1e-10)
+    grads = torch.autograd.grad(y.square().sum(), [x1, module.gamma])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x2, module.gamma])
+    assert all(torch.allclose(a, b, rtol=1e-8, atol=1e-8) for a, b in zip(grads, expected_grads))
+    assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_cam_inference_makes_one_tensor_the_size_of_its_input(layout: str) -> None:
+    """The memory target's shape class (C <= HW): besides the C x C matrices, only the output is allocated."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class StorageRecorder(TorchDispatchMode):
+        """Sizes in bytes of the distinct storages that ops return (a view shares its base's storage)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.storages: dict[int, int] = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(tensor, torch.Tensor):
+                    storage = tensor.untyped_storage()
+                    self.storages[storage.data_ptr()] = storage.nbytes()
+            return out
+
+    x = torch.randn(2, 8, 6, 6)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    module = built(CAM(), x)
+    with torch.no_grad(), StorageRecorder() as recorder:
+        y = module(x)
+    new_storages = {ptr: size for ptr, size in recorder.storages.items() if ptr != x.untyped_storage().data_ptr()}
+    input_sized = [ptr for ptr, size in new_storages.items() if size >= x.untyped_storage().nbytes()]
+    assert input_sized == [y.untyped_storage().data_ptr()]  # the output, and nothing else of its size
+    assert sum(new_storages.values()) - y.untyped_storage().nbytes() <= 3 * 2 * 8 * 8 * 4  # a few C x C matrices
+
+
 @pytest.mark.parametrize("budget", [1, 50, 200, 10**9])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 def test_pam_query_chunks_equal_the_reference_and_bound_the_scores(

@@ -10,7 +10,8 @@ code, so forward memory stays bounded. Chunk sizes come from shapes only, so ``t
 traces it without graph breaks.
 
 On the CPU the same bmm + softmax path also serves when the score matrix is no larger than the value tensor
-(CAM: C x C scores for C x HW features at C < HW; Non-local on small maps): materialising it then costs less
+(Non-local on small maps; CAM, C x C scores for C x HW features at C <= HW, applies the same rule itself,
+so it can fold its residual into the second GEMM): materialising it then costs less
 memory than the inputs already take, and two plain GEMMs beat the flash kernel, whose online softmax rescales
 a long (features-wide) output accumulator at every key block (CAM at 64x64: 1.15x slower than bmm).
 """

@@ -13,6 +13,10 @@ class ChannelAttention(nn.Module):
     The official code subtracts the energy from its row maximum before the softmax; softmax is invariant to
     a per-row shift, so that is softmax(-E), which SDPA computes from query, key and value X with scale -1
     (its online softmax subtracts the row maximum of -E, so it is as stable as the official two-step form).
+
+    On the CPU, when the C x C matrix is no larger than X (C <= HW, the usual case), it is computed whole:
+    gamma is folded into it and one ``baddbmm`` gives x + (gamma A) X, so the only (C x HW) tensor made is the
+    output (half the peak memory of attention + residual as two steps), in x's memory format.
     """
 
     def __init__(self) -> None:
@@ -21,8 +25,11 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
+        exporting = torch.compiler.is_exporting()
+        if x.device.type == "cpu" and c <= h * w and not exporting:
+            return self._residual_by_gemm(x)
         features = x.reshape(n, c, h * w).contiguous()  # (N, C, HW): channels are the tokens, pixels the features
-        training = features.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_exporting()
+        training = features.requires_grad and torch.is_grad_enabled() and not exporting
         if training and features.device.type == "cpu":
             # training on the CPU: the C x C probabilities are small to keep for backward, and two GEMMs
             # backpropagate 5-10% faster than the CPU flash kernel (whose forward is the faster one)
@@ -31,6 +38,19 @@ class ChannelAttention(nn.Module):
             out = attend(features, features, features, scale=-1.0)  # softmax(-1 * X X^T) X
         out = out.reshape(n, c, h, w)
         return torch.addcmul(x, self.gamma, out)  # x + gamma * out, in x's memory format
+
+    def _residual_by_gemm(self, x: torch.Tensor) -> torch.Tensor:
+        """x + gamma * softmax(-X X^T) X with the C x C matrix whole, as one ``baddbmm`` into the output."""
+        n, c, h, w = x.shape
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            features = x.reshape(n, c, h * w).contiguous()  # X: (N, C, HW)
+            # one expression, so E and softmax(-E) are freed as soon as used: only gamma A is alive with the output
+            weights = torch.softmax(torch.bmm(features, features.transpose(1, 2)).neg_(), dim=-1) * self.gamma
+            return torch.baddbmm(features, weights, features).view(n, c, h, w)
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # X^T: (N, HW, C), a free view of channels_last x
+        weights = torch.softmax(torch.bmm(pixels.transpose(1, 2), pixels).neg_(), dim=-1) * self.gamma
+        # (x + gamma A X)^T = X^T + X^T (gamma A)^T: channels_last out, no transposing copy
+        return torch.baddbmm(pixels, pixels, weights.transpose(1, 2)).view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 def reference(module: ChannelAttention, x: torch.Tensor) -> torch.Tensor:
