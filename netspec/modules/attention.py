@@ -99,9 +99,10 @@ def chunked_attention(
         if samples >= batch:
             out = weighted(query, key, value)
         elif concatenate:
+            # split, not slicing: the backward of split is one cat of the chunk gradients, where each slice's
+            # backward would fill a whole zero tensor and autograd would sum them
             out = torch.cat([
-                weighted(query[start : start + samples], key[start : start + samples], value[start : start + samples])
-                for start in range(0, batch, samples)
+                weighted(*chunk) for chunk in zip(query.split(samples), key.split(samples), value.split(samples))
             ])
         else:
             shape = (batch, value.size(-1), length) if channel_major else (batch, length, value.size(-1))
@@ -121,7 +122,7 @@ def chunked_attention(
         return torch.bmm(probs, value)
 
     if concatenate:
-        pieces = [weighted_rows(query[:, start : start + rows]) for start in range(0, length, rows)]
+        pieces = [weighted_rows(queries) for queries in query.split(rows, dim=1)]
         if channel_major:  # each piece is a (b, e, rows) buffer seen as (b, rows, e): join the buffers
             return torch.cat([piece.transpose(1, 2) for piece in pieces], dim=2).transpose(1, 2)
         return torch.cat(pieces, dim=1)
