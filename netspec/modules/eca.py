@@ -17,7 +17,7 @@ class EfficientChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, 1, C): channels are the sequence. Made as a transposed (N, C, 1) view, whose unit stride on the
-        # size-1 dim lets oneDNN pick its fast Conv1d path (a plain unsqueeze(1) of (N, C) runs 1.6x slower)
-        squeezed = pooling.mean(x, (2, 3), keepdim=False).unsqueeze(-1).transpose(1, 2)
-        weights = self.gate(self.conv(squeezed)).transpose(1, 2).unsqueeze(-1)  # (N, C, 1, 1)
-        return x * weights
+        # size-1 dim lets oneDNN pick its fast Conv1d path (a plain unsqueeze(1) of (N, C) runs 1.6x slower).
+        # One expression, so no pooled temporary outlives its use
+        weights = self.gate(self.conv(pooling.mean(x, (2, 3), keepdim=False).unsqueeze(-1).transpose(1, 2)))
+        return x * weights.transpose(1, 2).unsqueeze(-1)  # (N, C, 1, 1)

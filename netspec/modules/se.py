@@ -19,6 +19,7 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squeezed = pooling.mean(x, (2, 3), keepdim=False)  # (N, C): the FCs run as matrix products
-        weights = self.gate(self.fc2(self.act(self.fc1(squeezed))))
+        # (N, C): the FCs run as matrix products. One expression, so no pooled temporary outlives its use (it would
+        # stay allocated beside the output and shift where the heap places it)
+        weights = self.gate(self.fc2(self.act(self.fc1(pooling.mean(x, (2, 3), keepdim=False)))))
         return x * weights.view(*weights.shape, 1, 1)
