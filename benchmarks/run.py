@@ -53,9 +53,10 @@ ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
 SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
 FAST_CASE_S = 2e-3
-FAST_CASE_PLACEMENTS = 5
-"""Cases whose baseline forward takes under FAST_CASE_S are measured FAST_CASE_PLACEMENTS times, each with
-fresh modules and input tensors, and their repeats pooled."""
+FAST_CASE_PROCESSES = 5
+"""Attention cases run each in a fresh process, so that no case (nor the 64x64 memory target before them)
+leaves the heap in a state that favours or handicaps the next; cases whose baseline forward takes under
+FAST_CASE_S run in FAST_CASE_PROCESSES processes, their repeats pooled."""
 NOISE = 0.05
 """Timing ratios within 5% of 1 count as "no worse": the spread of repeated measurements on a shared machine."""
 
@@ -303,13 +304,46 @@ def bench_memory(args) -> Section:
 # 2. Time of every attention kind at typical shapes
 
 
-def bench_attention(args) -> Section:
+def measure_case(case: str, repeats: int, target_s: float, device: str, dtype_name: str) -> dict:
+    """Forward and forward+backward samples of one attention case ``kind:channels:size:layout``, batch 8."""
     import torch
 
+    kind, channels, size, memory_format = case.split(":")
+    channels, size = int(channels), int(size)
+    candidate, baseline = module_pair(kind, channels, size, device, getattr(torch, dtype_name))
+    x = torch.randn(8, channels, size, size, device=device, dtype=getattr(torch, dtype_name))
+    layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    x = x.contiguous(memory_format=layout)
+    candidate.eval(), baseline.eval()
+    with torch.no_grad():
+        keeps = candidate(x).is_contiguous(memory_format=layout)
+        base_keeps = baseline(x).is_contiguous(memory_format=layout)
+    fwd = interleaved({"netspec": forward_fn(candidate, x), "baseline": forward_fn(baseline, x)},
+                      repeats=repeats, target_s=target_s, device=device)
+    candidate.train(), baseline.train()
+    xg = x.detach().clone().requires_grad_(True)
+    bwd = interleaved({"netspec": training_fn(candidate, xg), "baseline": training_fn(baseline, xg)},
+                      repeats=repeats, target_s=target_s, device=device)
+    return {"forward": fwd, "forward+backward": bwd, "keeps": keeps, "base_keeps": base_keeps}
+
+
+def case_in_fresh_process(case: str, repeats: int, target_s: float, args) -> tuple[dict, dict, bool, bool]:
+    """:func:`measure_case` in a new process (same malloc settings, threads, device and dtype)."""
+    command = [sys.executable, __file__, "--case", case, "--case-repeats", str(repeats), "--case-target-s",
+               str(target_s), "--device", args.device, "--dtype", args.dtype, "--threads", str(args.threads)]
+    if args.system_malloc:
+        command.append("--system-malloc")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"attention case failed: {shlex.join(command)}\n{result.stderr[-2000:]}")
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured["forward"], measured["forward+backward"], measured["keeps"], measured["base_keeps"]
+
+
+def bench_attention(args) -> Section:
     section = Section("attention", "2. Attention kinds: forward and forward+backward time, batch 8")
     section.add(f"## {section.title}")
     section.add()
-    dtype = getattr(torch, args.dtype)
     shapes = [(256, 28), (512, 14), (1024, 14)]
     formats = ["nchw", "channels_last"]
     if args.quick:
@@ -319,35 +353,16 @@ def bench_attention(args) -> Section:
     rows = []
     ratios: dict[str, list[float]] = {"forward": [], "forward+backward": []}
     worst: dict[str, tuple[float, str]] = {}
-    def measure(kind: str, channels: int, size: int, memory_format: str, repeats: int = repeats):
-        """Forward and forward+backward samples of one case, with modules and input made afresh."""
-        candidate, baseline = module_pair(kind, channels, size, args.device, dtype)
-        x = torch.randn(8, channels, size, size, device=args.device, dtype=dtype)
-        if memory_format == "channels_last":
-            x = x.to(memory_format=torch.channels_last)
-        candidate.eval(), baseline.eval()
-        layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
-        with torch.no_grad():
-            keeps = candidate(x).is_contiguous(memory_format=layout)
-            base_keeps = baseline(x).is_contiguous(memory_format=layout)
-        fwd = interleaved({"netspec": forward_fn(candidate, x), "baseline": forward_fn(baseline, x)},
-                          repeats=repeats, target_s=target_s, device=args.device)
-        candidate.train(), baseline.train()
-        xg = x.detach().clone().requires_grad_(True)
-        bwd = interleaved({"netspec": training_fn(candidate, xg), "baseline": training_fn(baseline, xg)},
-                          repeats=repeats, target_s=target_s, device=args.device)
-        return fwd, bwd, keeps, base_keeps
-
     for kind in [k for k in args.kinds.split(",") if k]:
         for channels, size in shapes:
             for memory_format in formats:
-                fwd, bwd, keeps, base_keeps = measure(kind, channels, size, memory_format)
+                case = f"{kind}:{channels}:{size}:{memory_format}"
+                fwd, bwd, keeps, base_keeps = case_in_fresh_process(case, repeats, target_s, args)
                 if median(fwd["baseline"]) < FAST_CASE_S:
-                    # sub-millisecond forwards (the gates) swing by up to 20% either way with where their tensors
-                    # land in memory (4 KiB aliasing between input and output buffers): measure them again with
-                    # fresh modules and inputs, and pool the repeats
-                    for _ in range(FAST_CASE_PLACEMENTS - 1):
-                        more = measure(kind, channels, size, memory_format, repeats=max(3, repeats // 2))
+                    # sub-millisecond forwards (the gates) swing by 10-20% with the state of the heap their
+                    # tensors come from: measure them in more fresh processes and pool the repeats
+                    for _ in range(FAST_CASE_PROCESSES - 1):
+                        more = case_in_fresh_process(case, max(3, repeats // 2), target_s, args)
                         for pooled, extra in ((fwd, more[0]), (bwd, more[1])):
                             for name in pooled:
                                 pooled[name] = pooled[name] + extra[name]
@@ -364,8 +379,8 @@ def bench_attention(args) -> Section:
                 rows.append(row)
                 print(" | ".join(row), file=sys.stderr, flush=True)
     section.add("Median ms per call of interleaved repeats (netspec / baseline); ratio: netspec / baseline, the "
-                f"median of the per-repeat ratios (forwards under {FAST_CASE_S * 1e3:.0f} ms: pooled over "
-                f"{FAST_CASE_PLACEMENTS} fresh sets of modules and inputs); "
+                "median of the per-repeat ratios; each case in a fresh process (forwards under "
+                f"{FAST_CASE_S * 1e3:.0f} ms: in {FAST_CASE_PROCESSES}, repeats pooled); "
                 "forward under `torch.no_grad()` in eval mode, forward+backward in train mode with the input "
                 "requiring grad. `layout kept`: the output is in the input's memory format (netspec / baseline).")
     section.add()
@@ -732,6 +747,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the report ('-': nowhere)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="keep glibc's default (dynamic) malloc thresholds in the timing process")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # worker: one attention case, JSON samples on stdout
+    parser.add_argument("--case-repeats", type=int, default=11, help=argparse.SUPPRESS)
+    parser.add_argument("--case-target-s", type=float, default=0.08, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.system_malloc and any(os.environ.get(key) != value for key, value in FIXED_MALLOC.items()):
         # glibc reads these at start-up: run again with them set (same arguments)
@@ -749,6 +767,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the fresh processes (memory, build) too
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
+
+    if args.case:
+        print(json.dumps(measure_case(args.case, args.case_repeats, args.case_target_s, args.device, args.dtype)))
+        return 0
 
     command = "python benchmarks/run.py" + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
     started = time.time()
