@@ -79,7 +79,8 @@ def test_macs_include_the_attention_matmuls() -> None:
     c, hw = 64, 8 * 6
     x = Shape(c, 8, 6)
     assert PAM().macs_per_sample(x) == hw * (2 * c * 8 + c * c) + hw * hw * (8 + c) + hw * c
-    assert CAM().macs_per_sample(x) == 2 * c * c * hw + c * hw
+    assert CAM().macs_per_sample(x) == 2 * c * c * hw + c * hw  # C > HW: gamma scales the C x HW product
+    assert CAM().macs_per_sample(Shape(8, 8, 6)) == 2 * 8 * 8 * hw + 8 * 8  # C <= HW: the C x C matrix
     assert NonLocal().macs_per_sample(x) == 4 * hw * c * 32 + 2 * hw * hw * 32
     assert NonLocal(subsample=True).macs_per_sample(x) == 2 * hw * c * 32 + 2 * 12 * c * 32 + 2 * hw * 12 * 32
     assert DANet().macs_per_sample(x) == PAM().macs_per_sample(x) + CAM().macs_per_sample(x)

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 
 
 def cam_macs(x: Shape) -> int | None:
-    """E = X·Xᵀ and attention·X (C·C·HW each), and the gamma scaling (C·HW)."""
+    """E = X·Xᵀ and attention·X (C·C·HW each), and the gamma scaling: of the C x C matrix when C <= HW (the
+    module folds gamma into it on the CPU), else of the C x HW product."""
     pixels = x.pixels
-    return None if pixels is None else 2 * x.channels * x.channels * pixels + x.channels * pixels
+    return None if pixels is None else 2 * x.channels * x.channels * pixels + x.channels * min(x.channels, pixels)
 
 
 @register
