@@ -341,6 +341,36 @@ def test_pam_query_chunks_equal_the_reference_and_bound_the_scores(
     assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
 
 
+@pytest.mark.parametrize("features", [14, 16, 30])
+def test_features_padded_for_the_gpu_kernels_give_the_same_attention(
+    features: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU, feature sizes not a multiple of 8 (CAM at 14x14: 196) are zero-padded so that a fused kernel
+    runs, not the math fallback. Forced on here (CPU): SDPA sees padded sizes, the result is unchanged."""
+    seen: list[tuple[int, ...]] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(*args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        seen.append(tuple(t.size(-1) for t in args[:3]))
+        return sdpa(*args, **kwargs)
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 40, features, dtype=torch.float64)  # 40 tokens > features: not the CPU's small-scores path
+    expected = attention.reference_attention(x, x, x, scale=-1.0)
+    monkeypatch.setattr(attention, "needs_aligned_features", lambda query: True)
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
+    out = attention.attend(x, x, x, scale=-1.0)
+    assert seen == [(-(-features // 8) * 8,) * 3]
+    assert out.shape == x.shape
+    assert torch.allclose(out, expected, rtol=1e-10, atol=1e-10)
+    module = built(CAM(), torch.randn(2, 24, 3, 5)).double()  # C = 24 > HW = 15: CAM runs SDPA, padded to 16
+    with torch.no_grad():
+        module.gamma.fill_(0.5)
+        image = torch.randn(2, 24, 3, 5, dtype=torch.float64)
+        assert torch.allclose(module(image), cam.reference(module, image), rtol=1e-10, atol=1e-10)
+    assert seen[-1] == (16, 16, 16)
+
+
 @pytest.mark.parametrize("kind", ["nonlocal", "cam", "pam"])
 def test_sdpa_runs_with_the_papers_scale(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, object]] = []

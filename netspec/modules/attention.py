@@ -54,9 +54,38 @@ def attend(
             query, scale = query.neg(), -scale
         # fused kernels want unit stride in the feature dim (else SDPA falls back to the math kernel)
         query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
+        width = value.size(-1)
+        if needs_aligned_features(query) and not torch.compiler.is_exporting():
+            query, key, value = pad_features(query, key, value)
         out = F.scaled_dot_product_attention(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=scale)
-        return out.squeeze(1)
+        out = out.squeeze(1)
+        return out if out.size(-1) == width else out[..., :width]
     return chunked_attention(query, key, value, scale=scale, budget=budget)
+
+
+FEATURE_ALIGNMENT = 8
+"""The GPU's fused SDPA kernels (flash, memory-efficient) take feature sizes that are multiples of 8 only."""
+
+
+def needs_aligned_features(query: torch.Tensor) -> bool:
+    """Whether SDPA on this device needs feature sizes that are multiples of :data:`FEATURE_ALIGNMENT`."""
+    return query.device.type != "cpu"
+
+
+def pad_features(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-pad the feature sizes to multiples of :data:`FEATURE_ALIGNMENT` (CAM at 14x14 has 196), so that a fused
+    kernel takes them instead of the math fallback. Exact: zero query/key features add nothing to the scores
+    (the scale is always passed explicitly), and zero value features give output columns the caller drops."""
+
+    def padded(t: torch.Tensor) -> torch.Tensor:
+        extra = -t.size(-1) % FEATURE_ALIGNMENT
+        return F.pad(t, (0, extra)) if extra else t
+
+    padded_query = padded(query)
+    padded_key = padded_query if key is query else padded(key)  # CAM: one tensor is query, key and value
+    return padded_query, padded_key, padded_key if value is key else padded(value)
 
 
 def chunked_attention(
