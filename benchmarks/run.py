@@ -13,8 +13,8 @@ Targets and how each is measured (details in RESULTS.md):
               process (``memprobe.py``) two ways: peak RSS (VmHWM reset via /proc/self/clear_refs) and the
               profiler's allocator events; on CUDA ``max_memory_allocated``.
 2. attention  Every attention kind, forward and forward+backward, batch 8 at 256@28x28, 512@14x14, 1024@14x14,
-              NCHW and channels_last: time <= the baseline's (median of interleaved repeats); channels_last in
-              gives channels_last out.
+              NCHW and channels_last: time <= the baseline's (median of interleaved repeats, each case in a
+              fresh process); channels_last in gives channels_last out.
    kernels    Which SDPA kernel each spatial attention kind runs and the largest intermediate tensor compared with
               the whole (HW x HW) score matrix; with ``--device cuda`` it also checks that SDPA never falls back to
               the math kernel (``sdpa_kernel`` restricted to the fused backends).
