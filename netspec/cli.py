@@ -135,7 +135,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     import netspec
-    from netspec.graph import GraphError, to_dot, write
+    from netspec.drawing import GraphError, to_dot, write
 
     try:
         summary = netspec.summary(_rescaled(netspec.load(args.spec), args))
@@ -154,7 +154,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _graph_path(path: str) -> str:
-    from netspec.graph import describe_formats, output_format
+    from netspec.drawing import describe_formats, output_format
 
     if output_format(path) is None:
         raise argparse.ArgumentTypeError(f"{path}: unknown drawing format; use {describe_formats()}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import netspec
-from netspec import graph
+from netspec import drawing
 from netspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def dot_labels(text: str) -> dict[str, str]:
 
 def test_dot_is_a_chain_of_every_layer_with_its_shape() -> None:
     summary = netspec.summary(SE_RESNET50)
-    text = graph.to_dot(summary)
+    text = drawing.to_dot(summary)
     assert text.startswith("digraph netspec {") and text.rstrip().endswith("}")
     labels = dot_labels(text)
     assert len(labels) == len(summary.rows) + 1
@@ -53,7 +53,7 @@ def test_dot_is_a_chain_of_every_layer_with_its_shape() -> None:
 
 def test_mermaid_is_a_chain_of_every_layer_with_its_shape() -> None:
     summary = netspec.summary(SE_RESNET50)
-    text = graph.to_mermaid(summary)
+    text = drawing.to_mermaid(summary)
     lines = text.splitlines()
     assert "flowchart TD" in lines
     nodes = re.findall(r'^\s*(\w+)\["([^"]*)"\]:::(\w+)$', text, flags=re.M)
@@ -70,9 +70,9 @@ def test_mermaid_is_a_chain_of_every_layer_with_its_shape() -> None:
 
 def test_labels_are_escaped() -> None:
     summary = netspec.summary(netspec.loads(TRICKY))
-    dot = graph.to_dot(summary)
+    dot = drawing.to_dot(summary)
     assert 'label="a \\"quoted\\" <net> & co: ' in dot
-    mermaid = graph.to_mermaid(summary)
+    mermaid = drawing.to_mermaid(summary)
     assert "#quot;quoted#quot; #lt;net#gt; #amp; co" in mermaid
     assert '"' not in mermaid.splitlines()[0]
     for line in mermaid.splitlines()[2:]:  # inside node labels no raw quote but the delimiters
@@ -81,7 +81,7 @@ def test_labels_are_escaped() -> None:
 
 def test_unknown_input_size_draws_unknown_shapes() -> None:
     summary = netspec.summary(netspec.loads("input: {channels: 3}\nlayers: [{conv: {out: 8}}, avgpool]\n"))
-    text = graph.to_dot(summary)
+    text = drawing.to_dot(summary)
     assert "(N, 8, ?, ?)" in text and "? MACs" in text
 
 
@@ -92,7 +92,7 @@ def test_cli_writes_text_formats(tmp_path: Path, extension: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"wrote {out}\n"
     summary = netspec.summary(SE_RESNET50)
-    expected = graph.to_dot(summary) if extension == ".dot" else graph.to_mermaid(summary)
+    expected = drawing.to_dot(summary) if extension == ".dot" else drawing.to_mermaid(summary)
     assert out.read_text() == expected
     assert os.listdir(tmp_path) == [out.name]
 
