@@ -115,9 +115,13 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Sequential":
 
     from torch import nn
 
+    from netspec.ops import set_norm_statistics
+
     rows = analyse(spec, budget)
     root = context(spec)
     modules = OrderedDict(
         (row.name, row.layer.build(row.input, root.at("layers", index, row.kind))) for index, row in enumerate(rows)
     )
-    return nn.Sequential(modules)
+    model = nn.Sequential(modules)
+    set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)
+    return model

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, Strict
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,6 +44,10 @@ NormName = Literal[tuple(NORMS)]  # type: ignore[valid-type]
 ActName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
+NormEps = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
+NormMomentum = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
+
+
 def norm_params(name: str, channels: int) -> int:
     """Learnable parameters of norm ``name`` over ``channels`` channels (running stats are buffers)."""
     return NORMS[name].params_per_channel * channels
@@ -69,3 +75,22 @@ def make_act(name: str) -> "nn.Module":
 
     module, kwargs = ACTIVATIONS[name]
     return getattr(nn, module)(**kwargs)
+
+
+def set_norm_statistics(model: "nn.Module", *, eps: float | None, momentum: float | None) -> None:
+    """Give every norm layer of ``model`` the spec-wide ``eps``/``momentum`` (``None``: keep each kind's own).
+
+    As Ultralytics' ``initialize_weights`` and torchvision's ``norm_layer=partial(BatchNorm2d, eps=..., momentum=...)``:
+    one setting for all the network's batch and instance norms.
+    """
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.instancenorm import _InstanceNorm
+
+    if eps is None and momentum is None:
+        return
+    for module in model.modules():
+        if isinstance(module, (_BatchNorm, _InstanceNorm)):
+            if eps is not None:
+                module.eps = eps
+            if momentum is not None:
+                module.momentum = momentum

@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
-from netspec.ops import ActName, NormName
+from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
 
@@ -31,12 +31,16 @@ class Input(BaseModel):
 
 
 class Defaults(BaseModel):
-    """Norm and activation inherited by every conv-like layer that does not set its own."""
+    """Norm and activation inherited by every conv-like layer that does not set its own; norm settings for all."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     norm: NormName = "batch"
     act: ActName = "relu"
+    eps: NormEps | None = Field(None, description="eps of every norm layer (Ultralytics: 0.001); default: each kind's own")
+    momentum: NormMomentum | None = Field(
+        None, description="momentum of every norm layer's running statistics (Ultralytics: 0.03); default: each kind's own"
+    )
 
 
 def _layer_entries(value: Any) -> Any:

@@ -147,3 +147,32 @@ def test_resnext_width_and_groups() -> None:
     for out, width in ((256, 128), (512, 256), (1024, 512), (2048, 1024)):
         text = text.replace(f"out: {out}, depth", f"out: {out}, width: {width}, groups: 32, depth")
     assert netspec.summary(netspec.loads(text)).params == 25_028_904
+
+
+def test_defaults_eps_and_momentum_reach_every_norm() -> None:
+    """DESIGN 2b: `defaults: {eps, momentum}` sets every norm of the network (Ultralytics: 0.001, 0.03)."""
+    import torch
+
+    spec = netspec.loads("input: {channels: 3}\ndefaults: {eps: 0.001, momentum: 0.03}\n"
+                         "layers: [conv: {out: 32}, stage: {out: 32, block: basic}, cbam]")
+    norms = [m for m in netspec.build(spec).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 4 and {(m.eps, m.momentum) for m in norms} == {(0.001, 0.03)}
+    plain = netspec.build(netspec.loads("input: {channels: 3}\nlayers: [conv: {out: 32}, cbam]"))
+    assert [(m.eps, m.momentum) for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)] == [
+        (1e-5, 0.1), (1e-5, 0.01)]  # each kind's own: CBAM's spatial BN uses the official 0.01
+    assert netspec.loads(spec.to_yaml()) == spec
+
+
+def test_stage_dilation_is_torchvisions_replace_stride_with_dilation() -> None:
+    import torch
+
+    spec = netspec.loads("input: {channels: 3, size: 64}\nlayers:\n- conv: {out: 64, kernel: 7, stride: 2}\n"
+                         "- stage: {out: 256, depth: 3, dilation: 2}\n- stage: {out: 512, depth: 2, dilation: 4}\n")
+    model = netspec.build(spec)
+    dilations = [m.dilation[0] for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert dilations == [1, 2, 2, 2, 4]
+    assert tuple(model(torch.randn(1, 3, 64, 64)).shape[1:]) == netspec.summary(spec).output.dims() == (512, 32, 32)
+    for bad, where in [("{out: 64, block: basic, dilation: 2}", "dilation"), ("{out: 64, stride: 2, dilation: 2}", "stride")]:
+        with pytest.raises(netspec.SpecError) as error:
+            netspec.check(netspec.loads(f"input: {{channels: 3}}\nlayers:\n- stage: {bad}\n"))
+        assert f"layers[0].stage.{where}:" in str(error.value)

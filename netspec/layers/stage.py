@@ -35,6 +35,8 @@ class Stage(Layer):
     groups) -> 1x1 with `width` mid channels (default out/4; ResNeXt sets `width` and `groups`). The
     `attention` kind runs on the block's output before the residual addition, as in SENet and CBAM. `conv`
     names a kind that replaces the block's strided 3x3 conv (bottleneck: the middle one), e.g. `sk` for SKNet.
+    `dilation` D keeps the map size instead of striding, as torchvision's `replace_stride_with_dilation`
+    (DeepLab, DANet): the 3x3 conv of the first block runs at dilation max(D // 2, 1), the others at D.
     """
 
     kind = "stage"
@@ -44,6 +46,7 @@ class Stage(Layer):
     block: BlockName = "bottleneck"
     depth: Depth = 1
     stride: PositiveInt = 1
+    dilation: PositiveInt = 1
     width: Channels | None = None
     groups: PositiveInt = 1
     attention: AttentionEntry = None
@@ -56,13 +59,17 @@ class Stage(Layer):
             return self.width
         return max(self.out // 4, 1) if self.block == "bottleneck" else self.out
 
-    def body_plan(self, in_channels: int, stride: int) -> list[dict[str, int]]:
-        """The convs of one block's body: (out, kernel, stride, padding, groups); the last has no activation."""
+    def block_dilation(self, index: int) -> int:
+        """Dilation of block ``index``'s 3x3 conv: torchvision runs the first at the previous stage's dilation."""
+        return max(self.dilation // 2, 1) if index == 0 else self.dilation
+
+    def body_plan(self, in_channels: int, stride: int, dilation: int = 1) -> list[dict[str, int]]:
+        """The convs of one block's body: (out, kernel, stride, padding, dilation, groups); the last has no act."""
         mid = self.mid_channels()
         if self.block == "bottleneck":
             return [
                 dict(out=mid, kernel=1, stride=1, padding=0, groups=1),
-                dict(out=mid, kernel=3, stride=stride, padding=1, groups=self.groups),
+                dict(out=mid, kernel=3, stride=stride, padding=dilation, dilation=dilation, groups=self.groups),
                 dict(out=self.out, kernel=1, stride=1, padding=0, groups=1),
             ]
         return [
@@ -87,12 +94,14 @@ class Stage(Layer):
         inner = replace(ctx, norm=norm, act=self.act or ctx.act).at("conv", self.conv.kind) if self.conv else ctx
         if self.depth > MAX_BLOCKS:
             raise ctx.invalid("depth", f"at most {MAX_BLOCKS} blocks per stage, got {self.depth}")
+        if self.dilation > 1:
+            self.check_dilation(ctx)
         block_start = total
         for index in range(min(self.depth, 2)):  # blocks after the second repeat it exactly: counted below
             stride = self.stride if index == 0 else 1
             block_input = total.shape
             block_start = total
-            for position, conv in enumerate(self.body_plan(block_input.channels, stride)):
+            for position, conv in enumerate(self.body_plan(block_input.channels, stride, self.block_dilation(index))):
                 if self.conv is not None and self.replaced(position):
                     info = self.conv.block_conv_info(total.shape, inner, out=conv["out"], stride=conv["stride"])
                 else:
@@ -109,6 +118,15 @@ class Stage(Layer):
             if self.depth > 2:
                 total = _repeat_last_block(total, block_start, self.depth - 2)
         return total
+
+    def check_dilation(self, ctx: Context) -> None:
+        if self.block != "bottleneck":
+            ctx.error("dilation", f"dilation needs block: bottleneck (torchvision's {self.block} block has none)")
+        if self.conv is not None:
+            ctx.error("dilation", f"leave 1 with `conv: {self.conv.kind}`: that kind sets its own dilations")
+        if self.stride != 1:
+            ctx.error("stride", "leave 1 with dilation: the dilation replaces the stride and keeps the map size "
+                                "(torchvision's replace_stride_with_dilation)")
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from torch import nn
@@ -127,7 +145,7 @@ class Stage(Layer):
             stride = self.stride if index == 0 else 1
             block_input = shape
             body = nn.Sequential()
-            plan = self.body_plan(shape.channels, stride)
+            plan = self.body_plan(shape.channels, stride, self.block_dilation(index))
             for position, conv in enumerate(plan):
                 last = position == len(plan) - 1
                 if self.conv is not None and self.replaced(position):
@@ -138,8 +156,8 @@ class Stage(Layer):
                 body.add_module(
                     f"conv{position + 1}",
                     ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
-                                padding=conv["padding"], groups=conv["groups"], bias=bias, norm=norm,
-                                act="none" if last else act),
+                                padding=conv["padding"], dilation=conv.get("dilation", 1), groups=conv["groups"],
+                                bias=bias, norm=norm, act="none" if last else act),
                 )
                 shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
             attention = None
@@ -181,13 +199,16 @@ class Stage(Layer):
                 if candidates:  # a kind's strategy for C channels is valid as a C -> C block conv
                     conv, groups = draw(draw(st.sampled_from(candidates)).strategy(mid)), 1
             stride = draw(st.sampled_from([1, 2]))
+            dilation = 1
+            if block == "bottleneck" and conv is None and stride == 1:
+                dilation = draw(st.sampled_from([1, 2, 4]))
             size = [conv_out_size(s, kernel=3, stride=stride, padding=1) for s in (x.height, x.width)]
             after = Shape(out, size[0], size[1])
             candidates = [KINDS[k] for k in kinds_of("attention") if KINDS[k].accepts(after)]
             attention = None
             if candidates and draw(st.booleans()):
                 attention = draw(draw(st.sampled_from(candidates)).strategy(after))
-            return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, width=width,
+            return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, dilation=dilation, width=width,
                        groups=groups, attention=attention, conv=conv)
 
         return stages()
