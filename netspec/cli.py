@@ -126,7 +126,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
         print(f"{kind}: {cls.describe()}")
         if cls.paper:
             print(f"  paper: {cls.paper}")
-        for name, info in cls.model_fields.items():
+        for name, info in cls.param_fields().items():
             default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
             description = param_description(cls, name)
             print(f"  {name}: {default}" + (f" - {description}" if description else ""))

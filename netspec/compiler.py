@@ -1,12 +1,20 @@
-"""The compiler: one loop over the layers, asking each kind (via the registry's models) for its shape rule or builder."""
+"""The compiler: one loop over the entries in order, each reading the shapes of the entries it names.
+
+Every entry's shape rule (or builder) comes from its kind (the registry's params models); there is no
+per-kind branch here. A spec without ``name``/``from``/``outputs`` (and no kind that names other entries)
+is a plain sequence and builds an ``nn.Sequential``; otherwise the same rows become a ``torch.fx.GraphModule``
+whose children are named after the entries.
+"""
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netspec.errors import Finding, Invalid
+from netspec.errors import Finding, Invalid, SpecWarning
 from netspec.layers.base import Context, Layer
+from netspec.registry import suggest
 from netspec.shapes import LayerInfo, Shape
 
 if TYPE_CHECKING:
@@ -19,6 +27,24 @@ DEFAULT_MAX_PARAMS = 1_000_000_000
 """Default limit on a network's parameters (4 GB of float32 weights; ResNet-50 has 25.6 million)."""
 DEFAULT_MAX_ACTIVATIONS = 2**31 - 1
 """Default limit on the values one layer outputs per sample (C*H*W): past it int32 indexing fails in torch kernels."""
+
+INPUT = "input"
+"""The name of the network's input, which ``from:``, ``to:`` and ``outputs:`` may refer to."""
+
+RESERVED_NAMES = frozenset({
+    INPUT, "training", "meta", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "code", "compile", "cpu", "cuda", "delete_all_unused_submodules", "delete_submodule", "double",
+    "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter",
+    "get_submodule", "graph", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "print_readable", "recompile", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "to_folder",
+    "train", "type", "xpu", "zero_grad",
+})
+"""Names an entry cannot take: the input's, and attributes of ``torch.nn.Module``/``torch.fx.GraphModule``
+(an entry is a child module of that name). Names starting with ``_`` are reserved too."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +77,31 @@ NO_LIMITS = Budget(max_params=None, max_activations=None)
 
 @dataclass(frozen=True)
 class Row:
-    """One top-level layer after static inference."""
+    """One entry after static inference: its name, the entries it reads (``input`` for the network's) and shapes."""
 
     name: str
     layer: Layer
-    input: Shape
+    inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
     info: LayerInfo
 
     @property
     def kind(self) -> str:
         return self.layer.kind
+
+    @property
+    def input(self) -> Shape:
+        """The first input's shape (the only one for most kinds)."""
+        return self.input_shapes[0]
+
+
+@dataclass(frozen=True)
+class Network:
+    """The static result of a spec: its rows in order, the names it returns, and whether it is a graph."""
+
+    rows: list[Row]
+    outputs: tuple[str, ...]
+    graph: bool
 
 
 def input_shape(spec: "Spec") -> Shape:
@@ -73,55 +114,176 @@ def context(spec: "Spec") -> Context:
 
 
 def layer_names(spec: "Spec") -> list[str]:
-    """Readable child names: the kind and its running count (``conv1``, ``stage1`` ... ``stage4``)."""
+    """Each entry's name: its ``name:``, else the kind and its running count (``conv1``, ``stage1`` ... ``stage4``)."""
     seen: Counter[str] = Counter()
     names = []
     for layer in spec.layers:
         seen[layer.kind] += 1
-        names.append(f"{layer.kind}{seen[layer.kind]}")
+        names.append(layer.name if layer.name is not None else f"{layer.kind}{seen[layer.kind]}")
     return names
 
 
-def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
-    """Infer every layer's output shape, parameters and MACs statically; raise ``SpecError`` with all problems.
+def is_graph(spec: "Spec") -> bool:
+    """Whether the spec is more than a plain sequence: named or wired entries, ``outputs``, or references."""
+    return spec.outputs is not None or any(layer.wired or layer.references() or layer.arity != (1, 1)
+                                           for layer in spec.layers)
 
-    Stops at the first layer that takes the network over ``budget`` (a problem located at that layer).
+
+def _name_findings(spec: "Spec", names: list[str]) -> list[Finding]:
+    findings = []
+    first: dict[str, int] = {}
+    for index, (name, layer) in enumerate(zip(names, spec.layers)):
+        where = ("layers", index, "name") if layer.name is not None else ("layers", index, layer.kind)
+        if layer.name is not None and (name in RESERVED_NAMES or name.startswith("_")):
+            what = "the network's input" if name == INPUT else "an attribute of torch modules"
+            findings.append(Finding(where, f"the name {name!r} is reserved ({what}): choose another"))
+        elif name in first:
+            other = first[name]
+            findings.append(Finding(where, f"duplicate name {name!r}: layers[{other}] is already called so"
+                                           + ("" if spec.layers[other].name is not None else " (its automatic name)")))
+        first.setdefault(name, index)
+    return findings
+
+
+def _sources(spec: "Spec", index: int, names: list[str], known: dict[str, int]) -> tuple[list[str], list[Finding]]:
+    """The names entry ``index`` reads (``from:``, else the entry before; then its references), or findings."""
+    layer = spec.layers[index]
+    fewest, most = layer.arity
+    written = layer.inputs
+    findings: list[Finding] = []
+    if written is None:
+        if fewest > 1:
+            return [], [Finding(("layers", index, layer.kind),
+                                f"{layer.kind} takes {fewest} or more inputs: write `from: [a, b]` beside it")]
+        listed: list[tuple[tuple[str | int, ...], str]] = [((), names[index - 1] if index else INPUT)]
+    elif isinstance(written, str):
+        if fewest > 1:
+            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes {fewest} or more inputs, got one: "
+                                                            f"write a list, `from: [a, b]`")]
+        listed = [(("from",), written)]
+    else:
+        if most == 1:
+            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes one input: write `from: {written[0]}`"
+                                                            if len(written) == 1 else
+                                                            f"{layer.kind} takes one input, got a list of {len(written)}")]
+        if len(written) < fewest or (most is not None and len(written) > most):
+            count = f"{fewest}" if most == fewest else f"at least {fewest}" if most is None else f"{fewest} to {most}"
+            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes {count} inputs, got {len(written)}")]
+        listed = [(("from", position), name) for position, name in enumerate(written)]
+    listed += [((layer.kind, param), name) for param, name in layer.references().items()]
+    sources = []
+    for where, name in listed:
+        path = ("layers", index, *where)
+        if name == INPUT or (name in known and known[name] < index):
+            sources.append(name)
+        elif name == names[index]:
+            findings.append(Finding(path, f"{name!r} refers to this entry itself: an entry reads earlier ones only"))
+        elif name in known:
+            findings.append(Finding(path, f"{name!r} is defined later (layers[{known[name]}]): an entry reads "
+                                          "earlier ones only, so move it below"))
+        else:
+            earlier = [INPUT, *names[:index]]
+            findings.append(Finding(path, f"unknown name {name!r}{suggest(name, earlier)}"))
+    return sources, findings
+
+
+def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
+    """Infer every entry's output shape, parameters and MACs statically; raise ``SpecError`` with all problems.
+
+    Entries are inferred in order, each from the shapes of the entries it reads; an entry whose input could
+    not be inferred is skipped (its cause is reported once). Stops at the first entry that takes the network
+    over ``budget`` (a problem located at that entry).
     """
     root = context(spec)
-    shape = input_shape(spec)
+    names = layer_names(spec)
+    known = {}
+    for index, name in enumerate(names):
+        known.setdefault(name, index)
+    root.findings.extend(_name_findings(spec, names))
+    shapes: dict[str, Shape | None] = {INPUT: input_shape(spec)}
     rows: list[Row] = []
     params = 0
-    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers())):
+    for index, (name, layer) in enumerate(zip(names, spec.scaled_layers())):
+        sources, problems = _sources(spec, index, names, known)
+        root.findings.extend(problems)
+        inputs = [shapes.get(source) for source in sources]
+        shapes.setdefault(name, None)
+        if problems or any(shape is None for shape in inputs):
+            continue
         try:
-            info = layer.infer(shape, root.at("layers", index, layer.kind))
+            info = layer.infer_inputs(inputs, root.at("layers", index, layer.kind))  # type: ignore[arg-type]
         except Invalid as problem:
             root.findings.append(Finding(problem.path, problem.message))
-            break
-        rows.append(Row(name, layer, shape, info))
-        shape = info.shape
+            continue
+        rows.append(Row(name, layer, tuple(sources), tuple(inputs), info))  # type: ignore[arg-type]
+        shapes[name] = info.shape
         params += info.params
-        over = budget.check(("layers", index, layer.kind), params, shape)
+        over = budget.check(("layers", index, layer.kind), params, info.shape)
         if over is not None:
             root.findings.append(over)
             break
+    outputs = tuple(spec.outputs) if spec.outputs is not None else (names[-1],)
+    for position, name in enumerate(spec.outputs or ()):
+        if name not in shapes and name != INPUT:
+            root.findings.append(Finding(("outputs", position), f"unknown name {name!r}{suggest(name, [INPUT, *names])}"))
     if root.findings:
         raise spec.locate(list(dict.fromkeys(root.findings)))  # a rule broken by several convs of a block: once
-    return rows
+    return Network(rows, outputs, is_graph(spec))
 
 
-def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Sequential":
-    """Build the ``torch.nn.Sequential`` of a spec, validated statically (``budget`` included) first."""
+def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
+    """The rows of :func:`infer_network` (every entry's shapes, parameters and MACs)."""
+    return infer_network(spec, budget).rows
+
+
+def unused_entries(spec: "Spec", network: Network) -> list[int]:
+    """Indices of the entries whose output no other entry reads and that are not outputs: almost always a mistake."""
+    read = {source for row in network.rows for source in row.inputs} | set(network.outputs)
+    return [index for index, row in enumerate(network.rows) if row.name not in read]
+
+
+def warn_unused(spec: "Spec", network: Network) -> None:
+    """A :class:`~netspec.SpecWarning` at the line of each entry nobody reads (see :func:`unused_entries`)."""
+    for index in unused_entries(spec, network):
+        row = network.rows[index]
+        problem = spec.locate([Finding(("layers", index, row.kind), f"the output of {row.name!r} is not used by any "
+                                       "entry nor listed in `outputs`: it is computed for nothing")]).problems[0]
+        warnings.warn(SpecWarning(problem), stacklevel=3)
+
+
+def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
+    """Build the ``nn.Sequential`` (or, for a graph, ``torch.fx.GraphModule``) of a spec, validated first."""
     from collections import OrderedDict
 
     from torch import nn
 
     from netspec.ops import set_norm_statistics
 
-    rows = analyse(spec, budget)
+    network = infer_network(spec, budget)
+    warn_unused(spec, network)
     root = context(spec)
-    modules = OrderedDict(
-        (row.name, row.layer.build(row.input, root.at("layers", index, row.kind))) for index, row in enumerate(rows)
-    )
-    model = nn.Sequential(modules)
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    for index, row in enumerate(network.rows):
+        modules[row.name] = row.layer.build_inputs(list(row.input_shapes), root.at("layers", index, row.kind))
+    model = _graph_module(network, modules, spec.name) if network.graph else nn.Sequential(modules)  # type: ignore[arg-type]
     set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)
     return model
+
+
+def _graph_module(network: Network, modules: dict[str, "nn.Module"], name: str | None) -> "nn.Module":
+    """A ``torch.fx.GraphModule``: one ``call_module`` node per row, reading the nodes of its inputs."""
+    import torch.fx as fx
+    from torch import nn
+
+    holder = nn.Module()
+    graph = fx.Graph()
+    nodes = {INPUT: graph.placeholder(INPUT)}
+    for row in network.rows:
+        holder.add_module(row.name, modules[row.name])
+        nodes[row.name] = graph.call_module(row.name, tuple(nodes[source] for source in row.inputs))
+    results = [nodes[output] for output in network.outputs]
+    graph.output(results[0] if len(results) == 1 else tuple(results))
+    class_name = "".join(part.capitalize() for part in (name or "network").replace("-", "_").split("_") if part)
+    return fx.GraphModule(holder, graph, class_name=class_name if class_name.isidentifier() else "Network")
+
+

@@ -68,3 +68,14 @@ class Finding:
     path: Path
     message: str
     on_key: bool = False
+
+
+class SpecWarning(UserWarning):
+    """A spec that builds but is almost certainly not what was meant (an entry whose output nobody reads).
+
+    ``.problem`` is the located :class:`Problem`; ``str()`` is its ``file:line:col: path: message`` line.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem

@@ -32,7 +32,8 @@ PARAM_DOCS: dict[str, str] = {
     "input": "the input tensor: channels and (optionally) the spatial size",
     "defaults": "norm and activation inherited by every conv-like layer that does not set its own",
     "scale": "width/depth multipliers, as Ultralytics' model scales (n/s/m/l/x)",
-    "layers": "the layers in order; each takes its input channels from the one before",
+    "layers": "the layers in order; each takes its input from the one before, or from the entries `from` names",
+    "outputs": "the entries the model returns, in order (several: a tuple); default: the last entry",
     "channels": "channels of the input tensor (3 for RGB images)",
     "size": "input height and width: [H, W], or one int for a square; leave out if unknown (MACs are then '?')",
     # Params shared by many kinds: the same name means the same thing everywhere.
@@ -76,6 +77,10 @@ def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, A
                 raise
             warnings.warn(f"netspec plugin kind {kind!r}: no JSON Schema for its params ({error})", PluginWarning)
             params = {"type": "object", "description": cls.describe(), "properties": {}, "definitions": {}}
+        for wiring in ("name", "from", "inputs"):  # written beside the kind: in the entry's schema, not its params
+            params["properties"].pop(wiring, None)
+        if "required" in params:
+            params["required"] = [name for name in params["required"] if name in params["properties"]]
         for name, role in entry_fields(cls).items():
             if name not in params["properties"]:
                 continue
@@ -87,7 +92,8 @@ def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, A
             }
         definitions.update(_reachable(params, params.pop("definitions")))
         definitions[f"kind.{kind}"] = params
-    definitions["entry"] = _entry_schema(chosen, "a layer: a kind name, or {kind: {params}}")
+    definitions["entry"] = _entry_schema(chosen, "a layer: a kind name, or {kind: {params}} (with `name`, `from`)",
+                                         wiring=True)
     for role in sorted(roles):
         fitting = {kind: cls for kind, cls in chosen.items() if _fills(cls, role)}
         definitions[f"entry.{role}"] = _entry_schema(fitting, f"a kind of role {role!r}: a name, or {{kind: {{params}}}}")
@@ -190,7 +196,18 @@ def _has_required(cls: type[BaseModel]) -> bool:
     return any(info.is_required() for info in cls.model_fields.values())
 
 
-def _entry_schema(kinds: Mapping[str, "type[Layer]"], description: str) -> dict[str, Any]:
+NAME_SCHEMA = {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$", "maxLength": 64}
+WIRING_SCHEMA: dict[str, Any] = {
+    "name": {**NAME_SCHEMA, "description": "a name other entries can refer to (`from:`, `outputs:`), unique"},
+    "from": {
+        "description": "input: an earlier entry's name or `input` (default: the entry before); a list for merges",
+        "anyOf": [NAME_SCHEMA, {"type": "array", "items": NAME_SCHEMA, "minItems": 1}],
+    },
+}
+"""The graph wiring written beside a top-level entry's kind (DESIGN section 2b)."""
+
+
+def _entry_schema(kinds: Mapping[str, "type[Layer]"], description: str, *, wiring: bool = False) -> dict[str, Any]:
     bare = [kind for kind, cls in kinds.items() if not _has_required(cls)]
     mapping: dict[str, Any] = {}
     for kind, cls in kinds.items():
@@ -204,14 +221,25 @@ def _entry_schema(kinds: Mapping[str, "type[Layer]"], description: str) -> dict[
     branches: list[dict[str, Any]] = []
     if bare:
         branches.append({"type": "string", "enum": bare, "description": "a kind with every param at its default"})
-    branches.append({
+    entry: dict[str, Any] = {
         "type": "object",
         "description": "{kind: {params}}: exactly one kind",
         "minProperties": 1,
         "maxProperties": 1,
         "additionalProperties": False,
         "properties": mapping,
-    })
+    }
+    if wiring:  # `name` and/or `from` beside the kind: exactly one key more than the wiring given
+        with_name, with_from = {"required": ["name"]}, {"required": ["from"]}
+        entry["description"] = "{kind: {params}}: exactly one kind, optionally with `name` and `from` beside it"
+        entry["properties"] = {**mapping, **WIRING_SCHEMA}
+        entry["not"] = {"propertyNames": {"enum": list(WIRING_SCHEMA)}, "minProperties": 1}  # some key is a kind
+        entry["maxProperties"] = 1 + len(WIRING_SCHEMA)
+        entry["if"] = {"allOf": [with_name, with_from]}
+        entry["then"] = {"maxProperties": 3}
+        entry["else"] = {"if": {"anyOf": [with_name, with_from]}, "then": {"maxProperties": 2},
+                         "else": {"maxProperties": 1}}
+    branches.append(entry)
     return {"description": description, "oneOf": branches}
 
 

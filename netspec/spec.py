@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
+from netspec.layers.base import EntryName, Layer, PositiveInt, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
@@ -68,6 +68,9 @@ class Spec(BaseModel):
     defaults: Defaults = Field(default_factory=Defaults)
     scale: Scale | None = None
     layers: Annotated[list[Layer], BeforeValidator(_layer_entries), Field(min_length=1)]
+    outputs: Annotated[list[EntryName], Field(min_length=1)] | None = Field(
+        None, description="the entries the model returns, in order (several: a tuple); default: the last entry"
+    )
 
     _source: Source | None = PrivateAttr(default=None)
 
@@ -108,6 +111,8 @@ class Spec(BaseModel):
         if self.scale is not None:
             data["scale"] = self.scale.model_dump(mode="json", exclude_defaults=True)
         data["layers"] = [layer.to_entry() for layer in self.layers]
+        if self.outputs is not None:
+            data["outputs"] = list(self.outputs)
         return data
 
     def to_yaml(self) -> str:

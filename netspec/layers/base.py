@@ -37,6 +37,14 @@ OddInt = Annotated[int, Strict(), Field(ge=1), AfterValidator(_odd)]  # a kernel
 
 Role = Literal["layer", "attention", "conv"]
 
+EntryName = Annotated[str, Strict(), Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+"""A name other entries can refer to (``name:``); also the entry's child module name."""
+EntryInputs = EntryName | tuple[EntryName, ...]
+"""``from:``: one earlier entry (or ``input``), or a list of them for a merge."""
+
+WIRING = {"name": "name", "inputs": "from"}
+"""Entry fields that wire the graph (python name -> YAML key): written beside the kind, not in its params."""
+
 
 @dataclass(frozen=True)
 class Context:
@@ -66,12 +74,51 @@ class Layer(BaseModel):
     # read on demand by netspec.schema.document_fields, not with pydantic's use_attribute_docstrings, which parses
     # every kind's source at import (a third of `netspec check`'s time). defer_build: a kind's validator is
     # built the first time a spec uses it, so checking a spec does not pay for the kinds it does not use.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, defer_build=True, validate_by_name=True, validate_by_alias=True
+    )
 
     kind: ClassVar[str] = ""
     role: ClassVar[Role] = "layer"
     extra_roles: ClassVar[tuple[Role, ...]] = ()  # further places the kind may fill, e.g. ("conv",)
     paper: ClassVar[str] = ""
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    """How many inputs the kind takes (fewest, most; ``None``: any): merges take ``(2, None)``."""
+
+    name: EntryName | None = Field(None, description="a name other entries can refer to (`from:`, `outputs:`)")
+    inputs: EntryInputs | None = Field(
+        None, alias="from", description="input: an earlier entry's name or `input` (default: the entry before); "
+                                        "a list for kinds that take several inputs"
+    )
+
+    @classmethod
+    def param_fields(cls) -> dict[str, Any]:
+        """The kind's own params (its pydantic fields without the graph wiring ``name`` and ``from``)."""
+        return {name: info for name, info in cls.model_fields.items() if name not in WIRING}
+
+    @property
+    def wired(self) -> bool:
+        """Whether the entry carries ``name:`` or ``from:`` (which makes its spec a graph)."""
+        return self.name is not None or self.inputs is not None
+
+    def references(self) -> dict[str, str]:
+        """Entries named inside the params (param -> name), read as further inputs: ``upsample: {to: c3}``."""
+        return {}
+
+    def infer_inputs(self, inputs: list[Shape], ctx: Context) -> LayerInfo:
+        """Shape rule on every input (``from:`` ones, then :meth:`references`); one-input kinds use :meth:`infer`."""
+        return self.infer(inputs[0], ctx)
+
+    def build_inputs(self, inputs: list[Shape], ctx: Context) -> "nn.Module":
+        """The module, whose ``forward`` takes the inputs in the same order; one-input kinds use :meth:`build`."""
+        return self.build(inputs[0], ctx)
+
+    @classmethod
+    def companions(cls, x: Shape) -> "SearchStrategy[list[Shape]]":
+        """Hypothesis strategy of the inputs after the first (``x``) that a layer of ``strategy(x)`` accepts."""
+        from hypothesis import strategies as st
+
+        return st.just([])
 
     @classmethod
     def fills(cls, role: Role) -> bool:
@@ -102,13 +149,17 @@ class Layer(BaseModel):
         return doc.splitlines()[0] if doc else ""
 
     def to_entry(self) -> str | dict[str, Any]:
-        """The YAML form: ``kind`` alone when every param has its default, else ``{kind: {params}}``."""
+        """The YAML form: ``kind`` alone when every param has its default, else ``{kind: {params}}``;
+        ``name`` and ``from`` beside the kind when set."""
         params: dict[str, Any] = {}
-        for name, info in type(self).model_fields.items():
+        for name, info in type(self).param_fields().items():
             value = getattr(self, name)
             if value == info.get_default(call_default_factory=True):
                 continue
             params[name] = value.to_entry() if isinstance(value, Layer) else _plain(value)
+        wiring = {key: _plain(getattr(self, name)) for name, key in WIRING.items() if getattr(self, name) is not None}
+        if wiring:
+            return {self.kind: params, **wiring}
         return {self.kind: params} if params else self.kind
 
 
@@ -184,6 +235,8 @@ def _coerce_entry(role: Role) -> Any:
         if value is None or isinstance(value, Layer):
             if isinstance(value, Layer) and not value.fills(role):
                 raise ValueError(f"{value.kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}")
+            if isinstance(value, Layer) and value.wired:
+                raise ValueError(f"a nested {value.kind!r} cannot have `name` or `from`: only top-level entries can")
             return value
         layer, findings = parse_entry(value, (), role=role)
         if findings:
@@ -208,7 +261,7 @@ def _role_name(role: Role) -> str:
 def entry_fields(cls: type[Layer]) -> dict[str, Role]:
     """Fields of ``cls`` that hold nested entries, with the role they accept."""
     result: dict[str, Role] = {}
-    for name, info in cls.model_fields.items():
+    for name, info in cls.param_fields().items():
         for meta in info.metadata:
             if isinstance(meta, EntryRole):
                 result[name] = meta.role
@@ -216,11 +269,24 @@ def entry_fields(cls: type[Layer]) -> dict[str, Role]:
 
 
 def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Layer | None, list[Finding]]:
-    """Validate one layer entry into its params model; report every problem found with its path."""
+    """Validate one layer entry into its params model; report every problem found with its path.
+
+    A top-level entry (``role`` None) may carry ``name:`` and ``from:`` beside its kind key.
+    """
+    wiring: dict[str, Any] = {}
+    if isinstance(raw, dict) and len(raw) > 1 and role is None:
+        wiring = {key: value for key, value in raw.items() if key in WIRING.values()}
+        if wiring:
+            raw = {key: value for key, value in raw.items() if key not in WIRING.values()}
+    if isinstance(raw, dict) and role is not None and any(key in WIRING.values() for key in raw) and len(raw) > 1:
+        key = next(key for key in raw if key in WIRING.values())
+        return None, [Finding(path + (key,), "only top-level entries can have `name` or `from`", on_key=True)]
     if isinstance(raw, str):
         kind, params = raw, None
     elif isinstance(raw, dict) and len(raw) == 1:
         kind, params = next(iter(raw.items()))
+    elif isinstance(raw, dict) and not raw and wiring:
+        return None, [Finding(path, f"an entry with {' and '.join(wiring)} needs a kind, e.g. `- conv: {{out: 64}}`")]
     elif isinstance(raw, dict) and not raw:
         return None, [Finding(path, "empty layer: write a kind, e.g. `- se` or `- conv: {out: 64}`")]
     elif isinstance(raw, dict):
@@ -248,6 +314,11 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
         return None, [Finding(path + (kind,), message)]
     findings: list[Finding] = []
     params = dict(params)
+    for key in WIRING.values():
+        if key in params:
+            message = f"`{key}` goes beside the kind, not in its params: `- {kind}: {{...}}` then `  {key}: ...`"
+            findings.append(Finding(path + (kind, key), message, on_key=True))
+            del params[key]
     for name, field_role in entry_fields(cls).items():
         if name in params and params[name] is not None and not isinstance(params[name], Layer):
             nested, nested_findings = parse_entry(params[name], path + (kind, name), role=field_role)
@@ -256,11 +327,36 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
                 del params[name]
             else:
                 params[name] = nested
+    wiring_findings: list[Finding] = []
+    if wiring:
+        try:
+            _WIRING_CHECK.model_validate({python: wiring[key] for python, key in WIRING.items() if key in wiring})
+        except ValidationError as error:
+            for item in error.errors(include_url=False):
+                where = tuple(WIRING.get(p, p) if isinstance(p, str) else p for p in item["loc"] if isinstance(p, (str, int)))
+                message = item["msg"]
+                if "pattern" in item["type"]:
+                    message = "a name is lower case letters, digits and _, not starting with a digit: [a-z_][a-z0-9_]*"
+                wiring_findings.append(Finding(path + where, f"{message} (got {_short(item.get('input'))})"))
+    if wiring_findings:
+        return None, findings + wiring_findings
     try:
-        layer = cls.model_validate(params)
+        layer = cls.model_validate({**params, **wiring})
     except ValidationError as error:
         return None, findings + findings_from_validation(error, path + (kind,), cls)
     return (layer if not findings else None), findings
+
+
+class _Wiring(BaseModel):
+    """Validates ``name``/``from`` alone, so their problems are located beside the kind, not in its params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: EntryName | None = None
+    inputs: EntryInputs | None = None
+
+
+_WIRING_CHECK = _Wiring
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -269,7 +365,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        fields = getattr(current, "model_fields", None)
+        fields = _params_of(current)
         if not fields or part not in fields:
             return []
         annotation = fields[part].annotation
@@ -277,7 +373,13 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if current is None:
             return []
-    return list(getattr(current, "model_fields", {}))
+    return list(_params_of(current))
+
+
+def _params_of(model: Any) -> dict[str, Any]:
+    if isinstance(model, type) and issubclass(model, Layer):
+        return model.param_fields()
+    return dict(getattr(model, "model_fields", {}) or {})
 
 
 def findings_from_validation(error: ValidationError, prefix: Path, model: type[BaseModel]) -> list[Finding]:
