@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from netspec.errors import Finding, Invalid, SpecWarning
@@ -211,7 +211,8 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
         if problems or any(shape is None for shape in inputs):
             continue
         try:
-            info = layer.infer_inputs(inputs, root.at("layers", index, layer.kind))  # type: ignore[arg-type]
+            ctx = replace(root.at("layers", index, layer.kind), input_names=tuple(sources))
+            info = layer.infer_inputs(inputs, ctx)  # type: ignore[arg-type]
         except Invalid as problem:
             root.findings.append(Finding(problem.path, problem.message))
             continue
@@ -264,7 +265,8 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
     root = context(spec)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     for index, row in enumerate(network.rows):
-        modules[row.name] = row.layer.build_inputs(list(row.input_shapes), root.at("layers", index, row.kind))
+        ctx = replace(root.at("layers", index, row.kind), input_names=row.inputs)
+        modules[row.name] = row.layer.build_inputs(list(row.input_shapes), ctx)
     model = _graph_module(network, modules, spec.name) if network.graph else nn.Sequential(modules)  # type: ignore[arg-type]
     set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)
     return model

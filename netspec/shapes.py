@@ -75,3 +75,12 @@ def conv_out_size(size: int | None, *, kernel: int, stride: int, padding: int, d
     if size is None:
         return None
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def broadcast_size(a: int | None, b: int | None) -> tuple[bool, int | None]:
+    """Whether sizes ``a`` and ``b`` broadcast (equal, or one is 1; unknown fits anything), and the result."""
+    if a == 1:
+        return True, b
+    if b == 1 or a == b:
+        return True, a
+    return a is None or b is None, None

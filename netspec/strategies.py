@@ -50,8 +50,8 @@ from netspec.shapes import LayerInfo, Shape
 from netspec.spec import Defaults, Input, Spec
 
 __all__ = [
-    "MAX_CHANNELS", "MAX_SIZE", "StrategyError", "defaults", "infer", "inputs", "layer_cases", "layers",
-    "sample_shapes", "shapes", "specs", "stacks",
+    "MAX_CHANNELS", "MAX_SIZE", "StrategyError", "defaults", "infer", "infer_node", "inputs", "layer_cases", "layers",
+    "node_cases", "sample_shapes", "shapes", "specs", "stacks",
 ]
 
 MAX_CHANNELS = 8
@@ -62,6 +62,11 @@ MAX_SIZE = 32
 
 class StrategyError(AssertionError):
     """A kind's ``strategy(x)`` produced a layer that its own shape rule rejects for ``x``: a bug in that kind."""
+
+
+def one_input(cls: type[Layer]) -> bool:
+    """Whether a kind reads a single tensor (so it can follow any layer in a stack); merges read several."""
+    return cls.arity == (1, 1)
 
 
 def _kinds(kinds: Iterable[str] | None) -> list[type[Layer]]:
@@ -133,6 +138,16 @@ def infer(layer: Layer, x: Shape, ctx: Context | None = None) -> tuple[LayerInfo
     return info, list(context.findings)
 
 
+def infer_node(layer: Layer, inputs: Sequence[Shape], ctx: Context | None = None) -> tuple[LayerInfo | None, list[Finding]]:
+    """``layer.infer_inputs(inputs)`` as data, for kinds with several inputs (and any other): see :func:`infer`."""
+    context = Context() if ctx is None else Context(norm=ctx.norm, act=ctx.act, path=ctx.path)
+    try:
+        info = layer.infer_inputs(list(inputs), context)
+    except Invalid as problem:
+        return None, [*context.findings, Finding(problem.path, problem.message)]
+    return info, list(context.findings)
+
+
 def _describe(findings: Sequence[Finding]) -> str:
     return "; ".join(f"{format_path(f.path) or 'layer'}: {f.message}" for f in findings)
 
@@ -153,7 +168,7 @@ def _valid_layer(draw: st.DrawFn, cls: type[Layer], x: Shape, ctx: Context) -> t
 def layers(x: Shape, *, kinds: Iterable[str] | None = None, ctx: Context | None = None) -> st.SearchStrategy[Layer]:
     """One valid layer for input ``x``, of any registered kind (or of ``kinds``) that accepts ``x``."""
     context = Context() if ctx is None else ctx
-    candidates = [cls for cls in _kinds(kinds) if cls.accepts(x)]
+    candidates = [cls for cls in _kinds(kinds) if one_input(cls) and cls.accepts(x)]
     if not candidates:
         raise ValueError(f"no kind among {[cls.kind for cls in _kinds(kinds)]} accepts {x}")
     return st.sampled_from(candidates).flatmap(lambda cls: _valid_layer(cls, x, context)).map(lambda pair: pair[0])
@@ -168,6 +183,8 @@ def layer_cases(
     :func:`sample_shapes`), filtered by the kind's ``accepts``.
     """
     cls = _kinds([kind])[0]
+    if not one_input(cls):
+        raise ValueError(f"{kind!r} takes several inputs: use netspec.strategies.node_cases({kind!r})")
     fixed = [s for s in sample_shapes() if sized is None or s.sized == sized]
     source = shapes_from if shapes_from is not None else st.one_of(st.sampled_from(fixed), shapes(sized=sized))
     accepted = source.filter(cls.accepts)
@@ -177,6 +194,32 @@ def layer_cases(
         x = draw(accepted)
         layer, _ = draw(_valid_layer(cls, x, Context()))
         return x, layer
+
+    return cases()
+
+
+def node_cases(
+    kind: str, *, sized: bool | None = None, shapes_from: st.SearchStrategy[Shape] | None = None
+) -> st.SearchStrategy[tuple[list[Shape], Layer]]:
+    """``(inputs, layer)`` for any kind: the input shapes (one for most kinds, several for merges) and a valid layer.
+
+    The first input comes as in :func:`layer_cases`; the others from the kind's ``companions(x)``.
+    """
+    cls = _kinds([kind])[0]
+    fixed = [s for s in sample_shapes() if sized is None or s.sized == sized]
+    source = shapes_from if shapes_from is not None else st.one_of(st.sampled_from(fixed), shapes(sized=sized))
+    accepted = source.filter(cls.accepts)
+
+    @st.composite
+    def cases(draw: st.DrawFn) -> tuple[list[Shape], Layer]:
+        x = draw(accepted)
+        layer = draw(cls.strategy(x))
+        inputs = [x, *draw(cls.companions(x))]
+        info, findings = infer_node(layer, inputs)
+        if info is None or findings:
+            raise StrategyError(f"{cls.__name__}.strategy/companions({x}) drew {layer!r} on {inputs}, which is "
+                                f"invalid: {_describe(findings)}")
+        return inputs, layer
 
     return cases()
 
@@ -202,7 +245,7 @@ def stacks(
     result: list[Layer] = []
     shape = x
     for _ in range(count):
-        candidates = [cls for cls in classes if cls.accepts(shape)]
+        candidates = [cls for cls in classes if one_input(cls) and cls.accepts(shape)]
         if not candidates:
             break
         cls = draw(st.sampled_from(candidates))

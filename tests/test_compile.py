@@ -31,7 +31,7 @@ def compiled(model: torch.nn.Module, backend: str = "eager") -> torch.nn.Module:
 
 
 def example(cls: type[Layer]) -> Layer:
-    required = [name for name, info in cls.model_fields.items() if info.is_required()]
+    required = [name for name, info in cls.param_fields().items() if info.is_required()]
     missing = [name for name in required if name not in REQUIRED_EXAMPLES]
     if missing:
         pytest.fail(f"{cls.kind}: add an example value for required param(s) {missing} to REQUIRED_EXAMPLES")
@@ -42,8 +42,12 @@ def single_kind_spec(kind: str) -> Spec:
     """The kind at its defaults on a (32, 8, 8) map, after a global pool when it needs a flat input."""
     cls = builtin_kinds()[kind]
     layer = example(cls)
-    if cls.accepts(Shape(CHANNELS, SIZE, SIZE)):
-        layers: list[Layer] = [layer]
+    if cls.arity[0] > 1:  # a merge: of two branches from the input
+        conv = builtin_kinds()["conv"]
+        branches = [conv(out=CHANNELS, name="left"), conv(out=CHANNELS, name="right", inputs="input")]
+        layers: list[Layer] = [*branches, layer.model_copy(update={"inputs": ("left", "right")})]
+    elif cls.accepts(Shape(CHANNELS, SIZE, SIZE)):
+        layers = [layer]
     else:
         layers = [builtin_kinds()["avgpool"](), layer]
     return Spec(input=Input(channels=CHANNELS, size=SIZE), layers=layers)

@@ -65,17 +65,22 @@ def test_every_kind_has_a_strategy(kind: str) -> None:
 @PER_KIND
 @given(data=st.data())
 def test_each_kind_static_shape_params_match_runtime(kind: str, data: st.DataObject) -> None:
-    """Every kind, alone: built params == static params, runtime shape == static shape; attention keeps (N, C, H, W)."""
-    x, layer = data.draw(nst.layer_cases(kind, sized=True), label="case")
-    info, findings = nst.infer(layer, x)
+    """Every kind, alone: built params == static params, runtime shape == static shape; attention keeps (N, C, H, W).
+
+    Its module never changes its inputs in place (a graph may feed one tensor to several entries)."""
+    inputs, layer = data.draw(nst.node_cases(kind, sized=True), label="case")
+    info, findings = nst.infer_node(layer, inputs)
     assert info is not None and not findings
     if kind in ATTENTION_KINDS:
-        assert info.shape == x
-    module = layer.build(x, Context())
+        assert info.shape == inputs[0]
+    module = layer.build_inputs(inputs, Context())
     assert sum(p.numel() for p in module.parameters()) == info.params
+    tensors = [_runtime_input(x) for x in inputs]
+    before = [t.clone() for t in tensors]
     with torch.no_grad():
-        y = module(_runtime_input(x))
+        y = module(*tensors)
     assert tuple(y.shape) == (2, *info.shape.dims())
+    assert all(torch.equal(t, b) for t, b in zip(tensors, before)), f"{kind} modified its input in place"
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)

@@ -1,7 +1,9 @@
 """``avgpool``: global average pooling to (N, C), or average pooling over windows when `kernel` is given."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field, Strict
 
 from netspec.layers.base import Context, Layer, NonNegativeInt, PositiveInt
 from netspec.layers.maxpool import window_info
@@ -13,17 +15,30 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+MAX_POOLED_SIZE = 4096
+"""Largest `size` of adaptive pooling."""
+
+
 @register
 class AvgPool(Layer):
-    """Average pooling: global to (N, C) by default; over `kernel` windows (stride defaults to kernel) if given."""
+    """Average pooling: global to (N, C) by default; to (N, C, size, size) with `size` (adaptive, as DeepLab's image
+    pooling); over `kernel` windows (stride defaults to kernel) if given."""
 
     kind = "avgpool"
 
+    size: Annotated[int, Strict(), Field(ge=1, le=MAX_POOLED_SIZE)] | None = None
     kernel: PositiveInt | None = None
     stride: PositiveInt | None = None
     padding: NonNegativeInt = 0
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        if self.size is not None:
+            if x.flat:
+                raise ctx.invalid(None, f"adaptive average pooling needs a feature map (N, C, H, W), got {x}")
+            for name in ("kernel", "stride", "padding"):
+                if name in self.model_fields_set:
+                    ctx.error(name, "does not apply with `size` (adaptive pooling picks its own windows)")
+            return LayerInfo(Shape(x.channels, self.size, self.size))
         if self.kernel is None:
             if x.flat:
                 raise ctx.invalid(None, f"global average pooling needs a feature map (N, C, H, W), got {x}")
@@ -37,6 +52,8 @@ class AvgPool(Layer):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from torch import nn
 
+        if self.size is not None:
+            return nn.AdaptiveAvgPool2d(self.size)
         if self.kernel is None:
             return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         stride = self.kernel if self.stride is None else self.stride
@@ -52,4 +69,4 @@ class AvgPool(Layer):
 
         smallest = min(size for size in (x.height, x.width, 64) if size is not None)
         local = st.builds(cls, kernel=st.integers(1, min(smallest, 3)), stride=st.sampled_from([None, 1, 2]))
-        return st.one_of(st.just(cls()), local)
+        return st.one_of(st.just(cls()), local, st.builds(cls, size=st.integers(1, 3)))

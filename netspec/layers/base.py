@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from netspec.errors import Finding, Invalid, Path, format_path
 from netspec.registry import KINDS, suggest
-from netspec.shapes import LayerInfo, Shape
+from netspec.shapes import LayerInfo, Shape, broadcast_size
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -54,6 +54,7 @@ class Context:
     act: str = "relu"
     path: Path = ()
     findings: list[Finding] = field(default_factory=list)
+    input_names: tuple[str, ...] = ()  # the entries a graph entry reads, for messages that name them
 
     def at(self, *parts: str | int) -> "Context":
         return replace(self, path=self.path + parts)
@@ -188,6 +189,48 @@ class Attention(Layer):
     @classmethod
     def accepts(cls, x: Shape) -> bool:
         return x.spatial  # as ``infer`` requires
+
+
+class Merge(Layer):
+    """Base of kinds that combine several inputs, written ``from: [a, b, ...]`` (order kept): concat, add, mul."""
+
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+
+    def infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        raise ctx.invalid(None, f"{self.kind} combines several inputs: write `from: [a, b]` beside it")
+
+    def merge(self, inputs: list[Shape], ctx: Context) -> LayerInfo:
+        """Static shape rule on the inputs; problems name them (:func:`describe_inputs`)."""
+        raise NotImplementedError
+
+    def infer_inputs(self, inputs: list[Shape], ctx: Context) -> LayerInfo:
+        if any(x.flat for x in inputs) and not all(x.flat for x in inputs):
+            raise ctx.invalid(None, f"{self.kind} of flat and spatial tensors: {describe_inputs(inputs, ctx)}")
+        return self.merge(inputs, ctx)
+
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return True
+
+
+def broadcast_inputs(inputs: list[Shape], ctx: Context, kind: str) -> Shape:
+    """The shape of an elementwise ``add``/``mul``: equal shapes, or an (N, C, 1, 1) (any size-1 dim) broadcast."""
+    result = inputs[0]
+    for x in inputs[1:]:
+        dims = [broadcast_size(a, b) for a, b in zip(result.dims(), x.dims())]
+        if not all(fits for fits, _ in dims):
+            raise ctx.invalid(None, f"{kind} needs equal shapes (or a size-1 gate such as (N, C, 1, 1)): "
+                                    f"{describe_inputs(inputs, ctx)}")
+        sizes = [size for _, size in dims]
+        result = Shape(sizes[0], flat=True) if x.flat else Shape(sizes[0], sizes[1], sizes[2])  # type: ignore[arg-type]
+    return result
+
+
+def describe_inputs(inputs: list[Shape], ctx: Context) -> str:
+    """``c4 (N, 64, 20, 20) and up1 (N, 32, 40, 40)``: each input's name (when known) and shape."""
+    names = list(ctx.input_names) + [f"input {i + 1}" for i in range(len(ctx.input_names), len(inputs))]
+    parts = [f"{name} {shape}" for name, shape in zip(names, inputs)]
+    return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
 
 
 def check_reduction(reduction: int, x: Shape, ctx: Context) -> None:

@@ -1,0 +1,32 @@
+"""Merges of several tensors (graph specs): concatenation along channels, elementwise sum and product."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Concat(nn.Module):
+    """``torch.cat(inputs, dim=1)``: channels after channels, in the order of ``from:``."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(inputs, dim=1)
+
+
+class Add(nn.Module):
+    """The elementwise sum of the inputs (broadcast: an (N, C, 1, 1) term adds to every position)."""
+
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        total = first + rest[0]
+        for term in rest[1:]:
+            total = total + term
+        return total
+
+
+class Mul(nn.Module):
+    """The elementwise product of the inputs (broadcast: an (N, C, 1, 1) gate scales every position)."""
+
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        product = first * rest[0]
+        for factor in rest[1:]:
+            product = product * factor
+        return product
