@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from netspec import layers
 from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS, Budget
-from netspec.errors import Problem, SpecError
+from netspec.errors import Problem, SpecError, SpecWarning
 from netspec.layers.base import Attention, Context, Layer
 from netspec.registry import KINDS, PluginWarning, enable_plugins, register, unregister
 from netspec.scaling import Scale
@@ -50,8 +50,9 @@ def summary(spec: SpecLike, *, max_params: int | None = None, max_activations: i
 
 def build(
     spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
-) -> "nn.Sequential":
-    """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path).
+) -> "nn.Module":
+    """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path); a graph spec (``name``,
+    ``from``, ``outputs``) gives a ``torch.fx.GraphModule`` whose children are named after the entries.
 
     The static summary is checked against ``max_params`` (the network's parameters; default one billion)
     and ``max_activations`` (values one layer outputs per sample; default 2**31 - 1) before any module
@@ -64,7 +65,7 @@ def build(
 
 __all__ = [
     "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
-    "Shape", "Spec", "SpecError", "Summary", "build", "check", "layers", "load", "loads", "register", "summary",
+    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "build", "check", "layers", "load", "loads", "register", "summary",
     "unregister",
 ]
 

@@ -243,10 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_warning(default: Callable[..., None]) -> Callable[..., None]:
     """Plugin warnings as one ``netspec: warning: ...`` line on stderr; others as Python prints them."""
+    from netspec.errors import SpecWarning
     from netspec.registry import PluginWarning
 
+    shown: set[str] = set()
+
     def show(message: Warning | str, category: type[Warning], *rest: object, **kwargs: object) -> None:
-        if issubclass(category, PluginWarning):
+        if isinstance(message, SpecWarning):
+            if message.line() not in shown:  # check, build and export each infer the spec: say it once
+                shown.add(message.line())
+                print(message.line(), file=sys.stderr)
+        elif issubclass(category, PluginWarning):
             print(f"netspec: warning: {message}", file=sys.stderr)
         else:
             default(message, category, *rest, **kwargs)

@@ -228,8 +228,17 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
         if name not in shapes and name != INPUT:
             root.findings.append(Finding(("outputs", position), f"unknown name {name!r}{suggest(name, [INPUT, *names])}"))
     if root.findings:
-        raise spec.locate(list(dict.fromkeys(root.findings)))  # a rule broken by several convs of a block: once
+        ordered = sorted(dict.fromkeys(root.findings), key=_entry_order)  # a rule broken by several convs: once
+        raise spec.locate(ordered)
     return Network(rows, outputs, is_graph(spec))
+
+
+def _entry_order(finding: Finding) -> tuple[int, int]:
+    """Problems in the order of the file: by entry, then ``outputs``."""
+    path = finding.path
+    if len(path) > 1 and path[0] == "layers" and isinstance(path[1], int):
+        return 0, path[1]
+    return (1, 0) if path[:1] == ("outputs",) else (-1, 0)
 
 
 def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
@@ -248,8 +257,8 @@ def warn_unused(spec: "Spec", network: Network) -> None:
     for index in unused_entries(spec, network):
         row = network.rows[index]
         problem = spec.locate([Finding(("layers", index, row.kind), f"the output of {row.name!r} is not used by any "
-                                       "entry nor listed in `outputs`: it is computed for nothing")]).problems[0]
-        warnings.warn(SpecWarning(problem), stacklevel=3)
+                                       "entry nor listed in `outputs`: it is computed for nothing", on_key=True)]).problems[0]
+        warnings.warn(SpecWarning(problem), stacklevel=1)  # one place: the same warning from check and build shows once
 
 
 def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":

@@ -1,4 +1,5 @@
-"""Draw a spec: one box per layer with its params, output shape, parameters and MACs (from the static summary).
+"""Draw a spec: one box per entry with its params, output shape, parameters and MACs (from the static summary),
+and an arrow from each entry it reads (branches and merges of graph specs as they are).
 
 ``to_dot`` gives Graphviz DOT, ``to_mermaid`` a Mermaid flowchart (renders in GitHub Markdown), and
 :func:`write` picks the format from the file extension: ``.dot``/``.gv``, ``.mmd``, or ``.svg``, which
@@ -37,7 +38,7 @@ def _params_text(entry: Any) -> str:
     """``{kind: {params}}`` or ``kind`` as short ``name=value`` text (nested entries by their kind)."""
     if isinstance(entry, str) or not isinstance(entry, dict):
         return ""
-    (params,) = entry.values()
+    params = next(iter(entry.values())) or {}  # the kind's params (`name`/`from` beside it are drawn as edges)
     parts = []
     for name, value in params.items():
         if isinstance(value, dict) and len(value) == 1:
@@ -65,6 +66,12 @@ def node_lines(summary: Summary) -> list[tuple[str, list[str], str]]:
     return nodes
 
 
+def edges(summary: Summary) -> list[tuple[str, str]]:
+    """``(source id, target id)`` for every input of every entry: the real data flow, branches and merges included."""
+    ids = {"input": "n0", **{row.name: f"n{index}" for index, row in enumerate(summary.rows, start=1)}}
+    return [(ids[source], ids[row.name]) for row in summary.rows for source in row.inputs]
+
+
 def _title(summary: Summary) -> str:
     return (
         f"{summary.name or 'network'}: {summary.params:,} params, {format_count(summary.macs)} MACs per sample, "
@@ -80,7 +87,7 @@ _DOT_FILL = {"input": "#e8e8e8", "layer": "#dbe9f6", "attention": "#fde2c8"}
 
 
 def to_dot(summary: Summary) -> str:
-    """Graphviz DOT: a top-to-bottom chain of boxes; attention (and stages with attention) shaded orange."""
+    """Graphviz DOT: top-to-bottom boxes joined as the data flows; attention (and stages with it) shaded orange."""
     lines = [
         "digraph netspec {",
         f"  label={_dot_string(_title(summary))};",
@@ -94,7 +101,7 @@ def to_dot(summary: Summary) -> str:
     for node_id, label, role in nodes:
         text = _dot_string("\n".join(label)).replace("\n", "\\n")
         lines.append(f'  {node_id} [label={text}, fillcolor="{_DOT_FILL[role]}"];')
-    for (source, _, _), (target, _, _) in zip(nodes, nodes[1:]):
+    for source, target in edges(summary):
         lines.append(f"  {source} -> {target};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -111,7 +118,7 @@ def to_mermaid(summary: Summary) -> str:
     for node_id, label, role in nodes:
         text = "<br/>".join(_mermaid_text(line) for line in label)
         lines.append(f'  {node_id}["{text}"]:::{role}')
-    for (source, _, _), (target, _, _) in zip(nodes, nodes[1:]):
+    for source, target in edges(summary):
         lines.append(f"  {source} --> {target}")
     for role, fill in _DOT_FILL.items():
         lines.append(f"  classDef {role} fill:{fill},stroke:#555")

@@ -79,3 +79,10 @@ class SpecWarning(UserWarning):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+    def line(self) -> str:
+        """``file:line:col: warning: path: message``, as the command line prints it."""
+        location = ":".join(part for part in (self.problem.file, None if self.problem.line is None else
+                                              f"{self.problem.line}:{self.problem.column}") if part)
+        text = str(Problem(self.problem.path, self.problem.message))
+        return f"{location}: warning: {text}" if location else f"warning: {text}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netspec.compiler import NO_LIMITS, Budget, Row, analyse, input_shape
+from netspec.compiler import INPUT, NO_LIMITS, Budget, Row, infer_network, input_shape, warn_unused
 from netspec.shapes import Shape, add_macs
 from netspec.source import gc_paused
 from netspec.spec import Spec
@@ -22,6 +22,10 @@ class Summary:
     name: str | None
     input: Shape
     rows: list[Row]
+    outputs: tuple[str, ...] = ()
+    """The entries the model returns (default: the last)."""
+    graph: bool = False
+    """Whether the spec is a graph (its model a ``torch.fx.GraphModule``): the table then shows each entry's inputs."""
 
     @property
     def params(self) -> int:
@@ -33,7 +37,15 @@ class Summary:
 
     @property
     def output(self) -> Shape:
-        return self.rows[-1].info.shape if self.rows else self.input
+        """The shape of the (first) output."""
+        return self.output_shapes[0][1] if self.rows else self.input
+
+    @property
+    def output_shapes(self) -> list[tuple[str, Shape]]:
+        """``(name, shape)`` of every output, in the order the model returns them."""
+        shapes = {INPUT: self.input, **{row.name: row.info.shape for row in self.rows}}
+        names = self.outputs or ((self.rows[-1].name,) if self.rows else (INPUT,))
+        return [(name, shapes[name]) for name in names]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +55,7 @@ class Summary:
                 {
                     "name": row.name,
                     "kind": row.kind,
+                    "inputs": list(row.inputs),
                     "output": list(row.info.shape.dims()),
                     "params": row.info.params,
                     "macs": row.info.macs,
@@ -50,27 +63,36 @@ class Summary:
                 for row in self.rows
             ],
             "output": list(self.output.dims()),
+            "outputs": [{"name": name, "shape": list(shape.dims())} for name, shape in self.output_shapes],
             "params": self.params,
             "macs": self.macs,
             "convention": MACS_CONVENTION,
         }
 
     def __str__(self) -> str:
-        header = ("layer", "kind", "output", "params", "MACs")
+        header: tuple[str, ...] = ("layer", "kind", "output", "params", "MACs")
         table = [("input", "", str(self.input), "", "")]
         for row in self.rows:
             table.append((row.name, row.kind, str(row.info.shape), f"{row.info.params:,}", format_count(row.info.macs)))
+        if self.graph:  # a column of what each entry reads
+            header = (*header[:2], "from", *header[2:])
+            table = [(line[0], line[1], sources, *line[2:])
+                     for line, sources in zip(table, ["", *(", ".join(row.inputs) for row in self.rows)])]
+        left = len(header) - 2  # name, kind, (from,) output: left-aligned; params, MACs: right-aligned
         widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
 
         def render(line: tuple[str, ...]) -> str:
-            cells = [line[i].ljust(widths[i]) if i < 3 else line[i].rjust(widths[i]) for i in range(len(line))]
+            cells = [line[i].ljust(widths[i]) if i < left else line[i].rjust(widths[i]) for i in range(len(line))]
             return "  ".join(cells).rstrip()
 
         rule = "-" * len(render(header))
         lines = [f"{self.name or 'network'}", render(header), rule, *map(render, table), rule]
         lines.append(f"total params: {self.params:,}")
         lines.append(f"total MACs:   {format_count(self.macs)} per sample")
-        lines.append(f"output:       {self.output}")
+        if len(self.output_shapes) == 1:
+            lines.append(f"output:       {self.output}")
+        else:
+            lines.append("outputs:      " + ", ".join(f"{name} {shape}" for name, shape in self.output_shapes))
         lines.append(f"({MACS_CONVENTION}; '?' where input.size is not given)")
         return "\n".join(lines)
 
@@ -88,4 +110,6 @@ def format_count(count: int | None) -> str:
 def summarize(spec: Spec, budget: Budget = NO_LIMITS) -> Summary:
     """Static summary of ``spec`` (no torch modules are built); raises ``SpecError`` if it is invalid or over ``budget``."""
     with gc_paused():  # as in netspec.loads: no cycles among the rows, and a long spec stays linear
-        return Summary(spec.name, input_shape(spec), analyse(spec, budget))
+        network = infer_network(spec, budget)
+        warn_unused(spec, network)
+        return Summary(spec.name, input_shape(spec), network.rows, network.outputs, network.graph)

@@ -27,6 +27,7 @@ class AvgPool(Layer):
     kind = "avgpool"
 
     size: Annotated[int, Strict(), Field(ge=1, le=MAX_POOLED_SIZE)] | None = None
+    """adaptive pooling to a size x size map that keeps (N, C, size, size) (DeepLab's image pooling: 1)"""
     kernel: PositiveInt | None = None
     stride: PositiveInt | None = None
     padding: NonNegativeInt = 0

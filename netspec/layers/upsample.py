@@ -28,9 +28,13 @@ class Upsample(Layer):
     kind = "upsample"
 
     scale: Annotated[int, Strict(), Field(ge=1, le=MAX_SCALE)] | None = None
+    """integer factor for H and W (default 2 when `to` is not given)"""
     to: EntryName | None = None
+    """resize to the H x W of this earlier entry's output (`input`: the network's input)"""
     mode: Literal["nearest", "bilinear"] = "nearest"
+    """interpolation: nearest (as nn.Upsample's default) or bilinear"""
     align_corners: Flag | None = None
+    """bilinear only: align the corner pixels (torch's default false; DANet uses true)"""
 
     def references(self) -> dict[str, str]:
         return {} if self.to is None else {"to": self.to}
