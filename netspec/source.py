@@ -69,6 +69,10 @@ def _loader_class() -> Any:
     return FastSafeLoader
 
 
+class _Unparsable(SpecError):
+    """The parser itself rejected the text (syntax, characters, its own limits), as opposed to netspec's checks."""
+
+
 class _Limit(Exception):
     """A size or nesting limit was crossed at ``mark`` (becomes a located :class:`SpecError`)."""
 
@@ -108,8 +112,10 @@ def _bounded(loader: Any) -> Any:
     return BoundedLoader
 
 
-_Loader = _bounded(_loader_class())
-_CHARACTER_OFFSETS = issubclass(_Loader, yaml.reader.Reader)  # else libyaml's: offsets in UTF-8 bytes
+PURE_LOADER = _bounded(yaml.SafeLoader)
+"""PyYAML's pure-Python loader with netspec's limits: its messages are the ones netspec reports."""
+FAST_LOADER = _bounded(_loader_class())
+"""libyaml's parser (when PyYAML has it) with netspec's limits: used first, as it is ~5x faster."""
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -268,7 +274,7 @@ def _inside(text: str, line: int, column: int) -> tuple[int, int]:
     return line, min(column, len(lines[line - 1]) + 1)
 
 
-def _position(text: str, offset: int, *, characters: bool = _CHARACTER_OFFSETS) -> tuple[int, int]:
+def _position(text: str, offset: int, *, characters: bool = True) -> tuple[int, int]:
     """1-based line and column of ``offset`` into ``text`` (a UTF-8 byte offset when libyaml reports it)."""
     if not characters:
         offset = len(text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "ignore"))
@@ -324,6 +330,49 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _compose(loader_class: Any, text: str, source: Source) -> None:
+    """Compose ``text`` with ``loader_class`` and walk it into ``source``; raise :class:`SpecError` on any problem."""
+    name = source.name
+    loader = None
+    try:
+        loader = loader_class(text)  # inside: the pure-Python reader rejects control characters here
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError([Problem((), "the spec is empty: expected a mapping with 'input' and 'layers'", name, 1, 1)])
+        if loader.netspec_aliases:  # without aliases the composer's own node and depth limits hold
+            check_expansion(node)
+        source.data = _Walker(source, loader).walk(node, ())
+    except _Limit as error:
+        line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)
+        raise SpecError([Problem((), error.message, name, line, column)]) from None
+    except UnicodeEncodeError as error:  # a str with a lone surrogate (e.g. decoded with surrogateescape)
+        line, column = _position(text, error.start, characters=True)
+        message = f"character U+{ord(text[error.start]):04X} is not valid Unicode text (a lone surrogate)"
+        raise SpecError([Problem((), message, name, line, column)]) from None
+    except yaml.reader.ReaderError as error:
+        line, column = _position(text, error.position, characters=issubclass(loader_class, yaml.reader.Reader))
+        code = ord(error.character) if isinstance(error.character, str) else int(error.character)
+        message = f"control character U+{code:04X} is not allowed in YAML text"
+        raise _Unparsable([Problem((), message, name, line, column)]) from None
+    except yaml.MarkedYAMLError as error:
+        raise _Unparsable([_syntax_problem(error, text, name)]) from None
+    except yaml.YAMLError as error:
+        raise _Unparsable([Problem((), f"YAML error: {error}", name, 1, 1)]) from None
+    except RecursionError:
+        raise _Unparsable([Problem((), "YAML nesting too deep", name, 1, 1)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _syntax_problem(error: yaml.MarkedYAMLError, text: str, name: str | None) -> Problem:
+    """A YAML syntax error as a located problem, in the words a newcomer understands."""
+    mark = error.problem_mark or error.context_mark
+    message = " ".join(str(part) for part in (error.context, error.problem) if part) or "invalid YAML"
+    line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return Problem((), f"YAML syntax error: {message}", name, line, column)
+
+
 def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
     """Parse one YAML document into a :class:`Source`; raise :class:`SpecError` on any problem."""
     if isinstance(text, bytes):
@@ -334,40 +383,20 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
         raise SpecError([Problem((), f"file too large: more than {MAX_BYTES:,} characters", name, 1, 1)])
     text = _lines(text, name)
     source = Source(name, None)
-    loader = None
     try:
         with gc_paused():
-            loader = _Loader(text)  # inside: the pure-Python reader rejects control characters here
-            node = loader.get_single_node()
-            if node is None:
-                raise SpecError([Problem((), "the spec is empty: expected a mapping with 'input' and 'layers'", name, 1, 1)])
-            if loader.netspec_aliases:  # without aliases the composer's own node and depth limits hold
-                check_expansion(node)
-            source.data = _Walker(source, loader).walk(node, ())
-    except _Limit as error:
-        line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)
-        raise SpecError([Problem((), error.message, name, line, column)]) from None
-    except UnicodeEncodeError as error:  # a str with a lone surrogate (e.g. decoded with surrogateescape)
-        line, column = _position(text, error.start, characters=True)
-        message = f"character U+{ord(text[error.start]):04X} is not valid Unicode text (a lone surrogate)"
-        raise SpecError([Problem((), message, name, line, column)]) from None
-    except yaml.reader.ReaderError as error:
-        line, column = _position(text, error.position)
-        code = ord(error.character) if isinstance(error.character, str) else int(error.character)
-        message = f"control character U+{code:04X} is not allowed in YAML text"
-        raise SpecError([Problem((), message, name, line, column)]) from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        message = " ".join(str(part) for part in (error.context, error.problem) if part) or "invalid YAML"
-        line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        raise SpecError([Problem((), f"YAML syntax error: {message}", name, line, column)]) from None
-    except yaml.YAMLError as error:
-        raise SpecError([Problem((), f"YAML error: {error}", name, 1, 1)]) from None
-    except RecursionError:
-        raise SpecError([Problem((), "YAML nesting too deep", name, 1, 1)]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+            try:
+                _compose(FAST_LOADER, text, source)
+            except _Unparsable:
+                if FAST_LOADER is PURE_LOADER:
+                    raise
+                # libyaml's messages and its own limits differ between releases (libyaml 0.2.5 stops flow nesting
+                # at 1,000 levels while it scans ahead, before netspec's composer sees depth 65): a file libyaml
+                # rejects is read again by the pure-Python parser, whose problem is the one reported.
+                source = Source(name, None)
+                _compose(PURE_LOADER, text, source)
+    except _Unparsable as error:
+        raise SpecError(error.problems) from None
     if source.data is None:
         raise SpecError([source.problem((), "the spec is empty: expected a mapping with 'input' and 'layers'")])
     if not isinstance(source.data, dict):

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import yaml
 
 import netspec
+from netspec import source
 from netspec.cli import main
 from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS
 from netspec.files import write_atomic
@@ -124,9 +126,25 @@ def test_aliases_and_merge_keys_within_limits_work() -> None:
     ],
     ids=["flow", "block mappings", "block sequences"],
 )
-def test_deep_nesting_is_a_located_error(text: str, location: str) -> None:
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+def test_deep_nesting_is_a_located_error(text: str, location: str, parser: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if parser == "python":
+        monkeypatch.setattr(source, "FAST_LOADER", source.PURE_LOADER)  # as on a PyYAML built without libyaml
     found = bounded(lambda: problems(text), seconds=10, megabytes=50)
     assert found == [f"spec.yaml:{location}: nesting deeper than {MAX_DEPTH} levels"]
+
+
+def test_a_parser_limit_of_its_own_does_not_change_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A libyaml that stops nesting earlier (0.2.5: 1,000 flow levels) or words its errors differently."""
+
+    class Strict(source.FAST_LOADER):  # type: ignore[misc, valid-type, name-defined]
+        def get_single_node(self) -> Any:
+            raise yaml.parser.ParserError(None, None, "exceeded maximum nesting depth",
+                                          yaml.error.Mark("<file>", 0, 0, 12, None, None))
+
+    monkeypatch.setattr(source, "FAST_LOADER", Strict)
+    assert problems("[" * 100 + "]" * 100) == [f"spec.yaml:1:{MAX_DEPTH + 1}: nesting deeper than {MAX_DEPTH} levels"]
+    assert netspec.loads(VALID).input.channels == 3  # what the fast parser refused, the Python one reads
 
 
 def test_too_many_nodes_is_a_located_error() -> None:
