@@ -178,6 +178,9 @@ def _scale_options(command: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="netspec", description="Declarative YAML network builder for PyTorch.")
+    root.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                      help="load kinds from a Python file (my_kinds.py) or an importable module before the command; "
+                           "repeatable")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="validate a spec, print its layers (shapes, params, MACs), optionally save")
@@ -218,6 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning(warnings.showwarning)
         try:
+            from netspec.registry import PluginError, load_plugin
+
+            for plugin in args.plugin:
+                try:
+                    load_plugin(plugin)
+                except PluginError as error:
+                    print(f"netspec: {error}", file=sys.stderr)
+                    return 1
             return int(args.run(args))
         except KeyboardInterrupt:
             return 130

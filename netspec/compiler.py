@@ -93,7 +93,7 @@ def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
     params = 0
     for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers())):
         try:
-            info = layer.infer(shape, root.at("layers", index, layer.kind))
+            info = layer.checked_infer(shape, root.at("layers", index, layer.kind))
         except Invalid as problem:
             root.findings.append(Finding(problem.path, problem.message))
             break
@@ -119,9 +119,12 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Sequential":
 
     rows = analyse(spec, budget)
     root = context(spec)
-    modules = OrderedDict(
-        (row.name, row.layer.build(row.input, root.at("layers", index, row.kind))) for index, row in enumerate(rows)
-    )
+    try:
+        modules = OrderedDict(
+            (row.name, row.layer.checked_build(row.input, root.at("layers", index, row.kind))) for index, row in enumerate(rows)
+        )
+    except Invalid as problem:  # a plugin kind's module that fails or disagrees with its shape rule
+        raise spec.locate([Finding(problem.path, problem.message)]) from None
     model = nn.Sequential(modules)
     set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)
     return model

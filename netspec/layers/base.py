@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
 from netspec.errors import Finding, Invalid, Path, format_path
-from netspec.registry import KINDS, suggest
+from netspec.registry import KINDS, is_builtin, suggest
 from netspec.shapes import LayerInfo, Shape
 
 if TYPE_CHECKING:
@@ -86,6 +86,54 @@ class Layer(BaseModel):
         """The ``torch.nn.Module`` for input shape ``x`` (only called on a valid spec)."""
         raise NotImplementedError
 
+    def checked_infer(self, x: Shape, ctx: Context) -> LayerInfo:
+        """``infer``, as the compiler calls it: a plugin kind's own bug or a result that is not a
+        :class:`LayerInfo` becomes a located problem naming the plugin, never a traceback."""
+        if is_builtin(type(self)):
+            return self.infer(x, ctx)
+        try:
+            info = self.infer(x, ctx)
+        except Invalid:
+            raise
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule failed: {_one_line(error)}") from None
+        wrong = _layer_info_problem(info)
+        if wrong:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule returned {wrong}")
+        return info
+
+    def checked_build(self, x: Shape, ctx: Context) -> "nn.Module":
+        """``build``, as the compiler calls it: a plugin kind's module is run once on zeros of shape ``x`` (when
+        ``x`` is known) and must output what its own shape rule says; otherwise a located problem naming it."""
+        if is_builtin(type(self)):
+            return self.build(x, ctx)
+        import torch
+
+        try:
+            module = self.build(x, ctx)
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its build failed: {_one_line(error)}") from None
+        if not isinstance(module, torch.nn.Module):
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its build returned {_short(module)}, not a torch.nn.Module")
+        if not x.sized:
+            return module
+        expected = self.checked_infer(x, replace(ctx, findings=[])).shape
+        training = module.training
+        try:
+            with torch.no_grad():
+                output = module.eval()(torch.zeros(1, *x.dims()))  # type: ignore[arg-type]
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its module failed on an input {x}: "
+                                    f"{_one_line(error)}") from None
+        finally:
+            module.train(training)
+        got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+        if got != expected.dims():
+            shown = "(N, " + ", ".join(map(str, got)) + ")" if got is not None else _short(output)
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {x}, but its "
+                                    f"shape rule says {expected}")
+        return module
+
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         """Hypothesis strategy of valid instances for input ``x`` (used by ``netspec.strategies``)."""
@@ -137,6 +185,34 @@ class Attention(Layer):
     @classmethod
     def accepts(cls, x: Shape) -> bool:
         return x.spatial  # as ``infer`` requires
+
+
+def _plugin_name(layer: Layer) -> str:
+    return f"the plugin kind {layer.kind!r} ({type(layer).__module__})"
+
+
+def _one_line(error: BaseException) -> str:
+    reason = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+
+
+def _layer_info_problem(info: Any) -> str:
+    """What is wrong with a shape rule's result (``""``: a well-formed :class:`LayerInfo`; plugins are checked)."""
+    if not isinstance(info, LayerInfo):
+        return f"{_short(info)}, not a netspec LayerInfo(shape, params, macs)"
+    shape = info.shape
+    if not isinstance(shape, Shape):
+        return f"a LayerInfo whose shape is {_short(shape)}, not a netspec Shape"
+    if not (type(shape.channels) is int and shape.channels >= 1):
+        return f"a shape with {_short(shape.channels)} channels (must be an int >= 1)"
+    for size in (shape.height, shape.width):
+        if not (size is None or (type(size) is int and size >= 1)):
+            return f"a shape with a size of {_short(size)} (must be an int >= 1 or None)"
+    if not (type(info.params) is int and info.params >= 0):
+        return f"{_short(info.params)} parameters (must be an int >= 0)"
+    if not (info.macs is None or (type(info.macs) is int and info.macs >= 0)):
+        return f"{_short(info.macs)} MACs (must be an int >= 0 or None)"
+    return ""
 
 
 def check_reduction(reduction: int, x: Shape, ctx: Context) -> None:
