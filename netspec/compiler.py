@@ -91,7 +91,10 @@ def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
     shape = input_shape(spec)
     rows: list[Row] = []
     params = 0
-    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers())):
+    if budget.max_activations is not None and shape.pixels is not None and shape.channels * shape.pixels > budget.max_activations:
+        root.findings.append(Finding(("input",), f"the input alone holds {shape.channels * shape.pixels:,} values per "
+                                     f"sample {shape}, over the limit of {budget.max_activations:,} (max_activations)"))
+    for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers()) if not root.findings else ()):
         try:
             info = layer.checked_infer(shape, root.at("layers", index, layer.kind))
         except Invalid as problem:

@@ -7,6 +7,7 @@ size, nesting depth and alias expansion are bounded so hostile input cannot hang
 from __future__ import annotations
 
 import gc
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -259,11 +260,91 @@ class _Walker:
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(node, f"unsupported YAML tag {node.tag!r}: only plain mappings, lists and scalars")
         if node.tag == _STR:
+            if not node.value.isascii():
+                try:
+                    node.value.encode("utf-8")
+                except UnicodeEncodeError as error:  # "\ud800" in a double-quoted string: not text, cannot be written
+                    raise self.fail(node, f"character U+{ord(node.value[error.start]):04X} is not valid Unicode "
+                                          "text (a lone surrogate)") from None
             return node.value  # what SafeConstructor.construct_yaml_str returns, without its bookkeeping
         try:
-            return self.loader.yaml_constructors[node.tag](self.loader, node)  # scalars: no alias cache needed
-        except (yaml.YAMLError, ValueError, OverflowError) as error:
-            raise self.fail(node, f"invalid scalar {node.value!r}: {error}") from None
+            return construct_scalar(node.tag, node.value)
+        except ValueError as error:
+            raise self.fail(node, str(error)) from None
+
+
+MAX_NUMBER_CHARS = 100
+"""Longest number accepted, in characters: no count in a spec needs more, and it keeps every conversion linear
+(PyYAML's own turns a sexagesimal ``1:0:0:...`` into an int in quadratic time, and Python refuses past 4,300 digits)."""
+
+_BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
+_NULLS = {"", "~", "null", "Null", "NULL"}
+
+
+def construct_scalar(tag: str, text: str) -> Any:
+    """The value of a YAML 1.1 int, float, bool or null scalar, as PyYAML's ``SafeConstructor`` reads it, but with
+    bounded work and a :class:`ValueError` saying what is wrong for a value that its tag (``!!int ''``,
+    ``!!bool maybe``) or its length does not allow."""
+    name = tag.rsplit(":", 1)[-1]
+    shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+    if name == "null":
+        if text not in _NULLS:
+            raise ValueError(f"!!null {shown} is not null: write null, ~ or nothing")
+        return None
+    if name == "bool":
+        if text.lower() not in _BOOLS:
+            raise ValueError(f"!!bool {shown} is not a boolean: write true or false")
+        return _BOOLS[text.lower()]
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"number too long: {len(text):,} characters, at most {MAX_NUMBER_CHARS} ({shown})")
+    try:
+        return _integer(text) if name == "int" else _float(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"!!{name} {shown} is not {'an integer' if name == 'int' else 'a number'}") from None
+
+
+def _integer(text: str) -> int:
+    value = text.replace("_", "")
+    sign = -1 if value[:1] == "-" else 1
+    value = value[1:] if value[:1] in "+-" else value
+    if not value or not value.isascii():
+        raise ValueError(text)
+    if ":" in value:  # sexagesimal (YAML 1.1): 1:30 is 90
+        result = 0
+        for part in value.split(":"):
+            if not part.isdigit():
+                raise ValueError(text)
+            result = result * 60 + int(part)
+        return sign * result
+    for prefix, base in (("0b", 2), ("0x", 16), ("0o", 8)):
+        if value.startswith(prefix):
+            return sign * int(value[2:], base)
+    if len(value) > 1 and value[0] == "0":
+        return sign * int(value, 8)  # YAML 1.1 octal: 017 is 15
+    if not value.isdigit():
+        raise ValueError(text)
+    return sign * int(value)
+
+
+def _float(text: str) -> float:
+    value = text.replace("_", "").lower()
+    sign = -1.0 if value[:1] == "-" else 1.0
+    value = value[1:] if value[:1] in "+-" else value
+    if value == ".inf":
+        return sign * math.inf
+    if value == ".nan":
+        return math.nan
+    if not value or not value.isascii() or value.startswith(("inf", "nan", "infinity")):
+        raise ValueError(text)
+    if ":" in value:  # sexagesimal (YAML 1.1): 1:30.5 is 90.5
+        result = 0.0
+        for part in value.split(":"):
+            result = result * 60 + float(part)
+        return sign * result
+    result = float(value)
+    if math.isinf(result):
+        raise OverflowError(text)  # a finite literal too large for a float
+    return sign * result
 
 
 def _inside(text: str, line: int, column: int) -> tuple[int, int]:

@@ -14,15 +14,15 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from netspec.errors import Finding, Invalid, Path, format_path
 from netspec.registry import KINDS, is_builtin, suggest
-from netspec.shapes import LayerInfo, Shape
+from netspec.shapes import MAX_COUNT, LayerInfo, Shape
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
 # Field types: strict, so that `out: true`, `out: "64"` or `out: 64.0` are errors, not silently converted.
-PositiveInt = Annotated[int, Strict(), Field(ge=1)]
-NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveInt = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 Flag = Annotated[bool, Strict()]
 
@@ -33,7 +33,7 @@ def _odd(value: int) -> int:
     return value
 
 
-OddInt = Annotated[int, Strict(), Field(ge=1), AfterValidator(_odd)]  # a kernel size that keeps the size
+OddInt = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT), AfterValidator(_odd)]  # a kernel size that keeps the size
 
 Role = Literal["layer", "attention", "conv"]
 
@@ -362,7 +362,11 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
     for item in error.errors(include_url=False):
         loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
         kind = item["type"]
-        if kind == "extra_forbidden":
+        if kind == "invalid_key" and loc:  # pydantic writes the key as text ('1.5'): point at the key as written
+            key = item.get("input")
+            findings.append(Finding(prefix + loc[:-1] + (key,), f"a field name must be text, got {_short(key)}",
+                                    on_key=True))
+        elif kind == "extra_forbidden":
             name = str(loc[-1])
             known = _fields_at(model, loc[:-1])
             hint = suggest(name, known) if known else ""
@@ -382,5 +386,10 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    if type(value) is int and value.bit_length() > 128:  # repr() fails past 4,300 digits, and says nothing useful
+        return f"an integer of {value.bit_length() * 0.30103:,.0f} digits"
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 40 else text[:37] + "..."
