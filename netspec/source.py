@@ -447,9 +447,30 @@ def _compose(loader_class: Any, text: str, source: Source) -> None:
 
 
 def _syntax_problem(error: yaml.MarkedYAMLError, text: str, name: str | None) -> Problem:
-    """A YAML syntax error as a located problem, in the words a newcomer understands."""
+    """A YAML syntax error as a located problem, in the words a newcomer understands.
+
+    A tab says "tab"; a bracket or quote that is still open when a later line (or the end of the file) breaks the
+    collection is reported where it was opened, which is what the user has to fix.
+    """
     mark = error.problem_mark or error.context_mark
     message = " ".join(str(part) for part in (error.context, error.problem) if part) or "invalid YAML"
+    problem, context = str(error.problem or ""), str(error.context or "")
+    opened = error.context_mark
+    ended = "stream end" in problem or "end of stream" in problem
+    if "'\\t'" in problem or "tab character" in problem:
+        message = "a tab character: YAML indents with spaces, never tabs"
+    elif opened is not None and mark is not None and (ended or mark.line > opened.line) and (
+        context.startswith("while parsing a flow") or context.startswith("while scanning a quoted")
+    ):
+        lines = text.split("\n")
+        char = lines[opened.line][opened.column:opened.column + 1] if opened.line < len(lines) else ""
+        closer = {"[": "]", "{": "}"}.get(char, char)
+        what = f"this {char!r}" if char else "this"
+        if ended:
+            message = f"{what} is never closed: the file ends before its {closer!r}"
+        else:
+            message = f"{what} is never closed: line {mark.line + 1} comes before its {closer!r} ({problem})"
+        mark = opened
     line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     return Problem((), f"YAML syntax error: {message}", name, line, column)
 

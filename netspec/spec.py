@@ -9,7 +9,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
+from netspec.layers.base import Layer, PositiveInt, SpecModel, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
@@ -19,7 +19,7 @@ def _square(value: Any) -> Any:
     return [value, value] if type(value) is int else value
 
 
-class Input(BaseModel):
+class Input(SpecModel):
     """The input tensor: channels, and optionally the spatial size (an int means square)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -31,7 +31,7 @@ class Input(BaseModel):
     ] = None
 
 
-class Defaults(BaseModel):
+class Defaults(SpecModel):
     """Norm and activation inherited by every conv-like layer that does not set its own; norm settings for all."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -69,7 +69,7 @@ def _text(value: Any) -> Any:
     return value
 
 
-class Spec(BaseModel):
+class Spec(SpecModel):
     """A whole network: ``netspec.loads(spec.to_yaml()) == spec``."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

@@ -179,8 +179,7 @@ def test_duplicate_keys() -> None:
 
 def test_tabs_in_indentation() -> None:
     (found,) = problems("input:\n\tchannels: 3\nlayers: [se]\n")
-    assert found.startswith("spec.yaml:2:1: YAML syntax error: ")
-    assert found.endswith("found character that cannot start any token") or "'\\t'" in found
+    assert found == "spec.yaml:2:1: YAML syntax error: a tab character: YAML indents with spaces, never tabs"
 
 
 def test_non_utf8_bytes() -> None:

@@ -6,14 +6,15 @@ implement ``infer`` (static shape, params, MACs), ``build`` (the ``torch.nn.Modu
 """
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
-from netspec.errors import Finding, Invalid, Path, format_path
-from netspec.registry import KINDS, is_builtin, suggest
+from netspec.errors import Finding, Invalid, Path, Problem, SpecError, format_path
+from netspec.registry import FAILED_PLUGINS, KINDS, is_builtin, suggest
 from netspec.shapes import MAX_COUNT, LayerInfo, Shape
 
 if TYPE_CHECKING:
@@ -59,7 +60,26 @@ class Context:
         return Invalid(self.path + ((param,) if param else ()), message)
 
 
-class Layer(BaseModel):
+class _RaisesSpecError(type(BaseModel)):  # type: ignore[misc]
+    """Metaclass of :class:`SpecModel`: calling the class from Python turns pydantic's ``ValidationError`` into a
+    :class:`~netspec.SpecError`. (Not a custom ``__init__``: pydantic would then call it while validating nested
+    models too.)"""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as error:
+            kind = getattr(cls, "kind", "")
+            findings = findings_from_validation(error, (kind,) if kind else (), cls)
+            raise SpecError(Problem(f.path, f.message) for f in findings) from None
+
+
+class SpecModel(BaseModel, metaclass=_RaisesSpecError):
+    """A pydantic model whose Python constructor raises :class:`~netspec.SpecError` (as YAML does), not pydantic's
+    ``ValidationError``: ``Conv(out="64")`` -> ``conv.out: input should be a valid integer (got '64')``."""
+
+
+class Layer(SpecModel):
     """Base of every kind's params model."""
 
     # A docstring under a param documents it (`netspec blocks`, the JSON Schema), as Field(description=...) does:
@@ -313,7 +333,10 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
     cls = KINDS.get(kind)
     if cls is None:
         choices = kinds_of(role) if role else sorted(KINDS)
-        return None, [Finding(path + (kind,), f"unknown kind {kind!r}{suggest(kind, choices)}", on_key=True)]
+        hint = suggest(kind, choices) if kind in FAILED_PLUGINS else _did_you_mean(kind, choices)
+        if not hint and role is not None:
+            hint = f"; {_role_name(role)} is one of {', '.join(choices)}"
+        return None, [Finding(path + (kind,), f"unknown kind {kind!r}{hint}", on_key=True)]
     if role is not None and not cls.fills(role):
         message = f"{kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}"
         return None, [Finding(path + (kind,), message, on_key=True)]
@@ -369,7 +392,7 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
         elif kind == "extra_forbidden":
             name = str(loc[-1])
             known = _fields_at(model, loc[:-1])
-            hint = suggest(name, known) if known else ""
+            hint = _did_you_mean(name, known) if known else ""
             listing = f"; known: {', '.join(known)}" if known else ""
             findings.append(Finding(prefix + loc, f"unknown field {name!r}{hint}{listing}", on_key=True))
         elif kind == "missing":
@@ -381,8 +404,45 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
             value = item.get("input")
             if not isinstance(value, (dict, Layer)):
                 message += f" (got {_short(value)})"
+            if kind == "literal_error" and isinstance(value, str):
+                message += _did_you_mean(value, re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", ""))))
             findings.append(Finding(prefix + loc, message[:1].lower() + message[1:]))
     return findings
+
+
+ALIASES = {
+    # what people coming from PyTorch, timm or Ultralytics write -> netspec's name
+    "out_channels": "out", "channels": "out", "c2": "out", "filters": "out", "planes": "out", "features": "out",
+    "out_features": "out", "kernel_size": "kernel", "k": "kernel", "s": "stride", "pad": "padding",
+    "num_blocks": "depth", "blocks": "depth", "n": "depth", "repeats": "depth", "ratio": "reduction",
+    "reduction_ratio": "reduction", "r": "reduction", "activation": "act", "act_layer": "act", "norm_layer": "norm",
+    "drop": "p", "drop_rate": "p", "dropout": "p", "rate": "p",
+    "bn": "batch", "batchnorm": "batch", "batch_norm": "batch", "batchnorm2d": "batch", "in": "instance",
+    "instancenorm": "instance", "instance_norm": "instance",
+    "squeeze_excite": "se", "squeeze_excitation": "se", "senet": "se", "ecanet": "eca", "selective_kernel": "sk",
+    "sknet": "sk", "non_local": "nonlocal", "nonlocal2d": "nonlocal", "nl": "nonlocal", "position": "pam",
+    "channel": "cam", "dual": "danet", "conv2d": "conv", "linear_layer": "linear", "fc": "linear", "dense": "linear",
+    "max_pool": "maxpool", "avg_pool": "avgpool", "global_pool": "avgpool", "gap": "avgpool",
+}
+"""Common names for netspec's fields, values and kinds, for "did you mean" (used only when it names a choice)."""
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _did_you_mean(value: str, choices: list[str]) -> str:
+    """`` (did you mean 'relu'?)`` for a near miss: case (``ReLU``), separators (``leakyrelu``), a common name from
+    PyTorch/timm (``out_channels``, ``bn``), or a close spelling; else ``""``."""
+    if value in choices:
+        return ""
+    alias = ALIASES.get(value.lower()) or ALIASES.get(_normal(value))
+    matches = [choice for choice in choices if choice.lower() == value.lower()]
+    matches += [choice for choice in choices if _normal(choice) == _normal(value)]
+    matches += [alias] if alias in choices else []
+    if matches:
+        return f" (did you mean {matches[0]!r}?)"
+    return suggest(value, choices)
 
 
 def _short(value: Any) -> str:
