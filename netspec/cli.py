@@ -9,8 +9,8 @@ import warnings
 from collections.abc import Callable
 from typing import Sequence
 
-from netspec.errors import SpecError
-from netspec.files import write_atomic  # noqa: F401  (re-exported: it used to live here)
+from netspec.errors import SpecError, printable
+from netspec.files import same_file, write_atomic  # noqa: F401  (write_atomic re-exported: it used to live here)
 from netspec.spec import Spec
 
 
@@ -23,6 +23,8 @@ def _errors(error: SpecError) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     import netspec
 
+    if args.output and same_file(args.output, args.spec):
+        return _overwrites_spec(args)
     try:
         spec = _rescaled(netspec.load(args.spec), args)
         summary = netspec.check(spec, **_budget(args))
@@ -51,8 +53,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overwrites_spec(args: argparse.Namespace) -> int:
+    print(f"{printable(args.output)}: this is the spec itself; choose another output file", file=sys.stderr)
+    return 1
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import netspec
+    from netspec.summary import format_int
 
     status = 0
     for path in args.specs:
@@ -61,8 +69,21 @@ def cmd_check(args: argparse.Namespace) -> int:
         except SpecError as error:
             status = _errors(error)
             continue
-        print(f"{path}: ok ({len(summary.rows)} layers, output {summary.output}, {summary.params:,} params)")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # a bug (netspec's or a plugin's) on one file: say so, check the others
+            print(f"{printable(path)}: netspec failed on this file: {_one_line(error)} (please report it)",
+                  file=sys.stderr)
+            status = 1
+            continue
+        print(f"{printable(path)}: ok ({len(summary.rows)} layers, output {summary.output}, "
+              f"{format_int(summary.params)} params)")
     return status
+
+
+def _one_line(error: BaseException) -> str:
+    reason = (str(error).strip().splitlines() or [""])[0]
+    return printable(f"{type(error).__name__}: {reason}" if reason else type(error).__name__)
 
 
 def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:
@@ -101,12 +122,14 @@ def _budget_options(command: argparse.ArgumentParser) -> None:
 
 
 def _multiplier(text: str) -> float:
+    from netspec.scaling import MAX_MULTIPLIER
+
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_MULTIPLIER):
+        raise argparse.ArgumentTypeError(f"must be a positive number up to {MAX_MULTIPLIER:g}, got {text!r}")
     return value
 
 
@@ -137,6 +160,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import netspec
     from netspec.drawing import GraphError, to_dot, write
 
+    if args.output is not None and same_file(args.output, args.spec):
+        return _overwrites_spec(args)
     try:
         summary = netspec.summary(_rescaled(netspec.load(args.spec), args))
     except SpecError as error:
@@ -178,6 +203,9 @@ def _scale_options(command: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="netspec", description="Declarative YAML network builder for PyTorch.")
+    root.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                      help="load kinds from a Python file (my_kinds.py) or an importable module before the command; "
+                           "repeatable")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="validate a spec, print its layers (shapes, params, MACs), optionally save")
@@ -218,6 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning(warnings.showwarning)
         try:
+            from netspec.registry import PluginError, load_plugin
+
+            for plugin in args.plugin:
+                try:
+                    load_plugin(plugin)
+                except PluginError as error:
+                    print(f"netspec: {error}", file=sys.stderr)
+                    return 1
             return int(args.run(args))
         except KeyboardInterrupt:
             return 130

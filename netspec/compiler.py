@@ -203,7 +203,13 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     shapes: dict[str, Shape | None] = {INPUT: input_shape(spec)}
     rows: list[Row] = []
     params = 0
-    for index, (name, layer) in enumerate(zip(names, spec.scaled_layers())):
+    shape = shapes[INPUT]
+    input_over = budget.max_activations is not None and shape.pixels is not None and \
+        shape.channels * shape.pixels > budget.max_activations
+    if input_over:
+        root.findings.append(Finding(("input",), f"the input alone holds {shape.channels * shape.pixels:,} values per "
+                                     f"sample {shape}, over the limit of {budget.max_activations:,} (max_activations)"))
+    for index, (name, layer) in enumerate(zip(names, spec.scaled_layers()) if not input_over else ()):
         sources, problems = _sources(spec, index, names, known)
         root.findings.extend(problems)
         inputs = [shapes.get(source) for source in sources]
@@ -212,7 +218,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
             continue
         try:
             ctx = replace(root.at("layers", index, layer.kind), input_names=tuple(sources))
-            info = layer.infer_inputs(inputs, ctx)  # type: ignore[arg-type]
+            info = layer.checked_infer(inputs, ctx)  # type: ignore[arg-type]
         except Invalid as problem:
             root.findings.append(Finding(problem.path, problem.message))
             continue
@@ -273,9 +279,12 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
     warn_unused(spec, network)
     root = context(spec)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
-    for index, row in enumerate(network.rows):
-        ctx = replace(root.at("layers", index, row.kind), input_names=row.inputs)
-        modules[row.name] = row.layer.build_inputs(list(row.input_shapes), ctx)
+    try:
+        for index, row in enumerate(network.rows):
+            ctx = replace(root.at("layers", index, row.kind), input_names=row.inputs)
+            modules[row.name] = row.layer.checked_build(list(row.input_shapes), ctx)
+    except Invalid as problem:  # a plugin kind's module that fails or disagrees with its shape rule
+        raise spec.locate([Finding(problem.path, problem.message)]) from None
     model = _graph_module(network, modules, spec.name) if network.graph else nn.Sequential(modules)  # type: ignore[arg-type]
     set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)
     return model

@@ -13,7 +13,8 @@ import subprocess
 from typing import Any
 
 from netspec.files import write_atomic
-from netspec.summary import Summary, format_count
+from netspec.errors import printable
+from netspec.summary import Summary, format_count, format_int
 
 FORMATS: dict[str, str] = {".svg": "SVG", ".dot": "Graphviz DOT", ".gv": "Graphviz DOT", ".mmd": "Mermaid"}
 
@@ -60,9 +61,9 @@ def node_lines(summary: Summary) -> list[tuple[str, list[str], str]]:
         if params:
             lines.append(params)
         lines.append(str(row.info.shape))
-        lines.append(f"{row.info.params:,} params, {format_count(row.info.macs)} MACs")
+        lines.append(f"{format_int(row.info.params)} params, {format_count(row.info.macs)} MACs")
         role = "attention" if row.layer.role == "attention" or getattr(row.layer, "attention", None) else "layer"
-        nodes.append((f"n{index}", lines, role))
+        nodes.append((f"n{index}", [printable(line) for line in lines], role))  # a param's "\n" stays in its box
     return nodes
 
 
@@ -73,9 +74,9 @@ def edges(summary: Summary) -> list[tuple[str, str]]:
 
 
 def _title(summary: Summary) -> str:
-    return (
-        f"{summary.name or 'network'}: {summary.params:,} params, {format_count(summary.macs)} MACs per sample, "
-        f"output {summary.output}"
+    return printable(
+        f"{summary.name or 'network'}: {format_int(summary.params)} params, {format_count(summary.macs)} MACs per "
+        f"sample, output {summary.output}"
     )
 
 

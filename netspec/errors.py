@@ -8,11 +8,19 @@ PathPart = str | int
 Path = tuple[PathPart, ...]
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character, line break or lone surrogate escaped (``\\n``, ``\\x1b``), so that a
+    string from a spec or a file name stays one line on a terminal and cannot send it escape sequences."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def format_path(path: Path) -> str:
     """``("layers", 3, "se", "reduction")`` -> ``layers[3].se.reduction``."""
     text = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             text += f"[{part}]"
         else:
             name = str(part)
@@ -35,13 +43,13 @@ class Problem:
     def __str__(self) -> str:
         where = []
         if self.file is not None:
-            where.append(self.file)
+            where.append(printable(self.file))
         if self.line is not None:
             where.append(f"{self.line}:{self.column}")
         location = ":".join(where)
         dotted = format_path(self.path)
         parts = [p for p in (location, dotted) if p]
-        return ": ".join(parts + [self.message])
+        return ": ".join(parts + [printable(self.message)])
 
 
 class SpecError(ValueError):
@@ -50,6 +58,9 @@ class SpecError(ValueError):
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: list[Problem] = list(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
+
+    def __reduce__(self) -> tuple[type["SpecError"], tuple[list[Problem]]]:
+        return type(self), (self.problems,)  # pickling (multiprocessing) keeps the problems, not the joined text
 
 
 class Invalid(Exception):

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import tempfile
-from typing import Callable
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> None:
@@ -17,6 +20,11 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, "no such directory", directory)
+    with _terminating_raises():
+        _write_atomic(path, write, directory)
+
+
+def _write_atomic(path: str, write: Callable[[str], None], directory: str) -> None:
     handle, temporary = tempfile.mkstemp(prefix=".netspec-", suffix=os.path.splitext(path)[1], dir=directory)
     os.close(handle)
     try:
@@ -31,3 +39,38 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP arrived while a file was being written: unwinds (removing the temporary), exits 128 + signal."""
+
+
+@contextmanager
+def _terminating_raises() -> Iterator[None]:
+    """While writing, SIGTERM and SIGHUP (whose default is to die on the spot, leaving the temporary file behind)
+    raise :class:`Terminated` instead, as SIGINT raises KeyboardInterrupt. Handlers set by the program are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(128 + signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) == signal.SIG_DFL:
+            previous[number] = signal.signal(number, terminate)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def same_file(first: str, second: str) -> bool:
+    """Whether two paths name one file (a link, ``./x`` and ``x``, a hard link); ``False`` if either is missing."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False

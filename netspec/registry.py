@@ -1,21 +1,27 @@
 """The one registry of layer kinds: ``kind`` name -> params model class (which carries shape rule and builder).
 
-Kinds come from three places: netspec's own ``netspec/layers/`` package, a ``@netspec.register`` in user
-code, and installed plugins, which name a module or a :class:`~netspec.layers.base.Layer` subclass in the
-entry point group ``netspec.blocks``::
+Kinds come from four places: netspec's own ``netspec/layers/`` package, a ``@netspec.register`` in user
+code, ``netspec --plugin FILE_OR_MODULE`` (:func:`load_plugin`), and installed plugins, which name a module or a
+:class:`~netspec.layers.base.Layer` subclass in the entry point group ``netspec.blocks``::
 
     [project.entry-points."netspec.blocks"]
     gate = "my_blocks.gate"          # a module whose import registers kinds, or "my_blocks.gate:Gate"
 
-Plugins are loaded once, the first time the registry is read after ``import netspec`` completes. A plugin that
-fails to load is reported as a :class:`PluginWarning` naming it, and every other kind keeps working.
+An entry point's name is the kind it provides, so an installed plugin is imported only when its kind is looked up
+(a spec that uses it), or when every kind is listed (``netspec blocks``, ``netspec schema``): checking a spec that
+uses only built-in kinds imports no plugin. Loading is thread-safe. A plugin that fails to load (it raises, calls
+``sys.exit``, claims a kind that exists) is named in one message, and every other kind keeps working.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
+import sys
+import threading
 import warnings
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 if TYPE_CHECKING:
     from netspec.layers.base import Layer
@@ -29,37 +35,49 @@ class PluginWarning(UserWarning):
     """An installed plugin (entry point group ``netspec.blocks``) could not be loaded or registered."""
 
 
-class _Kinds(dict):  # type: ignore[type-arg]
-    """``kind -> Layer class``; the first read also loads the installed plugins (see :func:`load_plugins`)."""
+class PluginError(Exception):
+    """A plugin given by the user (``netspec --plugin``, :func:`load_plugin`) could not be loaded; names it."""
 
-    def _loaded(self) -> "_Kinds":
+
+class _Kinds(dict):  # type: ignore[type-arg]
+    """``kind -> Layer class``; looking up a missing kind loads the installed plugin of that name, listing loads all."""
+
+    def _has(self, kind: object) -> bool:
+        if dict.__contains__(self, kind):
+            return True
+        if isinstance(kind, str) and _state["armed"]:
+            _load_entry_points(kind)
+        return dict.__contains__(self, kind)
+
+    def _all(self) -> "_Kinds":
         if _state["armed"] and not _state["loaded"]:
             load_plugins()
         return self
 
     def __getitem__(self, kind: str) -> "type[Layer]":
-        return dict.__getitem__(self._loaded(), kind)
+        self._has(kind)
+        return dict.__getitem__(self, kind)
 
     def __contains__(self, kind: object) -> bool:
-        return dict.__contains__(self._loaded(), kind)
-
-    def __iter__(self) -> Iterator[str]:
-        return dict.__iter__(self._loaded())
-
-    def __len__(self) -> int:
-        return dict.__len__(self._loaded())
+        return self._has(kind)
 
     def get(self, kind: str, default: Any = None) -> Any:
-        return dict.get(self._loaded(), kind, default)
+        return dict.get(self, kind, default) if self._has(kind) else default
+
+    def __iter__(self) -> Iterator[str]:
+        return dict.__iter__(self._all())
+
+    def __len__(self) -> int:
+        return dict.__len__(self._all())
 
     def keys(self) -> Any:
-        return dict.keys(self._loaded())
+        return dict.keys(self._all())
 
     def values(self) -> Any:
-        return dict.values(self._loaded())
+        return dict.values(self._all())
 
     def items(self) -> Any:
-        return dict.items(self._loaded())
+        return dict.items(self._all())
 
     def copy(self) -> dict[str, "type[Layer]"]:
         return dict(self.items())
@@ -67,8 +85,9 @@ class _Kinds(dict):  # type: ignore[type-arg]
 
 KINDS: dict[str, "type[Layer]"] = _Kinds()
 
-# armed: `import netspec` has completed (a plugin may `import netspec` itself); loaded: plugins were imported.
-_state = {"armed": False, "loaded": False}
+# armed: `import netspec` has completed (a plugin may `import netspec` itself); loaded: every plugin was imported.
+_state: dict[str, Any] = {"armed": False, "loaded": False, "tried": set()}
+_lock = threading.RLock()  # one thread imports plugins; the others wait for it, then see its kinds
 
 FAILED_PLUGINS: dict[str, str] = {}
 """Entry point name -> why it could not be loaded (shown again when a spec uses that kind)."""
@@ -84,7 +103,8 @@ def register(cls: LayerType) -> LayerType:
     if not isinstance(kind, str) or not kind.isidentifier():
         raise TypeError(f"{cls.__name__}.kind must be an identifier string, got {kind!r}")
     existing = dict.get(KINDS, kind)
-    if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
+    reimported = existing is not None and (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
+    if existing is not None and existing is not cls and not (reimported and not is_builtin(existing)):
         raise ValueError(f"kind {kind!r} is already registered by {existing.__module__}.{existing.__qualname__}")
     dict.__setitem__(KINDS, kind, cls)
     return cls
@@ -123,8 +143,37 @@ def suggest(kind: str, choices: list[str] | None = None) -> str:
 
 
 def enable_plugins() -> None:
-    """Called at the end of ``import netspec``: from now on the first registry read loads the plugins."""
+    """Called at the end of ``import netspec``: from now on looking up an unknown kind loads its plugin."""
     _state["armed"] = True
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    try:
+        found = entry_points(group=ENTRY_POINT_GROUP)
+    except Exception as error:  # a corrupt installation must not break netspec itself
+        _fail("*", f"cannot list the installed plugins: {type(error).__name__}: {error}", warn=True)
+        return []
+    unique = {(entry.name, entry.value): entry for entry in found}
+    return [unique[key] for key in sorted(unique)]
+
+
+def _load_entry_points(kind: str) -> None:
+    """Import the installed plugin named ``kind`` (once; a failure is recorded in :data:`FAILED_PLUGINS`).
+
+    If no entry point has that name, or it did not register the kind (a module that registers several kinds under
+    one entry point), every plugin is loaded: only a kind that is not built in ever gets here.
+    """
+    with _lock:
+        if kind in _state["tried"] or _state["loaded"]:
+            return
+        _state["tried"].add(kind)
+        named = [entry for entry in _entry_points() if entry.name == kind]
+        for entry in named:
+            _load_entry_point(entry, warn=False)  # the spec that asked for the kind gets the reason
+        if not dict.__contains__(KINDS, kind) and kind not in FAILED_PLUGINS:
+            load_plugins()
 
 
 def load_plugins(*, reload: bool = False) -> list[str]:
@@ -133,53 +182,114 @@ def load_plugins(*, reload: bool = False) -> list[str]:
     An entry point names a module (importing it runs its ``@netspec.register``) or a Layer subclass
     (registered here if it is not yet). Failures become a :class:`PluginWarning` naming the plugin.
     """
-    if _state["loaded"] and not reload:
-        return []
-    _state["loaded"] = True
-    before = set(dict.keys(KINDS))
-    from importlib.metadata import entry_points
+    with _lock:
+        if _state["loaded"] and not reload:
+            return []
+        before = set(dict.keys(KINDS))
+        for entry in _entry_points():
+            if entry.name not in _state["tried"] or reload:  # one that failed lazily was reported where it was used
+                _state["tried"].add(entry.name)
+                _load_entry_point(entry, warn=True)
+        _state["loaded"] = True
+        return sorted(set(dict.keys(KINDS)) - before)
 
+
+def _where(entry: Any) -> str:
+    dist = getattr(getattr(entry, "dist", None), "name", None)
+    return f"{entry.value}" + (f" in {dist}" if dist else "")
+
+
+def _guarded(load: Callable[[], Any]) -> Any:
+    """``load()`` (an import) isolated from netspec's own process: it sees no command-line arguments, and what it
+    prints, ``sys.exit`` or any exception it raises becomes a :class:`PluginError` with a one-line reason."""
+    captured = io.StringIO()
+    argv = sys.argv
+    sys.argv = argv[:1]
     try:
-        found = entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as error:  # a corrupt installation must not break netspec itself
-        _fail("*", f"cannot list the installed plugins: {type(error).__name__}: {error}")
-        return []
-    seen: set[tuple[str, str]] = set()
-    for entry in sorted(found, key=lambda e: (e.name, e.value)):
-        if (entry.name, entry.value) in seen:
-            continue
-        seen.add((entry.name, entry.value))
-        _load_entry_point(entry)
-    return sorted(set(dict.keys(KINDS)) - before)
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            return load()
+    except SystemExit as error:
+        said = captured.getvalue().strip().splitlines()
+        detail = f": {said[-1]}" if said else ""
+        raise PluginError(f"it called sys.exit({error.code!r}) while being imported{detail}") from None
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise PluginError(f"{type(error).__name__}: {reason}" if reason else type(error).__name__) from None
+    finally:
+        sys.argv = argv
 
 
-def _load_entry_point(entry: Any) -> None:
+def _register_loaded(loaded: Any) -> None:
+    """Register what an entry point or ``--plugin`` named: a module registers its own kinds, a class is registered."""
     from netspec.layers.base import Layer
 
-    dist = getattr(getattr(entry, "dist", None), "name", None)
-    where = f"{entry.value}" + (f" in {dist}" if dist else "")
-    try:
-        loaded = entry.load()
-    except Exception as error:
-        _fail(entry.name, f"{type(error).__name__}: {error}", where)
-        return
     if isinstance(loaded, ModuleType):
         return  # importing the module registered its kinds
     if isinstance(loaded, type) and issubclass(loaded, Layer):
-        if dict.get(KINDS, loaded.kind) is loaded:
-            return
-        try:
-            register(loaded)
-        except (TypeError, ValueError) as error:
-            _fail(entry.name, str(error), where)
+        if dict.get(KINDS, loaded.kind) is not loaded:
+            try:
+                register(loaded)
+            except (TypeError, ValueError) as error:
+                raise PluginError(str(error)) from None
         return
-    _fail(entry.name, f"names {loaded!r}, expected a module or a netspec.Layer subclass", where)
+    raise PluginError(f"names {loaded!r}, expected a module or a netspec.Layer subclass")
 
 
-def _fail(name: str, reason: str, where: str = "") -> None:
+def _load_entry_point(entry: Any, *, warn: bool) -> None:
+    before = set(dict.keys(KINDS))
+    try:
+        _register_loaded(_guarded(entry.load))
+    except PluginError as error:
+        for kind in set(dict.keys(KINDS)) - before:  # half-registered: none of its kinds is usable
+            dict.pop(KINDS, kind, None)
+        _fail(entry.name, str(error), _where(entry), warn=warn)
+        return
+
+
+def load_plugin(name: str) -> list[str]:
+    """Load a one-file plugin (a ``.py`` path) or an importable module (``netspec --plugin``); returns its new kinds.
+
+    Raises :class:`PluginError` naming the plugin when it cannot be loaded.
+    """
+    import importlib
+    import importlib.util
+    import os
+
+    def load() -> ModuleType:
+        if name.endswith(".py") or os.sep in name or (os.altsep and os.altsep in name) or os.path.isfile(name):
+            if not os.path.isfile(name):
+                raise FileNotFoundError(f"no such file {name!r}")
+            stem = os.path.splitext(os.path.basename(name))[0]
+            module_name = f"netspec_plugin_{stem}" if stem.isidentifier() else "netspec_plugin"
+            spec = importlib.util.spec_from_file_location(module_name, name)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {name!r} as Python code")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(module_name, None)
+                raise
+            return module
+        return importlib.import_module(name)
+
+    with _lock:
+        before = set(dict.keys(KINDS))
+        try:
+            _guarded(load)
+        except PluginError as error:
+            for kind in set(dict.keys(KINDS)) - before:
+                dict.pop(KINDS, kind, None)
+            raise PluginError(f"plugin {name!r} could not be loaded: {error}") from None
+        return sorted(set(dict.keys(KINDS)) - before)
+
+
+def _fail(name: str, reason: str, where: str = "", *, warn: bool) -> None:
     FAILED_PLUGINS[name] = reason
-    origin = f" ({where})" if where else ""
-    warnings.warn(f"netspec plugin {name!r}{origin} was not loaded: {reason}", PluginWarning, stacklevel=2)
+    if warn:
+        origin = f" ({where})" if where else ""
+        warnings.warn(f"netspec plugin {name!r}{origin} was not loaded: {reason}", PluginWarning, stacklevel=3)
 
 
 def plugin_kind_in(traceback: TracebackType | None) -> "tuple[str, str] | None":

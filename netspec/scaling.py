@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from netspec.shapes import MAX_COUNT
+
 if TYPE_CHECKING:
     from netspec.layers.base import Layer
 
@@ -30,13 +32,15 @@ class Scaled:
     by: ScaledBy
 
 
-Channels = Annotated[int, Strict(), Field(ge=1), Scaled("channels")]
+Channels = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT), Scaled("channels")]
 """A channel count that ``scale.width`` multiplies (e.g. ``conv.out``, ``stage.out``, ``stage.width``)."""
 
-Depth = Annotated[int, Strict(), Field(ge=1), Scaled("depth")]
+Depth = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT), Scaled("depth")]
 """A repeat count that ``scale.depth`` multiplies (e.g. ``stage.depth``)."""
 
-Multiplier = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+MAX_MULTIPLIER = 1000.0
+"""Largest width or depth multiplier (Ultralytics' largest scale is 1.25): keeps every scaled count a finite int."""
+Multiplier = Annotated[float, Strict(), Field(gt=0, le=MAX_MULTIPLIER, allow_inf_nan=False)]
 
 
 def _times(count: int, multiplier: float) -> float | Fraction:
@@ -61,7 +65,7 @@ class Scale(BaseModel):
         1.0, description="multiplies every channel count (conv/stage `out`, stage `width`), rounded up to a multiple of 8"
     )
     depth: Multiplier = Field(1.0, description="multiplies every repeat count (stage `depth`): max(round(n * depth), 1)")
-    max_channels: Annotated[int, Strict(), Field(ge=1)] | None = Field(
+    max_channels: Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)] | None = Field(
         None, description="cap applied to each channel count before `width` multiplies it"
     )
 

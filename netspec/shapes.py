@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_COUNT = 2**31 - 1
+"""Largest value of any count-like param (channels, sizes, kernels, strides, ...): what torch's int32 kernels hold."""
+
 
 @dataclass(frozen=True)
 class Shape:

@@ -7,6 +7,7 @@ size, nesting depth and alias expansion are bounded so hostile input cannot hang
 from __future__ import annotations
 
 import gc
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -69,6 +70,10 @@ def _loader_class() -> Any:
     return FastSafeLoader
 
 
+class _Unparsable(SpecError):
+    """The parser itself rejected the text (syntax, characters, its own limits), as opposed to netspec's checks."""
+
+
 class _Limit(Exception):
     """A size or nesting limit was crossed at ``mark`` (becomes a located :class:`SpecError`)."""
 
@@ -108,8 +113,10 @@ def _bounded(loader: Any) -> Any:
     return BoundedLoader
 
 
-_Loader = _bounded(_loader_class())
-_CHARACTER_OFFSETS = issubclass(_Loader, yaml.reader.Reader)  # else libyaml's: offsets in UTF-8 bytes
+PURE_LOADER = _bounded(yaml.SafeLoader)
+"""PyYAML's pure-Python loader with netspec's limits: its messages are the ones netspec reports."""
+FAST_LOADER = _bounded(_loader_class())
+"""libyaml's parser (when PyYAML has it) with netspec's limits: used first, as it is ~5x faster."""
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -253,11 +260,91 @@ class _Walker:
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(node, f"unsupported YAML tag {node.tag!r}: only plain mappings, lists and scalars")
         if node.tag == _STR:
+            if not node.value.isascii():
+                try:
+                    node.value.encode("utf-8")
+                except UnicodeEncodeError as error:  # "\ud800" in a double-quoted string: not text, cannot be written
+                    raise self.fail(node, f"character U+{ord(node.value[error.start]):04X} is not valid Unicode "
+                                          "text (a lone surrogate)") from None
             return node.value  # what SafeConstructor.construct_yaml_str returns, without its bookkeeping
         try:
-            return self.loader.yaml_constructors[node.tag](self.loader, node)  # scalars: no alias cache needed
-        except (yaml.YAMLError, ValueError, OverflowError) as error:
-            raise self.fail(node, f"invalid scalar {node.value!r}: {error}") from None
+            return construct_scalar(node.tag, node.value)
+        except ValueError as error:
+            raise self.fail(node, str(error)) from None
+
+
+MAX_NUMBER_CHARS = 100
+"""Longest number accepted, in characters: no count in a spec needs more, and it keeps every conversion linear
+(PyYAML's own turns a sexagesimal ``1:0:0:...`` into an int in quadratic time, and Python refuses past 4,300 digits)."""
+
+_BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
+_NULLS = {"", "~", "null", "Null", "NULL"}
+
+
+def construct_scalar(tag: str, text: str) -> Any:
+    """The value of a YAML 1.1 int, float, bool or null scalar, as PyYAML's ``SafeConstructor`` reads it, but with
+    bounded work and a :class:`ValueError` saying what is wrong for a value that its tag (``!!int ''``,
+    ``!!bool maybe``) or its length does not allow."""
+    name = tag.rsplit(":", 1)[-1]
+    shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+    if name == "null":
+        if text not in _NULLS:
+            raise ValueError(f"!!null {shown} is not null: write null, ~ or nothing")
+        return None
+    if name == "bool":
+        if text.lower() not in _BOOLS:
+            raise ValueError(f"!!bool {shown} is not a boolean: write true or false")
+        return _BOOLS[text.lower()]
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"number too long: {len(text):,} characters, at most {MAX_NUMBER_CHARS} ({shown})")
+    try:
+        return _integer(text) if name == "int" else _float(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"!!{name} {shown} is not {'an integer' if name == 'int' else 'a number'}") from None
+
+
+def _integer(text: str) -> int:
+    value = text.replace("_", "")
+    sign = -1 if value[:1] == "-" else 1
+    value = value[1:] if value[:1] in "+-" else value
+    if not value or not value.isascii():
+        raise ValueError(text)
+    if ":" in value:  # sexagesimal (YAML 1.1): 1:30 is 90
+        result = 0
+        for part in value.split(":"):
+            if not part.isdigit():
+                raise ValueError(text)
+            result = result * 60 + int(part)
+        return sign * result
+    for prefix, base in (("0b", 2), ("0x", 16), ("0o", 8)):
+        if value.startswith(prefix):
+            return sign * int(value[2:], base)
+    if len(value) > 1 and value[0] == "0":
+        return sign * int(value, 8)  # YAML 1.1 octal: 017 is 15
+    if not value.isdigit():
+        raise ValueError(text)
+    return sign * int(value)
+
+
+def _float(text: str) -> float:
+    value = text.replace("_", "").lower()
+    sign = -1.0 if value[:1] == "-" else 1.0
+    value = value[1:] if value[:1] in "+-" else value
+    if value == ".inf":
+        return sign * math.inf
+    if value == ".nan":
+        return math.nan
+    if not value or not value.isascii() or value.startswith(("inf", "nan", "infinity")):
+        raise ValueError(text)
+    if ":" in value:  # sexagesimal (YAML 1.1): 1:30.5 is 90.5
+        result = 0.0
+        for part in value.split(":"):
+            result = result * 60 + float(part)
+        return sign * result
+    result = float(value)
+    if math.isinf(result):
+        raise OverflowError(text)  # a finite literal too large for a float
+    return sign * result
 
 
 def _inside(text: str, line: int, column: int) -> tuple[int, int]:
@@ -268,7 +355,7 @@ def _inside(text: str, line: int, column: int) -> tuple[int, int]:
     return line, min(column, len(lines[line - 1]) + 1)
 
 
-def _position(text: str, offset: int, *, characters: bool = _CHARACTER_OFFSETS) -> tuple[int, int]:
+def _position(text: str, offset: int, *, characters: bool = True) -> tuple[int, int]:
     """1-based line and column of ``offset`` into ``text`` (a UTF-8 byte offset when libyaml reports it)."""
     if not characters:
         offset = len(text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "ignore"))
@@ -324,6 +411,70 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _compose(loader_class: Any, text: str, source: Source) -> None:
+    """Compose ``text`` with ``loader_class`` and walk it into ``source``; raise :class:`SpecError` on any problem."""
+    name = source.name
+    loader = None
+    try:
+        loader = loader_class(text)  # inside: the pure-Python reader rejects control characters here
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError([Problem((), "the spec is empty: expected a mapping with 'input' and 'layers'", name, 1, 1)])
+        if loader.netspec_aliases:  # without aliases the composer's own node and depth limits hold
+            check_expansion(node)
+        source.data = _Walker(source, loader).walk(node, ())
+    except _Limit as error:
+        line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)
+        raise SpecError([Problem((), error.message, name, line, column)]) from None
+    except UnicodeEncodeError as error:  # a str with a lone surrogate (e.g. decoded with surrogateescape)
+        line, column = _position(text, error.start, characters=True)
+        message = f"character U+{ord(text[error.start]):04X} is not valid Unicode text (a lone surrogate)"
+        raise SpecError([Problem((), message, name, line, column)]) from None
+    except yaml.reader.ReaderError as error:
+        line, column = _position(text, error.position, characters=issubclass(loader_class, yaml.reader.Reader))
+        code = ord(error.character) if isinstance(error.character, str) else int(error.character)
+        message = f"control character U+{code:04X} is not allowed in YAML text"
+        raise _Unparsable([Problem((), message, name, line, column)]) from None
+    except yaml.MarkedYAMLError as error:
+        raise _Unparsable([_syntax_problem(error, text, name)]) from None
+    except yaml.YAMLError as error:
+        raise _Unparsable([Problem((), f"YAML error: {error}", name, 1, 1)]) from None
+    except RecursionError:
+        raise _Unparsable([Problem((), "YAML nesting too deep", name, 1, 1)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _syntax_problem(error: yaml.MarkedYAMLError, text: str, name: str | None) -> Problem:
+    """A YAML syntax error as a located problem, in the words a newcomer understands.
+
+    A tab says "tab"; a bracket or quote that is still open when a later line (or the end of the file) breaks the
+    collection is reported where it was opened, which is what the user has to fix.
+    """
+    mark = error.problem_mark or error.context_mark
+    message = " ".join(str(part) for part in (error.context, error.problem) if part) or "invalid YAML"
+    problem, context = str(error.problem or ""), str(error.context or "")
+    opened = error.context_mark
+    ended = "stream end" in problem or "end of stream" in problem
+    if "'\\t'" in problem or "tab character" in problem:
+        message = "a tab character: YAML indents with spaces, never tabs"
+    elif opened is not None and mark is not None and (ended or mark.line > opened.line) and (
+        context.startswith("while parsing a flow") or context.startswith("while scanning a quoted")
+    ):
+        lines = text.split("\n")
+        char = lines[opened.line][opened.column:opened.column + 1] if opened.line < len(lines) else ""
+        closer = {"[": "]", "{": "}"}.get(char, char)
+        what = f"this {char!r}" if char else "this"
+        if ended:
+            message = f"{what} is never closed: the file ends before its {closer!r}"
+        else:
+            message = f"{what} is never closed: line {mark.line + 1} comes before its {closer!r} ({problem})"
+        mark = opened
+    line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return Problem((), f"YAML syntax error: {message}", name, line, column)
+
+
 def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
     """Parse one YAML document into a :class:`Source`; raise :class:`SpecError` on any problem."""
     if isinstance(text, bytes):
@@ -334,40 +485,20 @@ def parse_yaml(text: str | bytes, name: str | None = None) -> Source:
         raise SpecError([Problem((), f"file too large: more than {MAX_BYTES:,} characters", name, 1, 1)])
     text = _lines(text, name)
     source = Source(name, None)
-    loader = None
     try:
         with gc_paused():
-            loader = _Loader(text)  # inside: the pure-Python reader rejects control characters here
-            node = loader.get_single_node()
-            if node is None:
-                raise SpecError([Problem((), "the spec is empty: expected a mapping with 'input' and 'layers'", name, 1, 1)])
-            if loader.netspec_aliases:  # without aliases the composer's own node and depth limits hold
-                check_expansion(node)
-            source.data = _Walker(source, loader).walk(node, ())
-    except _Limit as error:
-        line, column = _inside(text, error.mark.line + 1, error.mark.column + 1)
-        raise SpecError([Problem((), error.message, name, line, column)]) from None
-    except UnicodeEncodeError as error:  # a str with a lone surrogate (e.g. decoded with surrogateescape)
-        line, column = _position(text, error.start, characters=True)
-        message = f"character U+{ord(text[error.start]):04X} is not valid Unicode text (a lone surrogate)"
-        raise SpecError([Problem((), message, name, line, column)]) from None
-    except yaml.reader.ReaderError as error:
-        line, column = _position(text, error.position)
-        code = ord(error.character) if isinstance(error.character, str) else int(error.character)
-        message = f"control character U+{code:04X} is not allowed in YAML text"
-        raise SpecError([Problem((), message, name, line, column)]) from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        message = " ".join(str(part) for part in (error.context, error.problem) if part) or "invalid YAML"
-        line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        raise SpecError([Problem((), f"YAML syntax error: {message}", name, line, column)]) from None
-    except yaml.YAMLError as error:
-        raise SpecError([Problem((), f"YAML error: {error}", name, 1, 1)]) from None
-    except RecursionError:
-        raise SpecError([Problem((), "YAML nesting too deep", name, 1, 1)]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+            try:
+                _compose(FAST_LOADER, text, source)
+            except _Unparsable:
+                if FAST_LOADER is PURE_LOADER:
+                    raise
+                # libyaml's messages and its own limits differ between releases (libyaml 0.2.5 stops flow nesting
+                # at 1,000 levels while it scans ahead, before netspec's composer sees depth 65): a file libyaml
+                # rejects is read again by the pure-Python parser, whose problem is the one reported.
+                source = Source(name, None)
+                _compose(PURE_LOADER, text, source)
+    except _Unparsable as error:
+        raise SpecError(error.problems) from None
     if source.data is None:
         raise SpecError([source.problem((), "the spec is empty: expected a mapping with 'input' and 'layers'")])
     if not isinstance(source.data, dict):

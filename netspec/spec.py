@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import EntryName, Layer, PositiveInt, findings_from_validation, parse_entry
+from netspec.layers.base import EntryName, Layer, PositiveInt, SpecModel, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
@@ -18,7 +19,7 @@ def _square(value: Any) -> Any:
     return [value, value] if type(value) is int else value
 
 
-class Input(BaseModel):
+class Input(SpecModel):
     """The input tensor: channels, and optionally the spatial size (an int means square)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -30,7 +31,7 @@ class Input(BaseModel):
     ] = None
 
 
-class Defaults(BaseModel):
+class Defaults(SpecModel):
     """Norm and activation inherited by every conv-like layer that does not set its own; norm settings for all."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -58,12 +59,22 @@ def _layer_entries(value: Any) -> Any:
     return layers
 
 
-class Spec(BaseModel):
+def _text(value: Any) -> Any:
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"character U+{ord(value[error.start]):04X} is not valid Unicode text (a lone surrogate), "
+                             "so the spec could not be written as YAML") from None
+    return value
+
+
+class Spec(SpecModel):
     """A whole network: ``netspec.loads(spec.to_yaml()) == spec``."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    name: str | None = None
+    name: Annotated[str, AfterValidator(_text)] | None = None
     input: Input
     defaults: Defaults = Field(default_factory=Defaults)
     scale: Scale | None = None
@@ -97,7 +108,10 @@ class Spec(BaseModel):
     def with_scale(self, *, width: float | None = None, depth: float | None = None) -> "Spec":
         """A copy whose ``scale`` has ``width``/``depth`` overridden (``netspec build --width/--depth``)."""
         overrides = {name: value for name, value in (("width", width), ("depth", depth)) if value is not None}
-        scale = Scale.model_validate({**(self.scale or Scale()).model_dump(), **overrides})
+        try:
+            scale = Scale.model_validate({**(self.scale or Scale()).model_dump(), **overrides})
+        except ValidationError as error:
+            raise SpecError(Problem(f.path, f.message) for f in findings_from_validation(error, ("scale",), Scale)) from None
         return self.model_copy(update={"scale": scale})
 
     def to_data(self) -> dict[str, Any]:
@@ -181,7 +195,15 @@ def load(path: str | os.PathLike[str]) -> Spec:
     """Read, parse and validate a YAML spec file."""
     name = os.fspath(path)
     try:
-        with open(path, "rb") as handle:
+        # Non-blocking, then checked: a FIFO or a device (`netspec check /dev/stdin` with nobody writing, a named
+        # pipe) would block in open() or read() forever; only a regular file is read.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(descriptor)
+            what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise SpecError([Problem((), f"cannot read the spec: {what}, not a regular file", name)])
+        with os.fdopen(descriptor, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)  # enough to tell a file over the limit, never more
     except OSError as error:
         raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None

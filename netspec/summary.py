@@ -1,10 +1,12 @@
 """The network summary: one row per layer (name, kind, output shape, parameters, MACs) and totals."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from netspec.compiler import INPUT, NO_LIMITS, Budget, Row, infer_network, input_shape, warn_unused
+from netspec.errors import printable
 from netspec.shapes import Shape, add_macs
 from netspec.source import gc_paused
 from netspec.spec import Spec
@@ -73,7 +75,7 @@ class Summary:
         header: tuple[str, ...] = ("layer", "kind", "output", "params", "MACs")
         table = [("input", "", str(self.input), "", "")]
         for row in self.rows:
-            table.append((row.name, row.kind, str(row.info.shape), f"{row.info.params:,}", format_count(row.info.macs)))
+            table.append((row.name, row.kind, str(row.info.shape), format_int(row.info.params), format_count(row.info.macs)))
         if self.graph:  # a column of what each entry reads
             header = (*header[:2], "from", *header[2:])
             table = [(line[0], line[1], sources, *line[2:])
@@ -86,8 +88,8 @@ class Summary:
             return "  ".join(cells).rstrip()
 
         rule = "-" * len(render(header))
-        lines = [f"{self.name or 'network'}", render(header), rule, *map(render, table), rule]
-        lines.append(f"total params: {self.params:,}")
+        lines = [printable(self.name or "network"), render(header), rule, *map(render, table), rule]
+        lines.append(f"total params: {format_int(self.params)}")
         lines.append(f"total MACs:   {format_count(self.macs)} per sample")
         if len(self.output_shapes) == 1:
             lines.append(f"output:       {self.output}")
@@ -98,13 +100,29 @@ class Summary:
 
 
 def format_count(count: int | None) -> str:
-    """``4.10G``, ``118.01M``, ``5.12K``, ``42``; ``?`` when unknown."""
+    """``4.10G``, ``118.01M``, ``5.12K``, ``42``; ``?`` when unknown; ``1.23e+21`` past 10**18 (any size)."""
     if count is None:
         return "?"
+    if count >= 10**18:
+        return format_int(count)
     for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
         if count >= scale:
             return f"{count / scale:.2f}{unit}"
     return str(count)
+
+
+def format_int(count: int) -> str:
+    """``12,345``; past 10**18, ``1.23e+21``, computed from the top bits so that no count is too large for it
+    (``str()`` refuses past 4,300 digits, ``float()`` past 10**308)."""
+    if abs(count) < 10**18:
+        return f"{count:,}"
+    shift = max(abs(count).bit_length() - 64, 0)
+    exponent = math.log10(abs(count) >> shift) + shift * math.log10(2)
+    whole = math.floor(exponent)
+    mantissa = 10 ** (exponent - whole)
+    if round(mantissa, 2) >= 10:
+        mantissa, whole = mantissa / 10, whole + 1
+    return f"{'-' if count < 0 else ''}{mantissa:.2f}e+{whole}"
 
 
 def summarize(spec: Spec, budget: Budget = NO_LIMITS) -> Summary:

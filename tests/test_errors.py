@@ -24,8 +24,8 @@ def test_yaml_syntax_error_is_located() -> None:
         input: {channels: 3
         layers: [se]
         """)
-    assert (line, column, path) == (2, 7, "")
-    assert message.startswith("YAML syntax error")
+    assert (line, column, path) == (1, 8, "")  # where the '{' that is never closed was opened
+    assert message.startswith("YAML syntax error: this '{' is never closed")
 
 
 def test_unknown_kind_suggests_the_close_one() -> None:
@@ -96,7 +96,7 @@ def test_stride_that_shrinks_the_map_below_1x1() -> None:
           - conv: {out: 8, kernel: 3, padding: 0}
           - conv: {out: 8, kernel: 3, stride: 2, padding: 0}
         """)
-    assert (line, column, path) == (4, 39, "layers[1].conv.stride")
+    assert (line, column, path) == (4, 51, "layers[1].conv.padding")  # not the stride: it never shrinks a map to 0
     assert "2x2 map would shrink to 0x0" in message
 
 
@@ -181,3 +181,95 @@ def test_error_string_is_one_line_per_problem() -> None:
         "specs/bad.yaml:2:10: layers[0].sse: unknown kind 'sse' (did you mean 'se'?)",
     ]
     assert isinstance(caught.value, ValueError)
+
+
+# -- issue 10, section 4: messages a newcomer stumbled on ---------------------------------------------------
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.check(netspec.loads(text, name="spec.yaml"))
+    return [str(problem) for problem in caught.value.problems]
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+@pytest.mark.parametrize(
+    "text, location",
+    [("input:\n\tchannels: 3\nlayers: [se]\n", "2:1"), ("input: {channels: 3}\nlayers:\n\t- se\n", "3:1")],
+)
+def test_a_tab_in_the_indentation_says_tab(text: str, location: str, parser: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from netspec import source
+
+    if parser == "python":
+        monkeypatch.setattr(source, "FAST_LOADER", source.PURE_LOADER)
+    assert _problems(text) == [f"spec.yaml:{location}: YAML syntax error: a tab character: YAML indents with spaces, "
+                               "never tabs"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("input: {channels: 3}\nlayers: [se, {conv: {out: 3}}\n\n\n",
+         "spec.yaml:2:9: YAML syntax error: this '[' is never closed: the file ends before its ']'"),
+        ("input: {channels: 3}\nlayers: [se",
+         "spec.yaml:2:9: YAML syntax error: this '[' is never closed: the file ends before its ']'"),
+        ("input: {channels: 3\nlayers: [se]\n",
+         "spec.yaml:1:8: YAML syntax error: this '{' is never closed: line 2 comes before its '}' "
+         "(expected ',' or '}', but got ':')"),
+        ('name: "abc\ninput: {channels: 3}\nlayers: [se]\n',
+         "spec.yaml:1:7: YAML syntax error: this '\"' is never closed: the file ends before its '\"'"),
+    ],
+)
+def test_an_unclosed_bracket_is_located_where_it_was_opened(text: str, expected: str) -> None:
+    assert _problems(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("conv: {out: 8, act: ReLU}", "layers[0].conv.act: input should be 'relu', 'relu6', 'leaky_relu', 'silu', "
+         "'swish', 'gelu', 'hardswish', 'mish', 'sigmoid', 'tanh' or 'none' (got 'ReLU') (did you mean 'relu'?)"),
+        ("conv: {out: 8, act: leakyrelu}", "(got 'leakyrelu') (did you mean 'leaky_relu'?)"),
+        ("conv: {out: 8, norm: bn}", "(got 'bn') (did you mean 'batch'?)"),
+        ("conv: {out: 8, norm: BatchNorm2d}", "(got 'BatchNorm2d') (did you mean 'batch'?)"),
+        ("stage: {block: Basic, out: 8}", "(got 'Basic') (did you mean 'basic'?)"),
+        ("conv: {out_channels: 8}", "layers[0].conv.out_channels: unknown field 'out_channels' (did you mean 'out'?)"),
+        ("conv: {out: 8, kernel_size: 3}", "unknown field 'kernel_size' (did you mean 'kernel'?)"),
+        ("stage: {out: 8, attention: sqeeze}", "layers[0].stage.attention.sqeeze: unknown kind 'sqeeze'; an attention "
+         "kind is one of cam, cbam, danet, eca, nonlocal, pam, se, sk"),
+        ("stage: {out: 8, attention: SE}", "unknown kind 'SE' (did you mean 'se'?)"),
+        ("stage: {out: 8, attention: non_local}", "unknown kind 'non_local' (did you mean 'nonlocal'?)"),
+        ("CBAM", "unknown kind 'CBAM' (did you mean 'cbam'?)"),
+    ],
+)
+def test_did_you_mean_for_enum_values_fields_and_attention_kinds(entry: str, expected: str) -> None:
+    found = _problems(f"input: {{channels: 3, size: 8}}\nlayers:\n  - {entry}\n")
+    assert any(expected in problem for problem in found), found
+
+
+@pytest.mark.parametrize(
+    "params, blamed",
+    [("kernel: 7, padding: 0", "padding"), ("kernel: 3, dilation: 3, padding: 0", "padding"), ("dilation: 5, padding: 1", "padding"),
+     ("kernel: 5, stride: 2, padding: 0", "padding")],
+)
+def test_a_map_that_shrinks_to_nothing_blames_what_the_user_wrote(params: str, blamed: str) -> None:
+    (found,) = _problems(f"input: {{channels: 3, size: 3}}\nlayers:\n  - conv: {{out: 8, {params}}}\n")
+    column = f"  - conv: {{out: 8, {params}}}".index(f"{blamed}:") + len(blamed) + 3
+    assert found.startswith(f"spec.yaml:3:{column}: layers[0].conv.{blamed}: the 3x3 map would shrink to "), found
+    assert "stride" not in found.split(":")[3]
+
+
+def test_python_constructors_raise_spec_error_as_yaml_does() -> None:
+    from netspec.layers import SE, Conv, Stage
+
+    with pytest.raises(netspec.SpecError) as caught:
+        Conv(out="64")
+    assert str(caught.value) == "conv.out: input should be a valid integer (got '64')"
+    assert caught.value.problems[0].path == ("conv", "out")
+    with pytest.raises(netspec.SpecError, match="unknown kind 'sse' \\(did you mean 'se'\\?\\)"):
+        Stage(out=8, attention="sse")
+    with pytest.raises(netspec.SpecError, match="^channels: input should be greater than or equal to 1"):
+        netspec.Input(channels=0)
+    with pytest.raises(ValueError):  # a SpecError is a ValueError, as pydantic's ValidationError is
+        SE(reduction=0)

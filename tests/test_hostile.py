@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import yaml
 
 import netspec
+from netspec import source
 from netspec.cli import main
 from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS
 from netspec.files import write_atomic
@@ -124,9 +126,25 @@ def test_aliases_and_merge_keys_within_limits_work() -> None:
     ],
     ids=["flow", "block mappings", "block sequences"],
 )
-def test_deep_nesting_is_a_located_error(text: str, location: str) -> None:
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+def test_deep_nesting_is_a_located_error(text: str, location: str, parser: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if parser == "python":
+        monkeypatch.setattr(source, "FAST_LOADER", source.PURE_LOADER)  # as on a PyYAML built without libyaml
     found = bounded(lambda: problems(text), seconds=10, megabytes=50)
     assert found == [f"spec.yaml:{location}: nesting deeper than {MAX_DEPTH} levels"]
+
+
+def test_a_parser_limit_of_its_own_does_not_change_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A libyaml that stops nesting earlier (0.2.5: 1,000 flow levels) or words its errors differently."""
+
+    class Strict(source.FAST_LOADER):  # type: ignore[misc, valid-type, name-defined]
+        def get_single_node(self) -> Any:
+            raise yaml.parser.ParserError(None, None, "exceeded maximum nesting depth",
+                                          yaml.error.Mark("<file>", 0, 0, 12, None, None))
+
+    monkeypatch.setattr(source, "FAST_LOADER", Strict)
+    assert problems("[" * 100 + "]" * 100) == [f"spec.yaml:1:{MAX_DEPTH + 1}: nesting deeper than {MAX_DEPTH} levels"]
+    assert netspec.loads(VALID).input.channels == 3  # what the fast parser refused, the Python one reads
 
 
 def test_too_many_nodes_is_a_located_error() -> None:
@@ -161,8 +179,7 @@ def test_duplicate_keys() -> None:
 
 def test_tabs_in_indentation() -> None:
     (found,) = problems("input:\n\tchannels: 3\nlayers: [se]\n")
-    assert found.startswith("spec.yaml:2:1: YAML syntax error: ")
-    assert found.endswith("found character that cannot start any token") or "'\\t'" in found
+    assert found == "spec.yaml:2:1: YAML syntax error: a tab character: YAML indents with spaces, never tabs"
 
 
 def test_non_utf8_bytes() -> None:
@@ -391,3 +408,299 @@ def test_a_successful_build_replaces_the_output(tmp_path: Path) -> None:
     state = torch.load(output, weights_only=True)
     netspec.build(str(spec)).load_state_dict(state)
     assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10, section 3: each class of input that used to hang, crash, lose a file, pass but fail, or print wrong.
+
+
+def _conv_with(value: str) -> str:
+    return f"input: {{channels: 3, size: 8}}\nlayers:\n  - conv: {{out: {value}}}\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1" + ":0" * 1_000_000,  # sexagesimal: PyYAML's conversion is quadratic in the parts
+        "1" + ":59" * 300_000 + ".5",  # a sexagesimal float
+        "9" * 1_000_000,
+        "0x" + "f" * 1_000_000,
+        "0b" + "1" * 1_000_000,
+        "0" + "7" * 1_000_000,  # YAML 1.1 octal
+        "1" + "_0" * 1_000_000,
+        "1." + "5" * 1_000_000,
+    ],
+    ids=["sexagesimal int", "sexagesimal float", "decimal", "hex", "binary", "octal", "underscores", "float"],
+)
+def test_numbers_of_any_form_and_length_are_bounded_work(value: str) -> None:
+    found = bounded(lambda: problems(_conv_with(value)), seconds=10, megabytes=200)
+    assert len(found) == 1 and found[0].startswith("spec.yaml:3:17: number too long: "), found
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["input: {{channels: {n}}}\nlayers: [se]\n", "input: {{channels: 3, size: [{n}, 8]}}\nlayers: [se]\n",
+     "input: {{channels: 3}}\nlayers: [{{conv: {{{n}: 8}}}}]\n", "input: {{channels: 3}}\n{n}: 1\nlayers: [se]\n"],
+    ids=["value", "size", "key", "top-level key"],
+)
+@pytest.mark.parametrize("number", ["9" * 5000, "0x" + "f" * 4000, "0b" + "1" * 15000, "-" + "9" * 4400])
+def test_integers_past_pythons_conversion_limit_anywhere(where: str, number: str) -> None:
+    (found,) = problems(where.format(n=number))
+    assert "number too long" in found or "YAML syntax error" in found  # a plain key past 1024 characters: syntax
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("!!bool maybe", "!!bool 'maybe' is not a boolean: write true or false"),
+        ("!!bool ''", "!!bool '' is not a boolean: write true or false"),
+        ("!!int ''", "!!int '' is not an integer"),
+        ("!!int 1.5", "!!int '1.5' is not an integer"),
+        ("!!int 0x", "!!int '0x' is not an integer"),
+        ("!!int 1:x", "!!int '1:x' is not an integer"),
+        ("!!float ''", "!!float '' is not a number"),
+        ("!!float abc", "!!float 'abc' is not a number"),
+        ("!!float 1e400", "!!float '1e400' is not a number"),
+        ("!!null x", "!!null 'x' is not null: write null, ~ or nothing"),
+    ],
+)
+def test_explicit_tags_with_empty_or_invalid_values(value: str, message: str) -> None:
+    assert problems(_conv_with(value)) == [f"spec.yaml:3:17: {message}"]
+
+
+def test_explicit_tags_with_valid_values_still_work() -> None:
+    text = "input: {channels: !!int '3', size: !!int 0x10}\nlayers:\n  - dropout: {p: !!float '0.5'}\n"
+    spec = netspec.loads(text)
+    assert spec.input.channels == 3 and spec.input.size == (16, 16) and spec.layers[0].p == 0.5
+    assert netspec.loads("input: {channels: 1:00}\nlayers: [se]\n").input.channels == 60  # YAML 1.1 sexagesimal
+
+
+def _bounded_int_fields(model: type) -> list[str]:
+    """Names of ``model``'s integer fields that have no upper bound (``le``/``lt``)."""
+    import typing
+
+    import annotated_types
+
+    unbounded = []
+    fields = model.param_fields() if hasattr(model, "param_fields") else model.model_fields  # not the wiring names
+    for name, info in fields.items():
+        types = {info.annotation, *typing.get_args(info.annotation)}
+        if int not in types and not any(getattr(t, "__origin__", None) is tuple for t in types):
+            continue
+        metadata = list(info.metadata)
+        for t in types:
+            for arg in typing.get_args(t):
+                metadata += list(getattr(arg, "__metadata__", ()))
+                for inner in typing.get_args(arg):
+                    metadata += list(getattr(inner, "__metadata__", ()))
+            metadata += list(getattr(t, "__metadata__", ()))
+        limits = [m for m in metadata if isinstance(m, (annotated_types.Le, annotated_types.Lt))]
+        limits += [m for m in metadata for sub in getattr(m, "metadata", ()) if isinstance(sub, (annotated_types.Le,
+                                                                                                 annotated_types.Lt))]
+        if not limits:
+            unbounded.append(f"{model.__name__}.{name}")
+    return unbounded
+
+
+def test_every_count_like_param_has_a_bound() -> None:
+    from netspec.registry import KINDS
+    from netspec.scaling import Scale
+    from netspec.spec import Input
+
+    unbounded = [name for model in [Input, Scale, *KINDS.values()] for name in _bounded_int_fields(model)]
+    assert unbounded == []
+
+
+def test_values_past_every_bound_are_located_errors() -> None:
+    assert problems(_conv_with(f"8, stride: {2**31}")) == [
+        "spec.yaml:3:28: layers[0].conv.stride: input should be less than or equal to 2147483647 (got 2147483648)"
+    ]
+    assert problems(_conv_with(f"8, dilation: {2**63}"))[0].startswith("spec.yaml:3:30: layers[0].conv.dilation: ")
+    (found,) = problems("input: {channels: 64, size: 8}\nlayers:\n  - sk: {branches: 1000000}\n")
+    assert found == "spec.yaml:3:20: layers[0].sk.branches: input should be less than or equal to 16 (got 1000000)"
+
+
+def test_an_input_alone_over_the_activation_budget() -> None:
+    (found,) = problems("input: {channels: 3, size: 100000}\nlayers:\n  - conv: {out: 8}\n")
+    assert found == ("spec.yaml:1:8: input: the input alone holds 30,000,000,000 values per sample "
+                     "(N, 3, 100000, 100000), over the limit of 2,147,483,647 (max_activations)")
+
+
+@pytest.mark.parametrize("field", ["width", "depth"])
+def test_float_overflow_in_scaling(field: str, tmp_path: Path) -> None:
+    text = f"input: {{channels: 3, size: 8}}\nscale: {{{field}: 1.0e+308}}\nlayers:\n  - stage: {{block: basic, out: 8, depth: 3}}\n"
+    column = text.splitlines()[1].index("1.0e") + 1
+    assert problems(text) == [f"spec.yaml:2:{column}: scale.{field}: input should be less than or equal to 1000 (got 1e+308)"]
+    spec = tmp_path / "net.yaml"
+    spec.write_text(VALID)
+    with pytest.raises(SystemExit) as usage, redirect_stderr(io.StringIO()):
+        main(["check", str(spec), f"--{field}", "1e308"])
+    assert usage.value.code == 2
+    with pytest.raises(netspec.SpecError, match=f"scale.{field}: input should be less than or equal to 1000"):
+        netspec.loads(VALID).with_scale(**{field: 1e308})
+
+
+def test_enormous_counts_in_the_summary_and_the_drawing() -> None:
+    from netspec.drawing import to_dot, to_mermaid
+    from netspec.summary import format_count, format_int
+
+    text = f"input: {{channels: {2**31 - 1}, size: {2**31 - 1}}}\nlayers:\n" + f"  - conv: {{out: {2**31 - 1}, kernel: 7}}\n" * 3
+    summary = netspec.summary(netspec.loads(text))
+    assert "e+" in str(summary) and "e+" in to_dot(summary) and "e+" in to_mermaid(summary)
+    assert summary.to_dict()["params"] == summary.params
+    assert format_int(10**5000) == "1.00e+5000" and format_count(10**400) == "1.00e+400"
+    assert format_int(123_456_789_012_345_678_901) == "1.23e+20" and format_int(999_999) == "999,999"
+
+
+def test_check_lists_every_file_even_if_the_checker_crashes_on_one(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = []
+    for name, text in (("a.yaml", VALID), ("b.yaml", VALID.replace("size: 32", "size: 31")),
+                       ("c.yaml", VALID.replace("reduction: 4", "reduction: 64"))):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(text)
+    real = netspec.check
+
+    def crashes_on_b(spec: Any, **kwargs: Any) -> Any:
+        if spec.input.size == (31, 31):
+            raise RuntimeError("an internal bug\nwith a second line")
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(netspec, "check", crashes_on_b)
+    status, out, err = run_cli("check", *map(str, paths))
+    assert status == 1
+    assert out == f"{paths[0]}: ok (2 layers, output (N, 16, 32, 32), 612 params)\n"
+    assert err.splitlines() == [
+        f"{paths[1]}: netspec failed on this file: RuntimeError: an internal bug (please report it)",
+        f"{paths[2]}:4:21: layers[1].se.reduction: must be <= 16 (the input has 16 channels)",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_files_that_block_or_are_not_files_are_refused(kind: str, tmp_path: Path) -> None:
+    import threading
+
+    path = {"fifo": tmp_path / "pipe.yaml", "device": Path("/dev/zero"), "directory": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody writes: open() would block forever
+    result: list[BaseException | object] = []
+    reader = threading.Thread(target=lambda: result.append(_load_error(path)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert result, "netspec.load blocked"
+    what = {"fifo": "a pipe", "device": "a device or socket", "directory": "a directory"}[kind]
+    assert result[0] == f"{path}: cannot read the spec: {what}, not a regular file"
+
+
+def _load_error(path: Path) -> str:
+    try:
+        netspec.load(path)
+    except netspec.SpecError as error:
+        return str(error)
+    return "loaded"
+
+
+@pytest.mark.parametrize("command", ["build", "graph"])
+@pytest.mark.parametrize("how", ["same path", "another spelling", "a symlink"])
+def test_output_naming_the_spec_itself_is_refused(command: str, how: str, tmp_path: Path) -> None:
+    spec = tmp_path / ("net.dot" if command == "graph" else "net.pt")
+    spec.write_text(VALID)  # a spec may have any extension
+    output = {"same path": str(spec), "another spelling": f"{tmp_path}/./{spec.name}", "a symlink": str(tmp_path / "link" / spec.name)}[how]
+    if how == "a symlink":
+        (tmp_path / "link").symlink_to(tmp_path)
+    status, _, err = run_cli(command, str(spec), "-o", output)
+    assert status == 1 and err == f"{output}: this is the spec itself; choose another output file\n"
+    assert spec.read_text() == VALID and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_a_signal_while_writing_leaves_no_temporary_file(signal_name: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    output = tmp_path / "model.pt"
+    output.write_bytes(b"a good model")
+    code = (
+        "import os, signal, time\n"
+        "from netspec.files import write_atomic\n"
+        "def write(path):\n"
+        "    with open(path, 'wb') as handle:\n"
+        "        handle.write(b'half a mod')\n"
+        f"    os.kill(os.getpid(), signal.{signal_name})\n"
+        "    time.sleep(30)\n"
+        f"write_atomic({str(output)!r}, write)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 128 + getattr(signal, signal_name), result.stderr
+    assert "Traceback" not in result.stderr
+    assert output.read_bytes() == b"a good model" and leftovers(tmp_path) == []
+
+
+def test_a_pickled_spec_error_keeps_its_problems() -> None:
+    import pickle
+
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.loads("input: {channels: 3}\nlayers: [see, {conv: {out: 0}}]\n", name="spec.yaml")
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert type(copy) is netspec.SpecError and str(copy) == str(caught.value)
+    assert copy.problems == caught.value.problems and len(str(copy).splitlines()) == 2
+
+
+CONTROL = 'name: "evil\\e[31m\\nred\\u0007"\ninput: {channels: 3, size: 8}\nlayers:\n  - conv: {out: 8, "x\\e[2J\\ny": 1}\n'
+
+
+def test_control_characters_from_a_spec_are_escaped_in_messages_and_drawings(tmp_path: Path) -> None:
+    from netspec.drawing import to_dot, to_mermaid
+
+    (found,) = problems(CONTROL)
+    assert found.startswith("spec.yaml:4:20: layers[0].conv.'x\\x1b[2J\\ny': unknown field 'x\\x1b[2J\\ny'")
+    spec = netspec.loads(CONTROL.replace(', "x\\e[2J\\ny": 1', ""))
+    for text in (str(netspec.summary(spec)), to_dot(netspec.summary(spec)), to_mermaid(netspec.summary(spec))):
+        assert "\x1b" not in text and "\x07" not in text and "evil\\x1b[31m\\nred\\x07" in text.replace("\\\\", "\\")
+    for name in ("spec\nwith a newline.yaml", "spec\x1b[2J.yaml"):
+        path = tmp_path / name
+        path.write_text("input: {channels: 3}\nlayers: [{conv: {out: 0}}]\n")
+        status, _, err = run_cli("check", str(path))
+        assert status == 1 and len(err.splitlines()) == 1 and "\x1b" not in err
+        assert err.startswith(str(path).encode("unicode_escape").decode().replace("\\\\", "\\")[:10])
+
+
+def test_a_lone_surrogate_in_a_name_never_reaches_to_yaml() -> None:
+    (found,) = problems('name: "a\\ud800b"\ninput: {channels: 3}\nlayers: [se]\n')
+    assert found == "spec.yaml:1:7: character U+D800 is not valid Unicode text (a lone surrogate)"
+    with pytest.raises(ValueError, match="lone surrogate"):
+        netspec.Spec(name="a\udcffb", input=netspec.Input(channels=3), layers=[netspec.layers.SE()])
+    spec = netspec.Spec(name="café ☕", input=netspec.Input(channels=3), layers=[netspec.layers.SE(reduction=1)])
+    assert netspec.loads(spec.to_yaml()) == spec
+
+
+@pytest.mark.parametrize(
+    "text, location",
+    [
+        ("input: {channels: 3}\nlayers: [se]\n1.5: 3\n", "3:1: 1.5"),
+        ("input: {channels: 3}\nlayers: [se]\n.nan: 3\n", "3:1: nan"),
+        ("input: {channels: 3}\nlayers:\n  - conv: {out: 8, 2.5: 3}\n", "3:20: layers[0].conv.2.5"),
+        ("input: {channels: 3}\nlayers:\n  - conv: {out: 8, true: 3}\n", "3:20: layers[0].conv.True"),
+    ],
+)
+def test_float_and_boolean_keys_are_located_where_they_are(text: str, location: str) -> None:
+    (found,) = problems(text)
+    assert found.startswith(f"spec.yaml:{location}: a field name must be text, got ")
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+@pytest.mark.parametrize("before", ["", "é", "😀", "日本"])
+def test_columns_count_characters_as_an_editor_does(before: str, parser: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if parser == "python":
+        monkeypatch.setattr(source, "FAST_LOADER", source.PURE_LOADER)
+    prefix = f"{{name: '{before}', input: {{channels: 3}}, layers: [{{conv: {{out: 8, "
+    column = len(prefix) + 1
+    assert problems(f"{prefix}outt: 8}}}}]}}\n") == [
+        f"spec.yaml:1:{column}: layers[0].conv.outt: unknown field 'outt' (did you mean 'out'?); known: out, kernel, "
+        "stride, padding, dilation, groups, bias, norm, act"
+    ]
+    (syntax,) = problems(f"{prefix}: : 8}}}}]}}\n")
+    assert syntax.startswith(f"spec.yaml:1:{column}: YAML syntax error")
+    (control,) = problems(f"{prefix}\x07}}}}]}}\n")
+    assert control == f"spec.yaml:1:{column}: control character U+0007 is not allowed in YAML text"

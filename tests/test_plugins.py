@@ -33,7 +33,7 @@ def clean_registry() -> Iterator[None]:
     """Whatever a test registers or loads is gone afterwards, so tests that enumerate the registry are unaffected."""
     kinds = dict(dict.items(KINDS))
     failed = dict(FAILED_PLUGINS)
-    state = dict(registry._state)
+    state = {**registry._state, "tried": set(registry._state["tried"])}
     modules = set(sys.modules)
     yield
     dict.clear(KINDS)
@@ -42,7 +42,7 @@ def clean_registry() -> Iterator[None]:
     FAILED_PLUGINS.update(failed)
     registry._state.update(state)
     for name in set(sys.modules) - modules:
-        if name.startswith(("netspec_ext", "netspec_simam")):
+        if name.startswith(("netspec_ext", "netspec_simam", "netspec_plugin")):
             del sys.modules[name]
 
 
@@ -233,7 +233,8 @@ def test_a_bug_in_a_plugin_kind_is_named_by_the_cli(clean_registry: None, tmp_pa
     spec.write_text("input: {channels: 3}\nlayers: [ext_buggy]\n")
     assert cli.main(["check", str(spec)]) == 1
     err = capsys.readouterr().err
-    assert err == f"netspec: plugin kind 'ext_buggy' ({__name__}) failed: ZeroDivisionError: integer division or modulo by zero\n"
+    assert err == (f"{spec}:2:10: layers[0].ext_buggy: the plugin kind 'ext_buggy' ({__name__}): its shape rule failed: "
+                   "ZeroDivisionError: integer division or modulo by zero\n")
 
 
 # -- installed plugins: the entry point group netspec.blocks ------------------------------------------------
@@ -289,18 +290,23 @@ def fresh_plugins(clean_registry: None, monkeypatch: pytest.MonkeyPatch) -> None
     """As in a new process: plugins not loaded yet, loading armed."""
     monkeypatch.setitem(registry._state, "loaded", False)
     monkeypatch.setitem(registry._state, "armed", True)
+    monkeypatch.setitem(registry._state, "tried", set())
 
 
-def test_an_installed_plugin_loads_at_the_first_registry_read(fresh_plugins: None, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    site = install(tmp_path / "site", {"ext_demo": "netspec_ext_demo",
-                                       "ext_undecorated": "netspec_ext_demo:Undecorated"}, {"netspec_ext_demo": DEMO})
+def test_an_installed_plugin_loads_only_when_its_kind_is_asked_for(fresh_plugins: None, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    site = install(tmp_path / "site", {"ext_demo": "netspec_ext_demo", "ext_undecorated": "netspec_ext_demo:Undecorated",
+                                       "ext_other": "netspec_ext_other"},
+                   {"netspec_ext_demo": DEMO, "netspec_ext_other": "raise RuntimeError('never imported')\n"})
     monkeypatch.syspath_prepend(str(site))
-    assert "netspec_ext_demo" not in sys.modules
+    netspec.check(netspec.loads("input: {channels: 3, size: 8}\nlayers: [conv: {out: 8}, {se: {reduction: 4}}]\n"))
+    assert "netspec_ext_demo" not in sys.modules  # built-in kinds only: no plugin imported
     spec = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - ext_demo: {times: 2}\n  - ext_undecorated\n")
-    assert registry._state["loaded"] and "netspec_ext_demo" in sys.modules
+    assert "netspec_ext_demo" in sys.modules and not registry._state["loaded"]
+    assert "netspec_ext_other" not in sys.modules and "ext_other" not in FAILED_PLUGINS
     assert [row.kind for row in netspec.summary(spec).rows] == ["ext_demo", "ext_undecorated"]
-    assert "ext_demo" in spec_schema()["definitions"]["entry"]["oneOf"][1]["properties"]
+    with pytest.warns(PluginWarning, match="'ext_other'.*never imported"):  # listing every kind loads them all
+        assert "ext_demo" in spec_schema()["definitions"]["entry"]["oneOf"][1]["properties"]
     assert load_plugins() == []  # once only
 
 
@@ -332,7 +338,7 @@ def test_a_broken_plugin_is_a_warning_naming_it(fresh_plugins: None, tmp_path: P
                    {"netspec_ext_broken": "import not_a_module_anywhere\n", "netspec_ext_demo": DEMO})
     monkeypatch.syspath_prepend(str(site))
     with pytest.warns(PluginWarning) as caught:
-        assert "ext_demo" in KINDS  # the good plugin still loads
+        assert "ext_demo" in list(KINDS)  # the good plugin still loads
     assert len(caught) == 1
     message = str(caught[0].message)
     assert message.startswith("netspec plugin 'ext_broken' (netspec_ext_broken in netspec-ext-demo) was not loaded: ")
@@ -405,9 +411,7 @@ def test_cli_with_an_installed_and_a_broken_plugin(tmp_path: Path) -> None:
     spec.write_text("input: {channels: 3, size: 8}\nlayers:\n  - ext_demo\n  - ext_broken\n")
     result = cli_with(site, "check", str(spec))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [
-        "netspec: warning: netspec plugin 'ext_broken' (netspec_ext_broken in netspec-ext-demo) was not loaded: "
-        "RuntimeError: half-installed",
+    assert result.stderr.splitlines() == [  # one error, at the layer: the plugin was loaded for that kind only
         f"{spec}:4:5: layers[1].ext_broken: unknown kind 'ext_broken' (the plugin 'ext_broken' failed to load: "
         "RuntimeError: half-installed)",
     ]
@@ -428,3 +432,181 @@ def test_import_netspec_does_not_load_plugins_until_the_registry_is_read(tmp_pat
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "True"]
+
+
+# -- plugins that fail, plugins on the command line, threads ----------------------------------------------------
+
+PLUGIN_HEAD = """\
+import netspec
+from netspec.shapes import LayerInfo, Shape
+
+"""
+
+IDENTITY = PLUGIN_HEAD + """\
+@netspec.register
+class Ident(netspec.Attention):
+    \"\"\"Identity attention (a one-file plugin).\"\"\"
+
+    kind = "ext_ident"
+
+    def count(self, channels, ctx):
+        return 0
+
+    def macs_per_sample(self, x):
+        return 0
+
+    def build(self, x, ctx):
+        import torch
+        return torch.nn.Identity()
+"""
+
+BROKEN_PLUGINS = {
+    "raises": ("raise RuntimeError('no GPU here')\n", "RuntimeError: no GPU here"),
+    "exits": ("import sys\nsys.exit(3)\n", "it called sys.exit(3) while being imported"),
+    "parses argv": ("import argparse\nparser = argparse.ArgumentParser()\nparser.add_argument('data')\n"
+                    "parser.parse_args()\n",
+                    "it called sys.exit(2) while being imported: "),
+    "claims conv": (PLUGIN_HEAD + "@netspec.register\nclass Conv(netspec.Layer):\n    kind = 'conv'\n",
+                    "ValueError: kind 'conv' is already registered by netspec.layers.conv.Conv"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_PLUGINS))
+def test_a_plugin_file_that_fails_to_load_is_one_error_naming_it(case: str, clean_registry: None, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    source, reason = BROKEN_PLUGINS[case]
+    plugin = tmp_path / "my_kinds.py"
+    plugin.write_text(source)
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: {channels: 3, size: 8}\nlayers: [{conv: {out: 8}}]\n")
+    argv = sys.argv
+    assert cli.main(["--plugin", str(plugin), "check", str(spec)]) == 1
+    assert sys.argv is argv
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"netspec: plugin {str(plugin)!r} could not be loaded: {reason}")
+    assert len(err.splitlines()) == 1 and ("parse" not in case or err.endswith("arguments are required: data\n"))
+    assert KINDS["conv"].__module__ == "netspec.layers.conv"  # never replaced
+
+
+@pytest.mark.parametrize("case", list(BROKEN_PLUGINS))
+def test_an_installed_plugin_that_fails_is_one_located_error(case: str, fresh_plugins: None, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    source, reason = BROKEN_PLUGINS[case]
+    site = install(tmp_path / "site", {"ext_bad": "netspec_ext_bad"}, {"netspec_ext_bad": source})
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.loads("input: {channels: 3}\nlayers: [ext_bad]\n", name="net.yaml")
+    assert str(caught.value).startswith("net.yaml:2:10: layers[0].ext_bad: unknown kind 'ext_bad' (the plugin "
+                                        f"'ext_bad' failed to load: {reason}")
+    assert len(str(caught.value).splitlines()) == 1
+    assert KINDS["conv"].__module__ == "netspec.layers.conv"
+
+
+WRONG_RULES = {
+    "a shape rule returning a tuple": (
+        "    def infer(self, x, ctx):\n        return (x.channels, x.height, x.width)\n"
+        "    def build(self, x, ctx):\n        import torch\n        return torch.nn.Identity()\n",
+        "its shape rule returned (3, 8, 8), not a netspec LayerInfo"),
+    "a negative parameter count": (
+        "    def infer(self, x, ctx):\n        return LayerInfo(x, -1)\n"
+        "    def build(self, x, ctx):\n        import torch\n        return torch.nn.Identity()\n",
+        "its shape rule returned -1 parameters (must be an int >= 0)"),
+    "a module that disagrees with the rule": (
+        "    def infer(self, x, ctx):\n        return LayerInfo(x)\n"
+        "    def build(self, x, ctx):\n        import torch\n        return torch.nn.Conv2d(x.channels, 5, 1)\n",
+        "its module outputs (N, 5, 8, 8) on an input (N, 3, 8, 8), but its shape rule says (N, 3, 8, 8)"),
+    "a module that raises": (
+        "    def infer(self, x, ctx):\n        return LayerInfo(x)\n"
+        "    def build(self, x, ctx):\n        import torch\n        return torch.nn.Linear(1, 1)\n",
+        "its module failed on an input (N, 3, 8, 8): RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_RULES))
+@pytest.mark.parametrize("inside_a_stage", [False, True])
+def test_a_plugin_kind_that_breaks_its_contract_is_named_at_its_line(case: str, inside_a_stage: bool,
+                                                                    clean_registry: None, tmp_path: Path) -> None:
+    body, reason = WRONG_RULES[case]
+    base = "netspec.Attention" if inside_a_stage else "netspec.Layer"
+    plugin = tmp_path / "wrong.py"
+    plugin.write_text(PLUGIN_HEAD + f"@netspec.register\nclass Wrong({base}):\n    kind = 'ext_wrong'\n" + body)
+    if inside_a_stage:
+        text = "input: {channels: 3, size: 8}\nlayers:\n  - stage: {block: basic, out: 3, attention: ext_wrong}\n"
+        where, path = f"3:{text.splitlines()[2].index('ext_wrong') + 1}", "layers[0].stage.attention.ext_wrong"
+    else:
+        text = "input: {channels: 3, size: 8}\nlayers:\n  - conv: {out: 3}\n  - ext_wrong\n"
+        where, path = "4:5", "layers[1].ext_wrong"
+    registry.load_plugin(str(plugin))
+    spec = netspec.loads(text, name="net.yaml")
+    with pytest.raises(netspec.SpecError) as caught:
+        (netspec.build if "module" in case else netspec.check)(spec)
+    found = str(caught.value)
+    assert found.startswith(f"net.yaml:{where}: {path}: the plugin kind 'ext_wrong' (netspec_plugin_wrong): {reason}")
+    assert len(found.splitlines()) == 1
+
+
+def test_plugins_from_the_command_line_file_or_module_repeatable(clean_registry: None, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "my_kinds.py").write_text(IDENTITY)
+    package = tmp_path / "pkgs"
+    package.mkdir()
+    (package / "netspec_ext_more.py").write_text(DEMO)
+    monkeypatch.syspath_prepend(str(package))
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: {channels: 3, size: 8}\nlayers: [ext_ident, ext_demo]\n")
+    assert cli.main(["--plugin", str(tmp_path / "my_kinds.py"), "--plugin", "netspec_ext_more", "check", str(spec)]) == 0
+    assert capsys.readouterr().out == f"{spec}: ok (2 layers, output (N, 3, 8, 8), 0 params)\n"
+    assert cli.main(["--plugin", "netspec_ext_no_such_module", "check", str(spec)]) == 1
+    assert capsys.readouterr().err == ("netspec: plugin 'netspec_ext_no_such_module' could not be loaded: "
+                                       "ModuleNotFoundError: No module named 'netspec_ext_no_such_module'\n")
+    assert cli.main(["--plugin", str(tmp_path / "missing.py"), "check", str(spec)]) == 1
+    assert "could not be loaded: FileNotFoundError: no such file" in capsys.readouterr().err
+
+
+def test_four_threads_loading_a_plugin_kind_at_once_all_get_it(fresh_plugins: None, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    slow = "import time\ntime.sleep(0.3)\n" + DEMO  # a plugin that takes a while to import
+    site = install(tmp_path / "site", {"ext_demo": "netspec_ext_demo"}, {"netspec_ext_demo": slow})
+    monkeypatch.syspath_prepend(str(site))
+    barrier = threading.Barrier(4)
+    results: list[object] = []
+
+    def load() -> None:
+        barrier.wait()
+        try:
+            results.append(netspec.check(netspec.loads("input: {channels: 3, size: 8}\nlayers: [ext_demo]\n")).output)
+        except Exception as error:  # collected, so that the assertion below shows it
+            results.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [Shape(3, 8, 8)] * 4
+
+
+def test_with_the_example_plugin_installed_check_imports_no_torch(tmp_path: Path) -> None:
+    """The README's plugin, installed (its entry point), must not make `netspec check` import torch."""
+    declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["entry-points"]["netspec.blocks"]
+    site = install(tmp_path / "site", declared, name="netspec-simam")
+    simam = tmp_path / "simam.yaml"
+    simam.write_text("input: {channels: 3, size: 16}\nlayers: [{conv: {out: 8}}, simam]\n")
+    code = textwrap.dedent(f"""
+        import sys
+        from netspec.cli import main
+        status = main(["check", "specs/resnet50.yaml"])
+        print(status, "torch" in sys.modules, "netspec_simam" in sys.modules)
+        status = main(["check", {str(simam)!r}])
+        print(status, "torch" in sys.modules, "netspec_simam" in sys.modules)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLE)])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("specs/resnet50.yaml: ok") and lines[1] == "0 False False"
+    assert lines[2].startswith(f"{simam}: ok") and lines[3] == "0 False True"  # the plugin imports torch lazily

@@ -1,34 +1,54 @@
 """A complete netspec plugin: SimAM, a parameter-free attention kind (Yang et al., ICML 2021).
 
 Use it from your own code by importing this module before loading a spec (``@netspec.register`` makes
-``simam`` a kind), or install it (``pip install -e examples/plugin``): its entry point in the group
-``netspec.blocks`` makes netspec load it by itself. Either way ``simam`` then works in YAML (``- simam``,
+``simam`` a kind), try it with ``netspec --plugin examples/plugin/netspec_simam.py check spec.yaml``, or install
+it (``pip install -e examples/plugin``): its entry point in the group ``netspec.blocks`` makes netspec load it by
+itself, the first time a spec uses ``simam``. Either way ``simam`` then works in YAML (``- simam``,
 ``stage: {..., attention: simam}``), in ``netspec blocks``, ``netspec schema`` and the summary.
+
+torch is imported only when a model is built (``SimAMModule`` is defined on first use), so that ``netspec check``
+stays fast with the plugin installed.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import torch
 from pydantic import Field, Strict
-from torch import nn
 
 import netspec
 from netspec.shapes import Shape, scale_macs
 
+if TYPE_CHECKING:
+    from torch import nn
 
-class SimAMModule(nn.Module):
-    """x * sigmoid(E_inv), with E_inv = (x - mean)^2 / (4 * (var + lambda)) + 0.5 per channel (official code)."""
 
-    def __init__(self, e_lambda: float) -> None:
-        super().__init__()
-        self.e_lambda = e_lambda
+def _define_module() -> type:
+    import torch
+    from torch import nn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[2] * x.shape[3] - 1
-        d = (x - x.mean(dim=(2, 3), keepdim=True)).pow(2)
-        y = d / (4 * (d.sum(dim=(2, 3), keepdim=True) / n + self.e_lambda)) + 0.5
-        return x * torch.sigmoid(y)
+    class SimAMModule(nn.Module):
+        """x * sigmoid(E_inv), with E_inv = (x - mean)^2 / (4 * (var + lambda)) + 0.5 per channel (official code)."""
+
+        def __init__(self, e_lambda: float) -> None:
+            super().__init__()
+            self.e_lambda = e_lambda
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n = x.shape[2] * x.shape[3] - 1
+            d = (x - x.mean(dim=(2, 3), keepdim=True)).pow(2)
+            y = d / (4 * (d.sum(dim=(2, 3), keepdim=True) / n + self.e_lambda)) + 0.5
+            return x * torch.sigmoid(y)
+
+    SimAMModule.__module__, SimAMModule.__qualname__ = __name__, "SimAMModule"  # picklable as netspec_simam.SimAMModule
+    return SimAMModule
+
+
+def __getattr__(name: str) -> Any:
+    """``SimAMModule`` on first use (PEP 562), so that importing the plugin does not import torch."""
+    if name == "SimAMModule":
+        globals()[name] = _define_module()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @netspec.register
@@ -52,9 +72,9 @@ class SimAM(netspec.Attention):
     def macs_per_sample(self, x: Shape) -> int | None:
         return scale_macs(x.channels, x)  # the gating multiply, once per element
 
-    # The builder: the torch module for input shape x.
-    def build(self, x: Shape, ctx: netspec.Context) -> nn.Module:
-        return SimAMModule(self.e_lambda)
+    # The builder: the torch module for input shape x (torch is imported here, not when the plugin is).
+    def build(self, x: Shape, ctx: netspec.Context) -> "nn.Module":
+        return __getattr__("SimAMModule")(self.e_lambda)
 
     # Random valid instances, for property tests that enumerate the registry.
     @classmethod

@@ -6,23 +6,24 @@ implement ``infer`` (static shape, params, MACs), ``build`` (the ``torch.nn.Modu
 """
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
-from netspec.errors import Finding, Invalid, Path, format_path
-from netspec.registry import KINDS, suggest
-from netspec.shapes import LayerInfo, Shape, broadcast_size
+from netspec.errors import Finding, Invalid, Path, Problem, SpecError, format_path
+from netspec.registry import FAILED_PLUGINS, KINDS, is_builtin, suggest
+from netspec.shapes import MAX_COUNT, LayerInfo, Shape, broadcast_size
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
 # Field types: strict, so that `out: true`, `out: "64"` or `out: 64.0` are errors, not silently converted.
-PositiveInt = Annotated[int, Strict(), Field(ge=1)]
-NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveInt = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 Flag = Annotated[bool, Strict()]
 
@@ -33,13 +34,15 @@ def _odd(value: int) -> int:
     return value
 
 
-OddInt = Annotated[int, Strict(), Field(ge=1), AfterValidator(_odd)]  # a kernel size that keeps the size
+OddInt = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT), AfterValidator(_odd)]  # a kernel size that keeps the size
 
 Role = Literal["layer", "attention", "conv"]
 
 EntryName = Annotated[str, Strict(), Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 """A name other entries can refer to (``name:``); also the entry's child module name."""
-EntryInputs = EntryName | tuple[EntryName, ...]
+MAX_INPUTS = 1024
+"""Most entries one `from:` list names."""
+EntryInputs = EntryName | Annotated[tuple[EntryName, ...], Field(max_length=MAX_INPUTS)]
 """``from:``: one earlier entry (or ``input``), or a list of them for a merge."""
 
 WIRING = {"name": "name", "inputs": "from"}
@@ -68,7 +71,26 @@ class Context:
         return Invalid(self.path + ((param,) if param else ()), message)
 
 
-class Layer(BaseModel):
+class _RaisesSpecError(type(BaseModel)):  # type: ignore[misc]
+    """Metaclass of :class:`SpecModel`: calling the class from Python turns pydantic's ``ValidationError`` into a
+    :class:`~netspec.SpecError`. (Not a custom ``__init__``: pydantic would then call it while validating nested
+    models too.)"""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as error:
+            kind = getattr(cls, "kind", "")
+            findings = findings_from_validation(error, (kind,) if kind else (), cls)
+            raise SpecError(Problem(f.path, f.message) for f in findings) from None
+
+
+class SpecModel(BaseModel, metaclass=_RaisesSpecError):
+    """A pydantic model whose Python constructor raises :class:`~netspec.SpecError` (as YAML does), not pydantic's
+    ``ValidationError``: ``Conv(out="64")`` -> ``conv.out: input should be a valid integer (got '64')``."""
+
+
+class Layer(SpecModel):
     """Base of every kind's params model."""
 
     # A docstring under a param documents it (`netspec blocks`, the JSON Schema), as Field(description=...) does:
@@ -133,6 +155,74 @@ class Layer(BaseModel):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         """The ``torch.nn.Module`` for input shape ``x`` (only called on a valid spec)."""
         raise NotImplementedError
+
+    def checked_infer(self, x: "Shape | list[Shape]", ctx: Context) -> LayerInfo:
+        """``infer`` (``infer_inputs`` for a list of inputs), as the compiler calls it: a plugin kind's own bug or a
+        result that is not a :class:`LayerInfo` becomes a located problem naming the plugin, never a traceback."""
+        inputs = [x] if isinstance(x, Shape) else list(x)
+        if is_builtin(type(self)):
+            return self.infer_inputs(inputs, ctx)
+        try:
+            info = self.infer_inputs(inputs, ctx)
+        except Invalid:
+            raise
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule failed: {_one_line(error)}") from None
+        wrong = _layer_info_problem(info)
+        if wrong:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule returned {wrong}")
+        return info
+
+    def checked_build(self, x: "Shape | list[Shape]", ctx: Context) -> "nn.Module":
+        """``build`` (``build_inputs`` for a list), as the compiler calls it: a plugin kind's module is run once on
+        zeros of its input shapes (when known) and must output what its own shape rule says; otherwise a located
+        problem naming it."""
+        inputs = [x] if isinstance(x, Shape) else list(x)
+        if is_builtin(type(self)):
+            return self.build_inputs(inputs, ctx)
+        import torch
+
+        try:
+            module = self.build_inputs(inputs, ctx)
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its build failed: {_one_line(error)}") from None
+        if not isinstance(module, torch.nn.Module):
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its build returned {_short(module)}, not a torch.nn.Module")
+        if not all(shape.sized for shape in inputs):
+            return module
+        expected = self.checked_infer(inputs, replace(ctx, findings=[])).shape
+        shown_input = ", ".join(str(shape) for shape in inputs)
+        training = module.training
+        try:
+            with torch.no_grad():
+                output = module.eval()(*(torch.zeros(1, *shape.dims()) for shape in inputs))  # type: ignore[arg-type]
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its module failed on an input {shown_input}: "
+                                    f"{_one_line(error)}") from None
+        finally:
+            module.train(training)
+        got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+        if got != expected.dims():
+            shown = "(N, " + ", ".join(map(str, got)) + ")" if got is not None else _short(output)
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {shown_input}, "
+                                    f"but its shape rule says {expected}")
+        return module
+        expected = self.checked_infer(x, replace(ctx, findings=[])).shape
+        training = module.training
+        try:
+            with torch.no_grad():
+                output = module.eval()(torch.zeros(1, *x.dims()))  # type: ignore[arg-type]
+        except Exception as error:
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its module failed on an input {x}: "
+                                    f"{_one_line(error)}") from None
+        finally:
+            module.train(training)
+        got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+        if got != expected.dims():
+            shown = "(N, " + ", ".join(map(str, got)) + ")" if got is not None else _short(output)
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {x}, but its "
+                                    f"shape rule says {expected}")
+        return module
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
@@ -231,6 +321,34 @@ def describe_inputs(inputs: list[Shape], ctx: Context) -> str:
     names = list(ctx.input_names) + [f"input {i + 1}" for i in range(len(ctx.input_names), len(inputs))]
     parts = [f"{name} {shape}" for name, shape in zip(names, inputs)]
     return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
+
+
+def _plugin_name(layer: Layer) -> str:
+    return f"the plugin kind {layer.kind!r} ({type(layer).__module__})"
+
+
+def _one_line(error: BaseException) -> str:
+    reason = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+
+
+def _layer_info_problem(info: Any) -> str:
+    """What is wrong with a shape rule's result (``""``: a well-formed :class:`LayerInfo`; plugins are checked)."""
+    if not isinstance(info, LayerInfo):
+        return f"{_short(info)}, not a netspec LayerInfo(shape, params, macs)"
+    shape = info.shape
+    if not isinstance(shape, Shape):
+        return f"a LayerInfo whose shape is {_short(shape)}, not a netspec Shape"
+    if not (type(shape.channels) is int and shape.channels >= 1):
+        return f"a shape with {_short(shape.channels)} channels (must be an int >= 1)"
+    for size in (shape.height, shape.width):
+        if not (size is None or (type(size) is int and size >= 1)):
+            return f"a shape with a size of {_short(size)} (must be an int >= 1 or None)"
+    if not (type(info.params) is int and info.params >= 0):
+        return f"{_short(info.params)} parameters (must be an int >= 0)"
+    if not (info.macs is None or (type(info.macs) is int and info.macs >= 0)):
+        return f"{_short(info.macs)} MACs (must be an int >= 0 or None)"
+    return ""
 
 
 def check_reduction(reduction: int, x: Shape, ctx: Context) -> None:
@@ -346,7 +464,10 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
     cls = KINDS.get(kind)
     if cls is None:
         choices = kinds_of(role) if role else sorted(KINDS)
-        return None, [Finding(path + (kind,), f"unknown kind {kind!r}{suggest(kind, choices)}", on_key=True)]
+        hint = suggest(kind, choices) if kind in FAILED_PLUGINS else _did_you_mean(kind, choices)
+        if not hint and role is not None:
+            hint = f"; {_role_name(role)} is one of {', '.join(choices)}"
+        return None, [Finding(path + (kind,), f"unknown kind {kind!r}{hint}", on_key=True)]
     if role is not None and not cls.fills(role):
         message = f"{kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}"
         return None, [Finding(path + (kind,), message, on_key=True)]
@@ -431,10 +552,14 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
     for item in error.errors(include_url=False):
         loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
         kind = item["type"]
-        if kind == "extra_forbidden":
+        if kind == "invalid_key" and loc:  # pydantic writes the key as text ('1.5'): point at the key as written
+            key = item.get("input")
+            findings.append(Finding(prefix + loc[:-1] + (key,), f"a field name must be text, got {_short(key)}",
+                                    on_key=True))
+        elif kind == "extra_forbidden":
             name = str(loc[-1])
             known = _fields_at(model, loc[:-1])
-            hint = suggest(name, known) if known else ""
+            hint = _did_you_mean(name, known) if known else ""
             listing = f"; known: {', '.join(known)}" if known else ""
             findings.append(Finding(prefix + loc, f"unknown field {name!r}{hint}{listing}", on_key=True))
         elif kind == "missing":
@@ -446,10 +571,52 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
             value = item.get("input")
             if not isinstance(value, (dict, Layer)):
                 message += f" (got {_short(value)})"
+            if kind == "literal_error" and isinstance(value, str):
+                message += _did_you_mean(value, re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", ""))))
             findings.append(Finding(prefix + loc, message[:1].lower() + message[1:]))
     return findings
 
 
+ALIASES = {
+    # what people coming from PyTorch, timm or Ultralytics write -> netspec's name
+    "out_channels": "out", "channels": "out", "c2": "out", "filters": "out", "planes": "out", "features": "out",
+    "out_features": "out", "kernel_size": "kernel", "k": "kernel", "s": "stride", "pad": "padding",
+    "num_blocks": "depth", "blocks": "depth", "n": "depth", "repeats": "depth", "ratio": "reduction",
+    "reduction_ratio": "reduction", "r": "reduction", "activation": "act", "act_layer": "act", "norm_layer": "norm",
+    "drop": "p", "drop_rate": "p", "dropout": "p", "rate": "p",
+    "bn": "batch", "batchnorm": "batch", "batch_norm": "batch", "batchnorm2d": "batch", "in": "instance",
+    "instancenorm": "instance", "instance_norm": "instance",
+    "squeeze_excite": "se", "squeeze_excitation": "se", "senet": "se", "ecanet": "eca", "selective_kernel": "sk",
+    "sknet": "sk", "non_local": "nonlocal", "nonlocal2d": "nonlocal", "nl": "nonlocal", "position": "pam",
+    "channel": "cam", "dual": "danet", "conv2d": "conv", "linear_layer": "linear", "fc": "linear", "dense": "linear",
+    "max_pool": "maxpool", "avg_pool": "avgpool", "global_pool": "avgpool", "gap": "avgpool",
+}
+"""Common names for netspec's fields, values and kinds, for "did you mean" (used only when it names a choice)."""
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _did_you_mean(value: str, choices: list[str]) -> str:
+    """`` (did you mean 'relu'?)`` for a near miss: case (``ReLU``), separators (``leakyrelu``), a common name from
+    PyTorch/timm (``out_channels``, ``bn``), or a close spelling; else ``""``."""
+    if value in choices:
+        return ""
+    alias = ALIASES.get(value.lower()) or ALIASES.get(_normal(value))
+    matches = [choice for choice in choices if choice.lower() == value.lower()]
+    matches += [choice for choice in choices if _normal(choice) == _normal(value)]
+    matches += [alias] if alias in choices else []
+    if matches:
+        return f" (did you mean {matches[0]!r}?)"
+    return suggest(value, choices)
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    if type(value) is int and value.bit_length() > 128:  # repr() fails past 4,300 digits, and says nothing useful
+        return f"an integer of {value.bit_length() * 0.30103:,.0f} digits"
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 40 else text[:37] + "..."

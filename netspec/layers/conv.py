@@ -26,11 +26,12 @@ def conv_info(
     groups: int = 1,
     bias: bool = False,
     norm: str = "none",
-    blame: str = "stride",
+    blame: str | None = None,
 ) -> LayerInfo:
     """Shape rule of conv (+ norm): output shape, parameters, MACs. Shared by every kind made of convs.
 
-    Problems are reported on ``ctx``; ``blame`` names the param to point at when the map shrinks below 1x1.
+    Problems are reported on ``ctx``; ``blame`` names the param to point at when the map shrinks below 1x1 (one the
+    user wrote; ``None``: the layer itself).
     """
     if x.flat:
         raise ctx.invalid(None, f"a convolution needs a feature map (N, C, H, W), got {x}: remove the pool/flatten before it")
@@ -90,7 +91,10 @@ class Conv(Layer):
         )
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
-        return conv_info(x, ctx, **self.resolved(ctx))  # type: ignore[arg-type]
+        # A map shrinks below 1x1 when the (dilated) kernel outgrows the padded map, never because of the stride:
+        # blame the first of these the user wrote, else the layer.
+        blame = next((name for name in ("padding", "kernel", "dilation") if name in self.model_fields_set), None)
+        return conv_info(x, ctx, **self.resolved(ctx), blame=blame)  # type: ignore[arg-type]
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.conv import ConvNormAct

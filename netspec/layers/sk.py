@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
-BranchCount = Annotated[int, Strict(), Field(ge=2)]
+MAX_BRANCHES = 16
+"""Most SK branches: each is a 3x3 conv of growing dilation (SKNet uses 2 or 3); building a million would take hours."""
+BranchCount = Annotated[int, Strict(), Field(ge=2, le=MAX_BRANCHES)]
 
 
 @register
@@ -30,7 +32,7 @@ class SK(Attention, BlockConv):
     paper = "Li, Wang, Hu, Yang. Selective Kernel Networks. CVPR 2019 (arXiv:1903.06586)"
 
     branches: BranchCount = 2
-    """number of branches M (>= 2): 3x3 convs with dilation 1, 2, ..., M (receptive fields 3, 5, 7, ...)"""
+    """number of branches M (2 to 16): 3x3 convs with dilation 1, 2, ..., M (receptive fields 3, 5, 7, ...)"""
     groups: PositiveInt = 32
     """groups G of each branch conv; must divide the channels"""
     reduction: PositiveInt = 16

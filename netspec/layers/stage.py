@@ -108,7 +108,7 @@ class Stage(Layer):
                     info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
                 total = total.then(info)
             if self.attention is not None:
-                total = total.then(self.attention.infer(total.shape, ctx.at("attention", self.attention.kind)))
+                total = total.then(self.attention.checked_infer(total.shape, ctx.at("attention", self.attention.kind)))
             if self.needs_projection(block_input.channels, stride):
                 shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
                 total = LayerInfo(total.shape, total.params + shortcut.params, add_macs(total.macs, shortcut.macs))
@@ -162,7 +162,7 @@ class Stage(Layer):
                 shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
             attention = None
             if self.attention is not None:
-                attention = self.attention.build(shape, ctx.at("attention", self.attention.kind))
+                attention = self.attention.checked_build(shape, ctx.at("attention", self.attention.kind))
             shortcut = None
             if self.needs_projection(block_input.channels, stride):
                 shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=stride, bias=bias,
