@@ -248,3 +248,15 @@ def test_channel_dropout_zeroes_whole_channels() -> None:
     per_channel = y.flatten(2)
     assert ((per_channel == 0).all(-1) | (per_channel == 2).all(-1)).all()  # each channel kept (x2) or dropped whole
     assert type(netspec.build(netspec.loads("input: {channels: 4}\nlayers:\n  - dropout\n")).dropout1) is torch.nn.Dropout
+
+
+def test_yolo_kinds_take_their_own_norm_and_act() -> None:
+    spec = yolo_spec("c2f: {out: 8, norm: none, act: relu}", 4)
+    c2f = netspec.build(spec).c2f1
+    convs = [m for m in c2f.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(conv.bias is not None for conv in convs)  # no norm: the convs get biases
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in c2f.modules())
+    assert {type(m) for m in c2f.modules() if not list(m.children())} == {torch.nn.Conv2d, torch.nn.ReLU}
+    assert netspec.summary(spec).params == numel(c2f)
+    sppf = netspec.build(yolo_spec("sppf: {out: 8, act: relu}", 4)).sppf1
+    assert isinstance(sppf.cv1.act, torch.nn.ReLU) and isinstance(sppf.cv2.norm, torch.nn.BatchNorm2d)
