@@ -230,6 +230,7 @@ def test_c2f_out_and_depth_scale_as_ultralytics() -> None:
 
 @pytest.mark.parametrize("text, where, message", [
     ("input: {channels: 8, size: 8}\nlayers:\n  - c2f: {out: 1}\n", ":3:", "at least 2"),
+    ("input: {channels: 8, size: 1}\nlayers:\n  - c2f: {out: 2, depth: 50000000}\n", ":3:", "at most 1024"),
     ("input: {channels: 1, size: 8}\nlayers:\n  - sppf: {out: 4}\n", ":3:", "at least 2 input channels"),
     ("input: {channels: 8, size: 8}\nlayers:\n  - sppf: {out: 4, kernel: 4}\n", ":3:", "must be odd"),
     ("input: {channels: 8, size: 8}\nlayers:\n  - avgpool\n  - c2f: {out: 4}\n", ":4:", "feature map"),

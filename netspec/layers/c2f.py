@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Flag, Layer
 from netspec.layers.conv import conv_info
+from netspec.layers.stage import MAX_BLOCKS
 from netspec.ops import ActName, NormName
 from netspec.registry import register
 from netspec.scaling import Channels, Depth
@@ -41,6 +42,8 @@ class C2f(Layer):
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         hidden = self.hidden()
+        if self.depth > MAX_BLOCKS:  # the same bound as a stage's: every bottleneck is a module and a concat piece
+            raise ctx.invalid("depth", f"at most {MAX_BLOCKS} bottlenecks, got {self.depth}")
         if hidden < 1:
             raise ctx.invalid("out", f"must be at least 2 (the hidden width is out // 2), got {self.out}")
         norm = self.norm or ctx.norm
