@@ -114,18 +114,21 @@ def test_non_local_resnet50() -> None:
 
 
 def test_danet_resnet50() -> None:
+    """The official DANet head (junfu1115/DANet DANetHead(2048, 19)) on the OS8 trunk: both branches, three outputs."""
     trunk = RESNET50 - RESNET50_FC
     conv3x3 = lambda cin, cout: 9 * cin * cout + 2 * cout  # noqa: E731  (no bias, BN)
-    head = conv3x3(2048, 512) + pam_params(512) + 1 + conv3x3(512, 512) + 512 * 19 + 19
+    classifier = 512 * 19 + 19  # conv6, conv7, conv8: Dropout2d then a 1x1 conv with bias
+    head = 2 * conv3x3(2048, 512) + pam_params(512) + 1 + 2 * conv3x3(512, 512) + 3 * classifier
     expected = trunk + head
-    assert expected == 35_644_629
+    assert expected == 47_462_651
     spec = netspec.load(SPECS / "danet_resnet50.yaml")
     assert netspec.summary(spec).params == expected
     model = netspec.build(spec).eval()
     assert numel(model) == expected
-    assert type(model.danet1).__name__ == "DualAttention"
+    assert type(model.sa).__name__ == "PositionAttention" and type(model.sc).__name__ == "ChannelAttention"
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 96, 64)).shape == (1, 19, 3, 2)
+        outputs = model(torch.randn(1, 3, 96, 64))
+    assert [tuple(out.shape) for out in outputs] == [(1, 19, 96, 64)] * 3
 
 
 def test_specs_check_without_torch() -> None:

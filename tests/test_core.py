@@ -31,6 +31,36 @@ def test_whole_network_matches_published_parameter_count(file: str, expected: in
         assert model(torch.randn(2, 3, 224, 224)).shape == (2, 1000)
 
 
+RESNET_CHILDREN = ["conv1", "maxpool1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]
+NONLOCAL_CHILDREN = ["conv1", "maxpool1", "stage1", "stage2", "nonlocal1", "stage3", "nonlocal2", "stage4", "nonlocal3",
+                     "stage5", "nonlocal4", "stage6", "nonlocal5", "stage7", "avgpool1", "linear1"]
+SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequential's children, as before graphs
+    "cbam_resnet50.yaml": (28_089_624, RESNET_CHILDREN),
+    "eca_resnet50.yaml": (25_557_118, RESNET_CHILDREN),
+    "eca_resnet50_k3557.yaml": (25_557_112, RESNET_CHILDREN),
+    "nonlocal_resnet50.yaml": (32_915_496, NONLOCAL_CHILDREN),
+    "resnet18.yaml": (11_689_512, RESNET_CHILDREN),
+    "resnet50.yaml": (25_557_032, RESNET_CHILDREN),
+    "se_resnet50.yaml": (28_088_024, RESNET_CHILDREN),
+    "sknet50.yaml": (27_479_784, RESNET_CHILDREN),
+}
+GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml"}
+"""Graph specs: tests/test_networks.py checks that they build GraphModules with the reference builds' counts and outputs."""
+
+
+def test_every_spec_is_a_sequence_or_a_known_graph() -> None:
+    assert {path.name for path in SPECS.glob("*.yaml")} == set(SEQUENCES) | GRAPHS
+
+
+@pytest.mark.parametrize("file", sorted(SEQUENCES))
+def test_sequence_specs_still_build_the_same_sequential(file: str) -> None:
+    params, children = SEQUENCES[file]
+    model = netspec.build(SPECS / file)
+    assert type(model) is torch.nn.Sequential
+    assert [name for name, _ in model.named_children()] == children
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
 def test_build_accepts_a_path_and_names_children_readably() -> None:
     model = netspec.build(str(SPECS / "resnet50.yaml"))
     assert list(dict(model.named_children())) == [

@@ -119,6 +119,7 @@ class Case:
     summary: netspec.Summary
     torchinfo: Any  # torchinfo's ModelStatistics
     counts: dict[str, dict[Any, int]]  # FlopCounterMode's FLOPs by module and op, gating multiplies included
+    model_class: str  # FlopCounterMode's prefix of the top-level children: Sequential, or a graph's class name
 
 
 @pytest.fixture(scope="module", params=load_all())
@@ -130,7 +131,7 @@ def case(request: pytest.FixtureRequest) -> Case:
     counter = FlopCounterMode(display=False, custom_mapping={**CPU_SDPA, **MUL})
     with counter:
         stats = torchinfo.summary(model, input_data=example(spec), depth=1, verbose=0, mode="eval")
-    return Case(spec, netspec.summary(spec), stats, counter.get_flop_counts())
+    return Case(spec, netspec.summary(spec), stats, counter.get_flop_counts(), type(model).__name__)
 
 
 def test_specs_directory_is_enumerated() -> None:
@@ -156,7 +157,7 @@ def test_network_macs_equal_flop_counter(case: Case) -> None:
 
 def test_layer_macs_equal_flop_counter_with_gating(case: Case) -> None:
     for row in case.summary.rows:
-        measured = sum(case.counts.get(f"Sequential.{row.name}", {}).values()) / 2
+        measured = sum(case.counts.get(f"{case.model_class}.{row.name}", {}).values()) / 2
         assert row.info.macs == measured, f"{row.name}: static {row.info.macs:,} vs counted {measured:,.0f}"
     assert case.summary.macs == sum(case.counts["Global"].values()) / 2
 
