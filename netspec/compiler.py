@@ -7,6 +7,7 @@ whose children are named after the entries.
 """
 from __future__ import annotations
 
+import keyword
 import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -134,8 +135,9 @@ def _name_findings(spec: "Spec", names: list[str]) -> list[Finding]:
     first: dict[str, int] = {}
     for index, (name, layer) in enumerate(zip(names, spec.layers)):
         where = ("layers", index, "name") if layer.name is not None else ("layers", index, layer.kind)
-        if layer.name is not None and (name in RESERVED_NAMES or name.startswith("_")):
-            what = "the network's input" if name == INPUT else "an attribute of torch modules"
+        if layer.name is not None and (name in RESERVED_NAMES or name.startswith("_") or keyword.iskeyword(name)):
+            what = ("the network's input" if name == INPUT else "a Python keyword" if keyword.iskeyword(name)
+                    else "an attribute of torch modules")
             findings.append(Finding(where, f"the name {name!r} is reserved ({what}): choose another"))
         elif name in first:
             other = first[name]

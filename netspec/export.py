@@ -5,7 +5,10 @@
   without netspec installed. The batch dimension is dynamic, channels and H, W are the spec's.
 - ``.onnx``: ONNX from ``torch.onnx.export(dynamo=True)``, needs the ``onnx`` extra
   (``pip install 'netspec[onnx]'``: onnx, onnxscript, and onnxruntime to run it); batch is dynamic,
-  the input is named ``input`` and the output ``output``; weights are stored inside the file.
+  the input is named ``input`` and the output ``output`` (a graph with several ``outputs``: each is named
+  after its entry, in order); weights are stored inside the file.
+
+A graph spec with several ``outputs`` exports to a program that returns them as a tuple, in order.
 
 Models are exported in eval mode (batch norm uses its running statistics, dropout is off).
 """
@@ -79,7 +82,7 @@ def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None
     training = model.training
     model.eval()
     try:
-        writer = _write_program(model, example) if extension == ".pt2" else _write_onnx(model, example)
+        writer = _write_program(model, example) if extension == ".pt2" else _write_onnx(model, example, output_names(spec))
         write_atomic(os.fspath(path), writer)
     finally:
         model.train(training)  # the caller's model comes back in the mode it was in
@@ -105,6 +108,14 @@ def example_input(spec: "Spec") -> "torch.Tensor":
     return torch.randn(EXAMPLE_BATCH, spec.input.channels, *size, generator=generator)
 
 
+def output_names(spec: "Spec") -> list[str]:
+    """Names of the exported outputs: ``output`` for one, else the entries of ``outputs``, in order."""
+    from netspec.compiler import infer_network
+
+    outputs = infer_network(spec).outputs
+    return ["output"] if len(outputs) == 1 else list(outputs)
+
+
 def _dynamic_batch() -> tuple[dict[int, object]]:
     import torch
 
@@ -119,14 +130,14 @@ def _write_program(model: "nn.Module", example: "torch.Tensor") -> Callable[[str
     return lambda temporary: torch.export.save(program, temporary)
 
 
-def _write_onnx(model: "nn.Module", example: "torch.Tensor") -> Callable[[str], None]:
+def _write_onnx(model: "nn.Module", example: "torch.Tensor", outputs: list[str]) -> Callable[[str], None]:
     import torch
 
     def write(temporary: str) -> None:
         with _quiet():
             torch.onnx.export(
                 model, (example,), temporary, dynamo=True, external_data=False, verbose=False,
-                dynamic_shapes=_dynamic_batch(), input_names=["input"], output_names=["output"],
+                dynamic_shapes=_dynamic_batch(), input_names=["input"], output_names=outputs,
             )
 
     return write

@@ -31,7 +31,9 @@ Example (pytest)::
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from keyword import iskeyword
 from typing import Any
 
 try:
@@ -40,17 +42,21 @@ try:
 except ImportError as missing:  # pragma: no cover - hypothesis is a test dependency
     raise ImportError("netspec.strategies needs hypothesis: pip install 'netspec[test]'") from missing
 
-from netspec.errors import Finding, Invalid, format_path
+from netspec.compiler import INPUT, RESERVED_NAMES, infer_network
+from netspec.errors import Finding, Invalid, SpecError, format_path
 from netspec.layers.avgpool import AvgPool
 from netspec.layers.base import Context, Layer
+from netspec.layers.conv import Conv
 from netspec.layers.linear import Linear
+from netspec.layers.upsample import Upsample
 from netspec.ops import ACTIVATIONS, NORMS
 from netspec.registry import KINDS
 from netspec.shapes import LayerInfo, Shape
 from netspec.spec import Defaults, Input, Spec
 
 __all__ = [
-    "MAX_CHANNELS", "MAX_SIZE", "StrategyError", "defaults", "infer", "infer_node", "inputs", "layer_cases", "layers",
+    "MAX_CHANNELS", "MAX_SIZE", "StrategyError", "defaults", "graph_specs", "infer", "infer_node", "inputs", "layer_cases",
+    "layers",
     "node_cases", "sample_shapes", "shapes", "specs", "stacks",
 ]
 
@@ -293,3 +299,199 @@ def specs(
     if name is not None:
         fields["name"] = name
     return Spec(**fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graphs: named entries, branches, merges, gates, resizing, several outputs
+
+NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz_"
+"""Drawn entry names use letters and ``_`` only, so they never collide with automatic names (``conv1``)."""
+
+
+class _Graph:
+    """A graph spec being drawn: its entries, each entry's name and output shape, and which are read."""
+
+    def __init__(self, x: Shape, ctx: Context) -> None:
+        self.ctx = ctx
+        self.layers: list[Layer] = []
+        self.names: list[str] = []
+        self.shapes: dict[str, Shape] = {INPUT: x}
+        self.read: set[str] = set()
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def last(self) -> str:
+        return self.names[-1] if self.names else INPUT
+
+    def sinks(self) -> list[str]:
+        """Entries nobody reads yet, in order."""
+        return [name for name in self.names if name not in self.read]
+
+    def spatial(self) -> list[str]:
+        return [name for name in (INPUT, *self.names) if self.shapes[name].spatial]
+
+    def with_size(self, height: int | None, width: int | None) -> list[str]:
+        """Entries (and ``input``) whose output is a map of this H x W."""
+        return [name for name in (INPUT, *self.names)
+                if self.shapes[name].spatial and (self.shapes[name].height, self.shapes[name].width) == (height, width)]
+
+    def add(self, draw: st.DrawFn, layer: Layer, sources: Sequence[str], *, names: bool) -> str:
+        """Append ``layer`` reading ``sources`` (``from:``; then its references); returns its name."""
+        self.counts[layer.kind] += 1
+        name = f"{layer.kind}{self.counts[layer.kind]}"
+        if names and draw(st.booleans()):
+            drawn = draw(st.text(NAME_LETTERS, min_size=1, max_size=8))
+            if drawn[0] != "_" and drawn not in RESERVED_NAMES and not iskeyword(drawn) and drawn not in self.shapes:
+                name = drawn
+                layer = layer.model_copy(update={"name": drawn})
+        from_sources = list(sources)
+        if len(from_sources) > 1 or layer.arity != (1, 1):
+            layer = layer.model_copy(update={"inputs": tuple(from_sources)})
+        elif from_sources != [self.last] or draw(st.integers(0, 5)) == 0:  # `from:` the entry before: sometimes written
+            layer = layer.model_copy(update={"inputs": from_sources[0]})
+        every = [*from_sources, *layer.references().values()]
+        context = Context(norm=self.ctx.norm, act=self.ctx.act, path=("layers", len(self.layers), layer.kind),
+                          input_names=tuple(every))
+        info, findings = infer_node(layer, [self.shapes[source] for source in every], context)
+        if info is None or findings:
+            raise StrategyError(f"{type(layer).__name__} drew {layer!r} on "
+                                f"{[str(self.shapes[s]) for s in every]}, which is invalid: {_describe(findings)}")
+        self.layers.append(layer)
+        self.names.append(name)
+        self.shapes[name] = info.shape
+        self.read.update(every)
+        return name
+
+    def adapt(self, draw: st.DrawFn, target: Shape, *, names: bool) -> str | None:
+        """An entry with output ``target``: an existing one, or a short branch that shapes one (``None``: cannot).
+
+        A (C, 1, 1) target from a map is the SE pattern: ``avgpool: {size: 1}`` then a 1x1 ``conv`` with sigmoid.
+        """
+        same = [name for name in (INPUT, *self.names) if self.shapes[name] == target]
+        if same and draw(st.booleans()):
+            return draw(st.sampled_from(same))
+        steps: list[Layer] = []
+        if target.flat:
+            source = draw(st.sampled_from([INPUT, *self.names]))
+            if self.shapes[source].spatial:
+                steps.append(AvgPool())
+            if self.shapes[source].channels != target.channels or not steps:
+                steps.append(Linear(out=target.channels))
+        else:
+            spatial = self.spatial()
+            if not spatial:
+                return None
+            source = draw(st.sampled_from(spatial))
+            shape = self.shapes[source]
+            size = (target.height, target.width)
+            if (shape.height, shape.width) != size:
+                references = [name for name in self.with_size(*size)]
+                if size == (1, 1) or (not references and target.height == target.width):
+                    steps.append(AvgPool(size=target.height))
+                elif references:
+                    steps.append(Upsample(to=draw(st.sampled_from(references))))
+                else:
+                    return None
+            if shape.channels != target.channels or not steps:
+                gate = size == (1, 1)
+                steps.append(Conv(out=target.channels, kernel=1, norm="none" if gate else None,
+                                  act="sigmoid" if gate else None))
+        for step in steps:
+            source = self.add(draw, step, [source], names=names)
+        return source
+
+
+@st.composite
+def graph_specs(
+    draw: st.DrawFn,
+    *,
+    min_steps: int = 2,
+    max_steps: int = 6,
+    kinds: Iterable[str] | None = None,
+    max_outputs: int = 3,
+    input: st.SearchStrategy[Input] | None = None,
+    names: bool = True,
+) -> Spec:
+    """A valid graph :class:`~netspec.Spec`: named entries, branches, merges, gates, resizing and several outputs.
+
+    Each of the ``min_steps`` to ``max_steps`` steps adds one of:
+
+    - a layer of any one-input kind after the entry before (drawn with the kind's own ``strategy``);
+    - a branch: such a layer ``from:`` an earlier entry or ``input``;
+    - a merge (every kind with several inputs: ``concat``, ``add``, ``mul``, your own): its first input an earlier
+      entry, the others from its ``companions(x)`` shapes, each an earlier entry of that shape or a short branch
+      that makes one: a 1x1 ``conv`` for other channels, ``upsample: {to: ...}`` or ``avgpool: {size}`` for
+      another size, and for an (N, C, 1, 1) gate ``avgpool: {size: 1}`` + a 1x1 ``conv`` with sigmoid (SE);
+    - ``upsample: {to: NAME}``: an entry resized to an earlier entry's (or the input's) size.
+
+    Entries get a drawn ``name`` half the time (automatic names are referred to as well). ``outputs`` lists
+    every entry nobody reads, and sometimes up to ``max_outputs`` in all, so that no entry is unused. ``kinds``
+    limits the drawn layers and merges; the shaping branches use ``conv``, ``avgpool``, ``linear`` and
+    ``upsample`` whatever ``kinds``. The input always has a size (a merge needs its inputs' sizes to match).
+    ``netspec.summary(spec)`` succeeds, and the spec builds a ``torch.fx.GraphModule``.
+    """
+    default_input = st.builds(Input, channels=st.integers(1, MAX_CHANNELS),
+                              size=st.tuples(st.integers(1, MAX_SIZE), st.integers(1, MAX_SIZE)))
+    spec_input = draw(default_input if input is None else input)
+    assume(spec_input.size is not None)
+    spec_defaults = draw(defaults())
+    ctx = Context(norm=spec_defaults.norm, act=spec_defaults.act)
+    graph = _Graph(Shape(spec_input.channels, *spec_input.size), ctx)  # type: ignore[misc]
+    classes = _kinds(kinds)
+    singles = [cls for cls in classes if one_input(cls)]
+    merges = [cls for cls in classes if not one_input(cls)]
+    actions = ["chain", "branch", "resize"] + ["merge"] * 2 * bool(merges)
+    for _ in range(draw(st.integers(min_steps, max_steps))):
+        action = draw(st.sampled_from(actions))
+        sinks = graph.sinks()
+        full = len(sinks) >= max_outputs  # then every new entry reads an unread one, so `outputs` stays short
+        if action in ("chain", "branch"):
+            sources = [graph.last] if action == "chain" else sinks if full else [INPUT, *graph.names]
+            source = draw(st.sampled_from(sources))
+            shape = graph.shapes[source]
+            candidates = [cls for cls in singles if cls.accepts(shape)]
+            if not candidates:
+                continue
+            layer, _ = draw(_valid_layer(draw(st.sampled_from(candidates)), shape, ctx))
+            graph.add(draw, layer, [source], names=names)
+        elif action == "resize":
+            spatial = graph.spatial()
+            sources = [name for name in spatial if name in sinks] if full else spatial
+            if not sources:
+                continue
+            source, target = draw(st.sampled_from(sources)), draw(st.sampled_from(spatial))
+            mode = draw(st.sampled_from(["nearest", "bilinear"]))
+            corners = draw(st.sampled_from([None, True, False])) if mode == "bilinear" else None
+            graph.add(draw, Upsample(to=target, mode=mode, align_corners=corners), [source], names=names)
+        else:
+            first = draw(st.sampled_from(sinks if sinks and (full or draw(st.booleans())) else [INPUT, *graph.names]))
+            x = graph.shapes[first]
+            usable = [cls for cls in merges if cls.accepts(x)]
+            if not usable:
+                continue
+            cls = draw(st.sampled_from(usable))
+            layer = draw(cls.strategy(x))
+            others = [graph.adapt(draw, shape, names=names) for shape in draw(cls.companions(x))]
+            assume(all(other is not None for other in others))
+            graph.add(draw, layer, [first, *others], names=names)  # type: ignore[list-item]
+    assume(graph.layers)
+    sinks = graph.sinks()
+    extras = [name for name in graph.names if name not in sinks]
+    chosen = draw(st.lists(st.sampled_from(extras), unique=True, max_size=max(0, max_outputs - len(sinks)))) if extras else []
+    outputs = draw(st.permutations(sinks + chosen)) if len(sinks) + len(chosen) > 1 else sinks + chosen
+    fields: dict[str, Any] = dict(input=spec_input, defaults=spec_defaults, layers=graph.layers)
+    if outputs != [graph.last] or draw(st.booleans()) or not any(layer.wired for layer in graph.layers):
+        fields["outputs"] = list(outputs)
+    name = draw(st.one_of(st.none(), st.text("abcdefghij_-0123456789", min_size=1, max_size=12))) if names else None
+    if name is not None:
+        fields["name"] = name
+    spec = Spec(**fields)
+    try:
+        network = infer_network(spec)
+    except SpecError as error:
+        raise StrategyError(f"graph_specs drew an invalid spec ({error}):\n{spec.to_yaml()}") from None
+    for row in network.rows:
+        if row.info.shape != graph.shapes[row.name]:
+            raise StrategyError(f"{row.name} ({row.kind}): {row.info.shape} in the spec, {graph.shapes[row.name]} "
+                                "when drawn: a shape rule that is not deterministic")
+    return spec

@@ -131,6 +131,92 @@ def test_onnx_matches_torch_in_onnxruntime(spec: netspec.Spec, model: torch.nn.M
     assert_close(actual, reference(model))
 
 
+# A graph with two outputs: named entries, `from:`, a dilated stage, an SE-style gate (mul), cbam, add, upconv,
+# concat with a skip, and an upsample to the input's size.
+GRAPH_SPEC = """\
+name: export_graph
+input: {channels: 3, size: [24, 20]}
+layers:
+  - conv: {out: 16, stride: 2}
+    name: stem
+  - stage: {block: basic, out: 32, depth: 1, stride: 2}
+    name: c3
+  - stage: {block: bottleneck, out: 32, width: 8, depth: 2, dilation: 2}
+    name: c4
+  - avgpool: {size: 1}
+  - conv: {out: 32, kernel: 1, norm: none, act: sigmoid}
+    name: gate
+  - mul: {}
+    from: [c4, gate]
+  - cbam: {}
+    name: att
+  - add: {}
+    from: [att, c3]
+  - upconv: {out: 16}
+  - concat: {}
+    from: [stem, upconv1]
+  - conv: {out: 5, kernel: 1, norm: none, act: none}
+  - upsample: {to: input, mode: bilinear}
+    name: seg
+outputs: [seg, att]
+"""
+
+
+@pytest.fixture(scope="module")
+def graph() -> tuple[netspec.Spec, torch.nn.Module]:
+    spec = netspec.loads(GRAPH_SPEC)
+    torch.manual_seed(0)
+    model = netspec.build(spec)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) * 0.5 + 0.25)
+    return spec, model.eval()
+
+
+def graph_reference(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Both outputs for each input batch, flattened: [seg(x1), att(x1), seg(x3), att(x3)]."""
+    with torch.no_grad():
+        return [output for x in inputs() for output in model(x)]
+
+
+def test_a_graph_with_two_outputs_exports_to_pt2_returning_both(graph: tuple[netspec.Spec, torch.nn.Module],
+                                                               tmp_path: Path) -> None:
+    spec, model = graph
+    assert isinstance(model, torch.fx.GraphModule)
+    program = tmp_path / "graph.pt2"
+    assert export.save(spec, program, model=model) == "torch.export program"
+    torch.save(inputs(), tmp_path / "inputs.pt")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", LOAD_WITHOUT_NETSPEC, str(program), str(tmp_path / "inputs.pt"),
+         str(tmp_path / "outputs.pt")],
+        cwd=outside, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = torch.load(tmp_path / "outputs.pt")
+    assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in outputs)
+    assert [tuple(pair[0].shape) for pair in outputs] == [(1, 5, 24, 20), (3, 5, 24, 20)]  # dynamic batch
+    assert_close([tensor for pair in outputs for tensor in pair], graph_reference(model))
+
+
+def test_a_graph_with_two_outputs_exports_to_onnx_naming_each(graph: tuple[netspec.Spec, torch.nn.Module],
+                                                              tmp_path: Path) -> None:
+    for package in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(package, reason=f"the onnx extra is not installed ({package}): pip install 'netspec[onnx]'")
+    import onnxruntime
+
+    spec, model = graph
+    path = tmp_path / "graph.onnx"
+    assert export.save(spec, path, model=model) == "ONNX"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [item.name for item in session.get_inputs()] == ["input"]
+    assert [item.name for item in session.get_outputs()] == ["seg", "att"]  # the entries' names, in `outputs` order
+    actual = [torch.from_numpy(output) for x in inputs() for output in session.run(["seg", "att"], {"input": x.numpy()})]
+    assert_close(actual, graph_reference(model))
+
+
 def test_pt_is_a_state_dict_for_the_built_model(spec: netspec.Spec, model: torch.nn.Module, tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     assert export.save(spec, path, model=model) == "state dict"

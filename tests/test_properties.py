@@ -1,8 +1,10 @@
-"""Properties of random valid specs (``netspec.strategies``) and of every registered kind.
+"""Properties of random valid specs and graphs (``netspec.strategies``) and of every registered kind.
 
 Quick by default (profile ``ci``); ``HYPOTHESIS_PROFILE=long`` runs thousands of examples per property.
 """
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
@@ -13,10 +15,13 @@ from hypothesis.strategies import SearchStrategy
 import netspec
 from netspec import strategies as nst
 from netspec.compiler import analyse
+from netspec.errors import SpecWarning
 from netspec.layers.base import Context, kinds_of
 from netspec.registry import KINDS
 from netspec.shapes import Shape
 from netspec.spec import Input, Spec
+
+from entry_outputs import assert_static_matches_runtime, run_recording
 
 ALL_KINDS = sorted(KINDS)
 ATTENTION_KINDS = kinds_of("attention")
@@ -26,18 +31,6 @@ PER_KIND = settings(max_examples=max(25, settings().max_examples // 10))
 
 def _runtime_input(shape: Shape) -> torch.Tensor:
     return torch.randn(2, *shape.dims())
-
-
-def assert_static_matches_runtime(spec: Spec, model: torch.nn.Sequential) -> None:
-    """Run ``model`` (built from ``spec``) on a batch of 2 and compare every child's output to the static shape."""
-    rows = analyse(spec)
-    children = list(model.named_children())
-    assert [name for name, _ in children] == [row.name for row in rows]
-    x = _runtime_input(rows[0].input)
-    with torch.no_grad():
-        for row, (name, child) in zip(rows, children):
-            x = child(x)
-            assert tuple(x.shape) == (2, *row.info.shape.dims()), f"{name} ({row.kind}): static {row.info.shape}"
 
 
 def sized(spec: Spec, size: tuple[int, int]) -> Spec:
@@ -136,25 +129,82 @@ def test_yaml_round_trip(spec: Spec) -> None:
     assert netspec.loads(netspec.loads(text).to_yaml()) == spec
 
 
-@given(nst.specs(), st.integers(0, 2**32 - 1))
-def test_same_seed_same_weights(spec: Spec, seed: int) -> None:
-    torch.manual_seed(seed)
-    first = netspec.build(spec).state_dict()
-    torch.manual_seed(seed)
-    second = netspec.build(spec).state_dict()
+def assert_same_seed_same_model(spec: Spec, seed: int) -> None:
+    """Two builds after the same seed: identical state dicts, and (eval mode) identical outputs of every entry."""
+    models = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        models.append(netspec.build(spec).eval())
+    first, second = (model.state_dict() for model in models)
     assert list(first) == list(second)
     for key, value in first.items():
         assert torch.equal(value, second[key]), key
+    if spec.input.size is not None:
+        x = torch.randn(2, spec.input.channels, *spec.input.size)
+        (entries, _), (again, _) = (run_recording(model, x) for model in models)
+        assert list(entries) == list(again)
+        for name, output in entries.items():
+            assert torch.equal(output, again[name]), name
+
+
+@given(nst.specs(), st.integers(0, 2**32 - 1))
+def test_same_seed_same_weights(spec: Spec, seed: int) -> None:
+    assert_same_seed_same_model(spec, seed)
+
+
+def assert_summary_params_equal_model_params(spec: Spec) -> None:
+    summary = netspec.summary(spec)
+    model = netspec.build(spec)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    children = dict(model.named_children())
+    assert [row.name for row in summary.rows] == list(children)
+    assert [row.info.params for row in summary.rows] == [
+        sum(p.numel() for p in children[row.name].parameters()) for row in summary.rows
+    ]
 
 
 @given(nst.specs())
 def test_summary_params_equal_model_params(spec: Spec) -> None:
-    summary = netspec.summary(spec)
-    model = netspec.build(spec)
-    assert summary.params == sum(p.numel() for p in model.parameters())
-    assert [row.info.params for row in summary.rows] == [
-        sum(p.numel() for p in child.parameters()) for child in model.children()
-    ]
+    assert_summary_params_equal_model_params(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random graphs: branches, merges, gates, resizing, several outputs
+
+
+def graph_events(spec: Spec) -> None:
+    """What the drawn graphs hold, in the statistics (pytest --hypothesis-show-statistics)."""
+    for layer in spec.layers:
+        event(f"graph entry: {layer.kind}")
+        if isinstance(layer.inputs, tuple):
+            event(f"graph merge of {len(layer.inputs)}")
+    event(f"graph outputs: {len(spec.outputs or [None])}")
+
+
+@given(nst.graph_specs())
+def test_graph_static_shapes_equal_runtime_shapes_for_every_entry(spec: Spec) -> None:
+    graph_events(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)  # the drawn outputs leave no entry unused
+        model = netspec.build(spec)
+    assert_static_matches_runtime(spec, model)
+
+
+@given(nst.graph_specs())
+def test_graph_summary_params_equal_model_params(spec: Spec) -> None:
+    assert_summary_params_equal_model_params(spec)
+
+
+@given(nst.graph_specs())
+def test_graph_yaml_round_trip(spec: Spec) -> None:
+    text = spec.to_yaml()
+    assert netspec.loads(text) == spec
+    assert netspec.loads(netspec.loads(text).to_yaml()) == spec
+
+
+@given(nst.graph_specs(), st.integers(0, 2**32 - 1))
+def test_graph_same_seed_same_weights_and_outputs(spec: Spec, seed: int) -> None:
+    assert_same_seed_same_model(spec, seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ import netspec
 from netspec import strategies as nst
 from netspec.cli import main
 from netspec.compiler import analyse
+from netspec.errors import SpecWarning
 from netspec.registry import KINDS
 from netspec.spec import Spec
+
+from entry_outputs import assert_static_matches_runtime
 
 FILE = "mutated.yaml"
 # Small limits keep the examples fast; crossing them is one of the outcomes under test.
@@ -34,8 +38,10 @@ MAX_PARAMS = 2_000_000
 MAX_ACTIVATIONS = 200_000
 RUNTIME_PIXELS = 64 * 64  # run the model only when every map is at most this big (attention is O(pixels^2))
 
-SPEC_FIELDS = {"name", "input", "defaults", "scale", "layers", "size", "channels", "norm", "act", "width", "depth", "max_channels"}
+SPEC_FIELDS = {"name", "input", "defaults", "scale", "layers", "size", "channels", "norm", "act", "width", "depth", "max_channels",
+               "outputs", "from", "eps", "momentum"}
 FIELD_NAMES = sorted({name for cls in KINDS.values() for name in cls.model_fields} | SPEC_FIELDS)
+WIRING = ("name", "from")
 
 ODD_NUMBERS = [0, -1, -7, 1, 2, 3, 2**31, 2**31 - 1, 2**63, -(2**63), 10**12, 10**100, 10**400, -(10**400), 100_000_000]
 ODD_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.5, 0.5, 1.5, 1e308, 3.0]
@@ -85,8 +91,10 @@ def _get(data: Any, path: tuple[Any, ...]) -> Any:
 @st.composite
 def mutation(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with one random mutation applied (in place)."""
-    how = draw(st.sampled_from(["delete", "replace", "replace", "add key", "rename kind", "duplicate"]))
+    how = draw(st.sampled_from(["delete", "replace", "replace", "add key", "rename kind", "duplicate", "rewire", "rewire"]))
     event(f"mutation: {how}")
+    if how == "rewire":
+        return draw(rewiring(data))
     if how in ("delete", "replace", "duplicate"):
         path = draw(st.sampled_from(_paths(data)))
         parent = _get(data, path[:-1])
@@ -121,9 +129,60 @@ def mutation(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def entry_names(data: dict[str, Any]) -> list[str]:
+    """Each entry's name as the compiler gives it: its ``name:``, else the kind and its running count."""
+    counts: dict[str, int] = {}
+    names = []
+    for entry in data.get("layers", []):
+        kind = entry if isinstance(entry, str) else next((key for key in entry if key not in WIRING), "?") \
+            if isinstance(entry, dict) else "?"
+        counts[kind] = counts.get(kind, 0) + 1
+        name = entry.get("name") if isinstance(entry, dict) else None
+        names.append(name if isinstance(name, str) else f"{kind}{counts[kind]}")
+    return names
+
+
+@st.composite
+def rewiring(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with one entry's ``name``/``from`` or the ``outputs`` rewritten (in place): to another entry, a later
+    one, itself, ``input``, a typo, a reserved or keyword name, a duplicate, a list, a list on a one-input kind, junk."""
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return data
+    names = entry_names(data)
+    index = draw(st.integers(0, len(layers) - 1))
+    own = names[index]
+    name_values = st.one_of(
+        st.sampled_from(["input", own, *names]),  # itself, a later entry, a duplicate name
+        st.sampled_from(names).map(lambda name: name[:-1] + "x"),  # a typo: did you mean
+        st.sampled_from(["forward", "else", "_hidden", "state_dict", "Conv", "1x", "a-b", ""]),
+        st.lists(st.sampled_from(["input", *names]), max_size=4),
+        wrong_values,
+    )
+    where = draw(st.sampled_from(["name", "from", "from", "outputs"]))
+    event(f"rewire: {where}")
+    if where == "outputs":
+        outputs = data.get("outputs")
+        if isinstance(outputs, list) and outputs and draw(st.booleans()):
+            position = draw(st.integers(0, len(outputs) - 1))
+            if draw(st.booleans()):
+                outputs[position] = draw(name_values)
+            else:
+                del outputs[position]  # may leave an entry unused, or `outputs: []`
+        else:
+            data["outputs"] = draw(st.one_of(name_values, st.lists(st.sampled_from(["input", *names]), max_size=3)))
+        return data
+    entry = layers[index]
+    if isinstance(entry, str):
+        entry = layers[index] = {entry: {}}
+    if isinstance(entry, dict):
+        entry[where] = draw(name_values)
+    return data
+
+
 @st.composite
 def mutated_yaml(draw: st.DrawFn) -> str:
-    spec = draw(nst.specs(max_layers=3))
+    spec = draw(st.one_of(nst.specs(max_layers=3), nst.graph_specs(max_steps=4)))
     data = spec.to_data()
     if draw(st.integers(0, 4)) == 0:  # a `scale` to mutate too (the strategies draw none: it moves channels)
         multipliers = st.sampled_from([0.25, 0.5, 1.0, 1.5])
@@ -151,24 +210,28 @@ def assert_located(error: netspec.SpecError, text: str) -> None:
 
 
 def outcome(text: str) -> Spec | None:
-    """Load, check and build ``text``; a SpecError must be located. Returns the spec when it is valid."""
+    """Load, check and build ``text``; a SpecError must be located. Returns the spec when it is valid.
+
+    A valid graph may leave an entry unused: that is a :class:`~netspec.errors.SpecWarning`, located too."""
     try:
         spec = netspec.loads(text, name=FILE)
-        model = netspec.build(spec, max_params=MAX_PARAMS, max_activations=MAX_ACTIVATIONS)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpecWarning)
+            model = netspec.build(spec, max_params=MAX_PARAMS, max_activations=MAX_ACTIVATIONS)
     except netspec.SpecError as error:
         assert_located(error, text)
         note("outcome: located SpecError")
         return None
     note("outcome: valid spec and model")
+    for warning in caught:
+        assert isinstance(warning.message, SpecWarning), warning.message
+        assert_located(netspec.SpecError([warning.message.problem]), text)
+        note("outcome: valid, with an unused entry warned about")
     rows = analyse(spec)
     assert sum(row.info.params for row in rows) == sum(p.numel() for p in model.parameters())
     sizes = [row.info.shape.pixels for row in rows] + [rows[0].input.pixels]
     if spec.input.size is not None and all(size is not None and size <= RUNTIME_PIXELS for size in sizes):
-        x = torch.randn(2, *rows[0].input.dims())
-        with torch.no_grad():
-            for row, child in zip(rows, model.children()):
-                x = child(x)
-                assert tuple(x.shape) == (2, *row.info.shape.dims()), f"{row.name}: static {row.info.shape}"
+        assert_static_matches_runtime(spec, model)
     return spec
 
 
@@ -179,7 +242,7 @@ def test_mutated_spec_gives_a_model_or_a_located_error(text: str) -> None:
 
 @st.composite
 def text_edits(draw: st.DrawFn) -> str:
-    text = draw(nst.specs(max_layers=3)).to_yaml()
+    text = draw(st.one_of(nst.specs(max_layers=3), nst.graph_specs(max_steps=4))).to_yaml()
     for _ in range(draw(st.integers(1, 4))):
         where = draw(st.integers(0, len(text)))
         insert = draw(st.one_of(st.sampled_from(list(":-{}[],&*!|>'\"#%@`\t\n ?") + ["  ", "\n  ", "<<: ", "&a ", "*a"]),
