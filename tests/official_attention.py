@@ -16,10 +16,21 @@ modules by state-dict order and compare outputs. Sources (read, not imported):
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# The triplet-attention authors reuse the CBAM authors' BasicConv, ChannelPool and SpatialGate (the same code as
+# Jongchan/attention-module MODELS/cbam.py), which benchmarks/baselines.py already has; BAM shares its Flatten.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+try:
+    from baselines import ChannelPool, Flatten  # noqa: F401
+    from baselines import SpatialGate as TripletSpatialGate
+finally:
+    sys.path.pop(0)
 
 
 # --- Coordinate attention ---------------------------------------------------------------------------------
@@ -123,11 +134,6 @@ class ContextBlock2d(nn.Module):
 # --- BAM --------------------------------------------------------------------------------------------------
 
 
-class Flatten(nn.Module):
-    def forward(self, x):
-        return x.view(x.size(0), -1)
-
-
 class BAMChannelGate(nn.Module):
     def __init__(self, gate_channel, reduction_ratio=16, num_layers=1):
         super().__init__()
@@ -184,44 +190,6 @@ class BAM(nn.Module):
 
 
 # --- Triplet attention (MODELS/triplet_attention.py, imported by the official ResNet) -----------------------
-
-
-class BasicConv(nn.Module):
-    def __init__(self, in_planes, out_planes, kernel_size, stride=1, padding=0, dilation=1, groups=1, relu=True,
-                 bn=True, bias=False):
-        super().__init__()
-        self.out_channels = out_planes
-        self.conv = nn.Conv2d(in_planes, out_planes, kernel_size=kernel_size, stride=stride, padding=padding,
-                              dilation=dilation, groups=groups, bias=bias)
-        self.bn = nn.BatchNorm2d(out_planes, eps=1e-5, momentum=0.01, affine=True) if bn else None
-        self.relu = nn.ReLU() if relu else None
-
-    def forward(self, x):
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        if self.relu is not None:
-            x = self.relu(x)
-        return x
-
-
-class ChannelPool(nn.Module):
-    def forward(self, x):
-        return torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), dim=1)
-
-
-class TripletSpatialGate(nn.Module):
-    def __init__(self):
-        super().__init__()
-        kernel_size = 7
-        self.compress = ChannelPool()
-        self.spatial = BasicConv(2, 1, kernel_size, stride=1, padding=(kernel_size - 1) // 2, relu=False)
-
-    def forward(self, x):
-        x_compress = self.compress(x)
-        x_out = self.spatial(x_compress)
-        scale = torch.sigmoid_(x_out)
-        return x * scale
 
 
 class TripletAttention(nn.Module):
@@ -501,3 +469,34 @@ class CecaModule(nn.Module):
         y = self.conv(y)
         y = self.gate(y).view(x.shape[0], -1, 1, 1)
         return x * y.expand_as(x)
+
+
+# --- SimAM's official ResNet Bottleneck (ZjjConan/SimAM networks/imagenet/resnet.py): SimAM after conv2 ------
+
+
+class SimAMBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, e_lambda=1e-4):
+        super().__init__()
+        width = planes
+        self.conv1 = nn.Conv2d(inplanes, width, kernel_size=1, stride=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Sequential(nn.Conv2d(width, width, kernel_size=3, stride=stride, padding=1, bias=False),
+                                   simam_module(width, e_lambda=e_lambda))
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, planes * self.expansion, kernel_size=1, stride=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)

@@ -470,3 +470,28 @@ def test_resnest_block_matches_the_official_bottleneck() -> None:
     later = Stage(out=128, depth=2, stride=2, conv=Splat(), avd=True, avg_down=True).build(Shape(64, 9, 7), Context())
     assert_same_function(later.block2, official.ResNeStBottleneck(128, 32, radix=2, avd=True),
                          torch.randn(2, 128, 5, 4))
+
+
+def test_simam_at_the_official_place_matches_the_official_bottleneck() -> None:
+    stage = Stage(out=64, stride=2, attention=SimAM(e_lambda=0.1), attention_at="conv")
+    ours = stage.build(Shape(32, 9, 7), Context()).block1
+    assert isinstance(ours.attention, torch.nn.Identity)
+    assert [name for name, _ in ours.body.conv2.named_children()] == ["conv", "attention", "norm", "act"]
+    downsample = torch.nn.Sequential(torch.nn.Conv2d(32, 64, 1, stride=2, bias=False), torch.nn.BatchNorm2d(64))
+    theirs = official.SimAMBottleneck(32, 16, stride=2, downsample=downsample, e_lambda=0.1)
+    assert_same_function(ours, theirs, torch.randn(2, 32, 9, 7))
+
+
+@pytest.mark.parametrize("attention", [Coord(reduction=2), GC(reduction=2), Triplet(), Splat()])
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_attention_at_the_conv_counts_and_runs(attention: netspec.Layer, block: str) -> None:
+    stage = Stage(block=block, out=64, depth=2, stride=2, attention=attention, attention_at="conv")
+    spec = netspec.Spec(input=netspec.Input(channels=32, size=(9, 7)), layers=[stage])
+    summary = netspec.summary(spec)
+    model = netspec.build(spec).eval()
+    assert numel(model) == summary.params
+    mid = 16 if block == "bottleneck" else 64  # the attention sits at the 3x3 conv's width
+    assert summary.params == netspec.summary(spec.model_copy(update={"layers": [
+        stage.model_copy(update={"attention": None})]})).params + 2 * attention.infer(Shape(mid, 5, 4), Context()).params
+    with torch.no_grad():
+        assert model(torch.randn(2, 32, 9, 7)).shape == (2, 64, 5, 4)

@@ -1,9 +1,10 @@
 """A complete netspec plugin: SimAM, a parameter-free attention kind (Yang et al., ICML 2021).
 
 Use it from your own code by importing this module before loading a spec (``@netspec.register`` makes
-``simam`` a kind), or install it (``pip install -e examples/plugin``): its entry point in the group
-``netspec.blocks`` makes netspec load it by itself. Either way ``simam`` then works in YAML (``- simam``,
-``stage: {..., attention: simam}``), in ``netspec blocks``, ``netspec schema`` and the summary.
+``my_simam`` a kind), or install it (``pip install -e examples/plugin``): its entry point in the group
+``netspec.blocks`` makes netspec load it by itself. Either way ``my_simam`` then works in YAML (``- my_simam``,
+``stage: {..., attention: my_simam}``), in ``netspec blocks``, ``netspec schema`` and the summary.
+(netspec has SimAM built in as ``simam``; this copy, a teaching example, takes another name.)
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class SimAMModule(nn.Module):
 class SimAM(netspec.Attention):
     """SimAM: parameter-free attention; each neuron is weighted by its energy (distance to the channel mean)."""
 
-    kind = "simam"
+    kind = "my_simam"
     paper = "Yang, Zhang, Li, Xie. SimAM: A Simple, Parameter-Free Attention Module for CNNs. ICML 2021"
 
     e_lambda: Annotated[float, Strict(), Field(gt=0)] = 1e-4

@@ -18,8 +18,10 @@ ConvCount = Annotated[int, Strict(), Field(ge=0, le=8)]
 
 @register
 class BAM(Attention):
-    """BAM: x * (1 + sigmoid(Mc * Ms)), Mc a pooled MLP C->r->C (Linear + BatchNorm1d + ReLU), Ms a 1x1 C->r,
-    `convs` 3x3 convs of dilation `dilation`, and a 1x1 r->1, each conv with bias + BN + ReLU but the last.
+    """BAM: x * (1 + sigmoid(Mc * Ms)), a channel MLP map Mc times a dilated-conv spatial map Ms.
+
+    Mc: global pool, Linear C->r + BatchNorm1d + ReLU, Linear r->C. Ms: 1x1 C->r, `convs` 3x3 convs of
+    dilation `dilation`, and a 1x1 r->1, each conv with bias and all but the last + BN + ReLU.
 
     r = C // `reduction` (C=256: 17,361 params). `combine: product` is the released code; the paper writes
     a sum, 1 + sigmoid(Mc + Ms) (`combine: sum`). The released channel gate pools with an H x H window,

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 
 @register
 class GC(Attention):
-    """Global context block: context = sum over positions of softmax(1x1 C->1) * x; transform 1x1 C->P + LayerNorm
-    + ReLU + 1x1 P->C; fused by channel add (official default), channel mul (x * sigmoid) or both.
+    """Global context block: softmax attention pooling to one context vector, a bottleneck transform, channel add.
+
+    Context = sum over positions of softmax(1x1 C->1) * x; transform 1x1 C->P + LayerNorm + ReLU + 1x1 P->C;
+    fused by channel add (official default), channel mul (x * sigmoid) or both.
 
     P = int(C / `reduction`) (C=256: 8,753 params). The last conv of each transform starts at zero, as the
     official init, so the block starts as the identity. timm's `gca` is `{fusion: mul, reduction: 8}`

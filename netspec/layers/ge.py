@@ -26,9 +26,11 @@ Extent = Annotated[int, Strict(), Field(ge=0, le=64), AfterValidator(_extent)]
 
 @register
 class GE(Attention):
-    """Gather-Excite: gather the map (global mean at `extent` 0; else an average pool of window 2E-1, stride E,
-    or with `extra_params` log2(E) depthwise 3x3 stride-2 convs + BN, ReLU between), excite with an MLP
-    C->rd->C (1x1 convs with bias, ReLU; rd = round(C / `reduction`)), upsample (nearest) to H x W, sigmoid gate.
+    """Gather-Excite: gather context over an extent E (or globally), excite with an MLP, upsample, sigmoid gate.
+
+    Gather: the global mean at `extent` 0; else an average pool of window 2E-1, stride E, or with
+    `extra_params` log2(E) depthwise 3x3 stride-2 convs + BN, ReLU between. Excite: an MLP C->rd->C (1x1 convs
+    with bias, ReLU; rd = round(C / `reduction`)), upsampled (nearest) to H x W.
 
     The authors' code is Lua Torch (hujie-frank/GENet); this follows timm's `GatherExcite`, the PyTorch
     reference. Params: 2 C rd + rd + C with the MLP, plus 11 C per depthwise conv + BN with `extra_params`.

@@ -21,8 +21,8 @@ class SimAM(Attention):
     """SimAM: x * sigmoid(d / (4 (sum_hw(d) / (HW - 1) + lambda)) + 0.5) with d = (x - mean_hw(x))^2; no params.
 
     `e_lambda` defaults to the official module's 1e-4 (its ImageNet training configs pass 0.1). The official
-    ResNets place it after the block's 3x3 conv, before that conv's BN; in a stage's `attention:` it runs on
-    the block's output before the addition, as SE does.
+    ResNets place it after the block's 3x3 conv, before that conv's BN: `stage: {attention: simam,
+    attention_at: conv}`; plain `attention: simam` runs on the block's output before the addition, as SE does.
     """
 
     kind = "simam"

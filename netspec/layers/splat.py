@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, Strict
 
-from netspec.layers.base import Attention, BlockConv, Context, Layer, PositiveInt
+from netspec.layers.base import AttentionConv, Context, Layer, PositiveInt
 from netspec.registry import register
-from netspec.shapes import LayerInfo, Shape, add_macs, conv_out_size, scale_macs
+from netspec.shapes import Shape, add_macs, scale_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -17,10 +17,12 @@ Radix = Annotated[int, Strict(), Field(ge=1, le=8)]
 
 
 @register
-class Splat(Attention, BlockConv):
-    """Split attention: 3x3 conv to radix*C with groups radix*`groups` + BN + ReLU, the radix splits summed and
-    pooled, fc1 C->inter (bias) + BN + ReLU, fc2 inter->radix*C (bias), rSoftMax over the radix within each
-    cardinal group (sigmoid at radix 1), weighted sum of the splits.
+class Splat(AttentionConv):
+    """Split attention: a grouped 3x3 conv split into `radix` parts, weighted by a softmax over the radix.
+
+    3x3 conv to radix*C with groups radix*`groups` + BN + ReLU, the radix splits summed and pooled, fc1
+    C->inter (bias) + BN + ReLU, fc2 inter->radix*C (bias), rSoftMax over the radix within each cardinal
+    group (sigmoid at radix 1), weighted sum of the splits.
 
     inter = max(C_in * radix // `reduction`, `min_hidden`), as the official SplAtConv2d. Standalone it keeps
     (N, C, H, W); as a stage's `conv` it replaces the bottleneck's 3x3 conv (ResNeSt). Its norms are BatchNorm
@@ -43,43 +45,23 @@ class Splat(Attention, BlockConv):
     def hidden(self, in_channels: int) -> int:
         return max(in_channels * self.radix // self.reduction, self.min_hidden)
 
-    def _check(self, in_channels: int, out_channels: int, ctx: Context) -> None:
+    def check_channels(self, in_channels: int, out_channels: int, ctx: Context) -> None:
         groups = self.groups * self.radix
         if in_channels % groups or out_channels % self.groups or self.hidden(in_channels) % self.groups:
             ctx.error("groups", f"groups * radix ({groups}) must divide the input channels ({in_channels}) and "
                                 f"groups ({self.groups}) the output channels ({out_channels}) and inter "
                                 f"({self.hidden(in_channels)})")
 
-    def _params(self, in_channels: int, out_channels: int) -> int:
+    def params_for(self, in_channels: int, out_channels: int) -> int:
         inter, wide = self.hidden(in_channels), out_channels * self.radix
         conv = in_channels // (self.groups * self.radix) * 9 * wide + 2 * wide  # conv without bias, BN
         return conv + out_channels // self.groups * inter + 3 * inter + inter // self.groups * wide + wide
 
-    def _macs(self, in_channels: int, y: Shape) -> int | None:
+    def macs_for(self, in_channels: int, y: Shape) -> int | None:
         inter, wide = self.hidden(in_channels), y.channels * self.radix
         per_pixel = in_channels // (self.groups * self.radix) * 9 * wide + self.radix * y.channels  # conv, weighting
         fcs = y.channels // self.groups * inter + inter // self.groups * wide
         return add_macs(scale_macs(per_pixel, y), fcs)
-
-    def check(self, x: Shape, ctx: Context) -> None:
-        self._check(x.channels, x.channels, ctx)
-
-    def count(self, channels: int, ctx: Context) -> int:
-        return self._params(channels, channels)
-
-    def macs_per_sample(self, x: Shape) -> int | None:
-        return self._macs(x.channels, x)
-
-    def block_conv_info(self, x: Shape, ctx: Context, *, out: int, stride: int) -> LayerInfo:
-        if x.flat:
-            raise ctx.invalid(None, f"splat needs a feature map (N, C, H, W), got {x}")
-        self._check(x.channels, out, ctx)
-        height, width = (conv_out_size(size, kernel=3, stride=stride, padding=1) for size in (x.height, x.width))
-        y = Shape(out, height, width)
-        return LayerInfo(y, self._params(x.channels, out), self._macs(x.channels, y))
-
-    def build(self, x: Shape, ctx: Context) -> "nn.Module":
-        return self.build_block_conv(x, ctx, out=x.channels, stride=1)
 
     def build_block_conv(self, x: Shape, ctx: Context, *, out: int, stride: int) -> "nn.Module":
         from netspec.modules.splat import SplitAttention

@@ -41,7 +41,8 @@ class Stage(Layer):
     (DeepLab, DANet): the 3x3 conv of the first block runs at dilation max(D // 2, 1), the others at D.
     ResNeSt's options: `avd` strides a strided block with a 3x3 average pool (padding 1) after its 3x3 conv,
     which then runs at stride 1; `avg_down` makes a strided projection shortcut an average pool (stride x stride,
-    ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D).
+    ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D). `attention_at: conv` runs the
+    attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM.
     """
 
     kind = "stage"
@@ -62,6 +63,9 @@ class Stage(Layer):
     """stride with a 3x3 average pool after the block's 3x3 conv, run at stride 1 (ResNeSt's avd)"""
     avg_down: Flag = False
     """projection shortcut: average pool, then a stride-1 1x1 conv + norm (ResNeSt, ResNet-D)"""
+    attention_at: Literal["output", "conv"] = "output"
+    """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
+    before its norm (`conv`: the official SimAM ResNets)"""
 
     def mid_channels(self) -> int:
         if self.width is not None:
@@ -89,6 +93,10 @@ class Stage(Layer):
     def replaced(self, position: int) -> bool:
         """Whether body conv ``position`` is the strided 3x3 conv that the `conv` kind stands in for."""
         return self.conv is not None and position == (1 if self.block == "bottleneck" else 0)
+
+    def attends_after(self, position: int) -> bool:
+        """Whether `attention` follows body conv ``position`` (before its norm): the 3x3 conv at position 1."""
+        return self.attention_at == "conv" and position == 1
 
     def avd_split(self, conv: dict[str, int]) -> tuple[int, dict[str, int]]:
         """With `avd`, a strided conv becomes (pool stride, the conv at stride 1); else (1, the conv)."""
@@ -123,9 +131,11 @@ class Stage(Layer):
                 else:
                     info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
                 total = total.then(info)
+                if self.attention is not None and self.attends_after(position):
+                    total = total.then(self.attention.infer(total.shape, ctx.at("attention", self.attention.kind)))
                 if pool_stride > 1:
                     total = total.then(window_info(total.shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1))
-            if self.attention is not None:
+            if self.attention is not None and self.attention_at == "output":
                 total = total.then(self.attention.infer(total.shape, ctx.at("attention", self.attention.kind)))
             if self.needs_projection(block_input.channels, stride):
                 shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
@@ -169,21 +179,22 @@ class Stage(Layer):
                 pool_stride, conv = self.avd_split(conv)
                 if self.conv is not None and self.replaced(position):
                     unit = self.conv.build_block_conv(shape, inner, out=conv["out"], stride=conv["stride"])
-                    body.add_module(f"conv{position + 1}", unit)
                     shape = self.conv.block_conv_info(shape, inner, out=conv["out"], stride=conv["stride"]).shape
                 else:
-                    body.add_module(
-                        f"conv{position + 1}",
-                        ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
-                                    padding=conv["padding"], dilation=conv.get("dilation", 1), groups=conv["groups"],
-                                    bias=bias, norm=norm, act="none" if last else act),
-                    )
+                    unit = ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
+                                       padding=conv["padding"], dilation=conv.get("dilation", 1), groups=conv["groups"],
+                                       bias=bias, norm=norm, act="none" if last else act)
                     shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
+                if self.attention is not None and self.attends_after(position):
+                    attention = self.attention.build(shape, ctx.at("attention", self.attention.kind))
+                    parts = list(unit.named_children()) if isinstance(unit, ConvNormAct) else [("conv", unit)]
+                    unit = nn.Sequential(OrderedDict([parts[0], ("attention", attention), *parts[1:]]))
+                body.add_module(f"conv{position + 1}", unit)
                 if pool_stride > 1:
                     body.add_module("avd", nn.AvgPool2d(3, pool_stride, padding=1))
                     shape = window_info(shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1).shape
             attention = None
-            if self.attention is not None:
+            if self.attention is not None and self.attention_at == "output":
                 attention = self.attention.build(shape, ctx.at("attention", self.attention.kind))
             shortcut = None
             if self.needs_projection(block_input.channels, stride):

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 
 @register
 class Triplet(Attention):
-    """Triplet attention: rotate so that H (then W) plays the channels, Z-pool [max, mean] over it, `kernel`x`kernel`
-    conv (no bias) + BN, sigmoid gate, rotate back; the third branch is the plain (H, W) gate; the mean of the three.
+    """Triplet attention: Z-pool + conv + BN gates over the (C, W), (H, C) and (H, W) planes, averaged.
+
+    Rotate so that H (then W) plays the channels, Z-pool [max, mean] over it, `kernel`x`kernel` conv (no bias)
+    + BN, sigmoid gate, rotate back; the third branch is the plain (H, W) gate; the mean of the three.
 
     300 params at any C (`kernel` 7). The (H, W) branch's BN weight starts at 0, as the official ResNet's init;
     `spatial: false` drops that branch (the official `no_spatial`).
