@@ -42,12 +42,18 @@ def static_and_built(layer: netspec.Layer, channels: int) -> tuple[int, int]:
 
 @given(channels=st.integers(1, 1024), reduction=st.integers(1, 64), floor=st.integers(1, 16))
 def test_coord_params(channels: int, reduction: int, floor: int) -> None:
-    reduction = min(reduction, channels)
     mip = max(floor, channels // reduction)
     official_count = 3 * channels * mip + 3 * mip + 2 * channels
     assert static_and_built(Coord(reduction=reduction, min_hidden=floor), channels) == (official_count,) * 2
     no_bias = 3 * channels * mip + 2 * mip  # timm's CoordAttn: convs without bias
     assert static_and_built(Coord(reduction=reduction, min_hidden=floor, bias=False), channels) == (no_bias,) * 2
+
+
+def test_coord_and_ge_take_few_channels_as_the_official_code() -> None:
+    # mip = max(8, 16 // 32) = 8 (MobileNetV2's 16-channel stage), rd = max(1, round(4 / 16)) = 1
+    spec = netspec.loads("input: {channels: 16, size: 8}\nlayers: [coord, ge, {conv: {out: 4}}, ge]\n")
+    rows = netspec.summary(spec).rows
+    assert [row.info.params for row in rows] == [3 * 16 * 8 + 3 * 8 + 2 * 16, 2 * 16 * 1 + 1 + 16, 16 * 9 * 4 + 8, 2 * 4 + 1 + 4]
 
 
 def test_coord_params_at_64_channels() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netspec.layers.base import Attention, Context, Flag, Layer, PositiveInt, check_reduction
+from netspec.layers.base import Attention, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape
 
@@ -25,7 +25,7 @@ class Coord(Attention):
     paper = "Hou, Zhou, Feng. Coordinate Attention for Efficient Mobile Network Design. CVPR 2021 (arXiv:2103.02907)"
 
     reduction: PositiveInt = 32
-    """reduction ratio r: mip = max(min_hidden, C // r)"""
+    """reduction ratio r: mip = max(min_hidden, C // r) (any r: the floor keeps mip >= 1, as on 16 channels)"""
     min_hidden: PositiveInt = 8
     """least width mip of the shared 1x1 conv"""
     bias: Flag = True
@@ -33,9 +33,6 @@ class Coord(Attention):
 
     def hidden(self, channels: int) -> int:
         return max(self.min_hidden, channels // self.reduction)
-
-    def check(self, x: Shape, ctx: Context) -> None:
-        check_reduction(self.reduction, x, ctx)
 
     def count(self, channels: int, ctx: Context) -> int:
         mip = self.hidden(channels)
@@ -58,4 +55,4 @@ class Coord(Attention):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        return st.builds(cls, reduction=st.integers(1, x.channels), min_hidden=st.integers(1, 16), bias=st.booleans())
+        return st.builds(cls, reduction=st.integers(1, 64), min_hidden=st.integers(1, 16), bias=st.booleans())

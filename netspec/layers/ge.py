@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field, Strict
 
-from netspec.layers.base import Attention, Context, Flag, Layer, PositiveInt, check_reduction
+from netspec.layers.base import Attention, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape, conv_out_size
 
@@ -48,7 +48,7 @@ class GE(Attention):
     mlp: Flag = True
     """excite with the MLP C->rd->C (GE-theta+ / timm's use_mlp); false gates with the gathered map itself"""
     reduction: PositiveInt = 16
-    """reduction ratio r of the MLP: rd = round(C / r), at least 1"""
+    """reduction ratio r of the MLP: rd = round(C / r), at least 1 (any r)"""
 
     def hidden(self, channels: int) -> int:
         return max(1, int(channels / self.reduction + 0.5))
@@ -72,8 +72,6 @@ class GE(Attention):
         return sizes
 
     def check(self, x: Shape, ctx: Context) -> None:
-        if self.mlp:
-            check_reduction(self.reduction, x, ctx)
         if self.extra_params and self.extent == 0:
             ctx.error("extra_params", "needs extent >= 2: a global gather with params needs a fixed feature size, "
                                       "which timm's GatherExcite pads so that it is not global")
