@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 ConvCount = Annotated[int, Strict(), Field(ge=0, le=8)]
+Dilation = Annotated[int, Strict(), Field(ge=1, le=64)]  # the padding (= dilation) is a real tensor: bounded
 
 
 @register
@@ -34,8 +35,8 @@ class BAM(Attention):
 
     reduction: PositiveInt = 16
     """reduction ratio r of both branches: C -> C // r"""
-    dilation: PositiveInt = 4
-    """dilation of the spatial branch's 3x3 convs"""
+    dilation: Dilation = 4
+    """dilation of the spatial branch's 3x3 convs (1-64; padding = dilation keeps the size)"""
     convs: ConvCount = 2
     """number of dilated 3x3 convs in the spatial branch (0-8)"""
     combine: Literal["product", "sum"] = "product"
