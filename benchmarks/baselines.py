@@ -25,6 +25,7 @@ Nothing here is imported by netspec itself.
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -313,6 +314,33 @@ ATTENTION_BASELINES = {
 """netspec kind -> baseline class taking the channel count (every kind at its defaults)."""
 
 
+def _official() -> ModuleType:
+    """``tests/official_attention.py``, where the issue-13 kinds' official code is written out (imported on use)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    try:
+        import official_attention
+    finally:
+        sys.path.pop(0)
+    return official_attention
+
+
+ATTENTION_BASELINES.update({
+    "coord": lambda c: _official().CoordAtt(c, c),
+    "gc": lambda c: _official().ContextBlock2d(c, c // 16, "att", ["channel_add"]),
+    "bam": lambda c: _official().BAM(c),
+    "triplet": lambda c: _official().TripletAttention(c),
+    "simam": lambda c: _official().simam_module(c),
+    "ese": lambda c: _official().eSEModule(c),
+    "splat": lambda c: _official().SplAtConv2d(c, c, 3, padding=1, bias=False, radix=2, norm_layer=nn.BatchNorm2d),
+    "ge": lambda c: _official().GatherExcite(c),
+})
+BY_ORDER = {"coord", "gc", "bam", "triplet", "simam", "ese", "splat", "ge"}
+"""Kinds whose weights copy into their baseline by state-dict order (the names differ, the order does not)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # ResNet-50, constructed directly (torchvision resnet.py style)
 
@@ -407,6 +435,9 @@ def copy_weights(kind: str, module: nn.Module, baseline: nn.Module) -> None:
     import re
 
     target = baseline.state_dict()
+    if kind in BY_ORDER:
+        baseline.load_state_dict(dict(zip(target, module.state_dict().values(), strict=True)))
+        return
     loaded = {}
     for name, value in module.state_dict().items():
         for pattern, replacement in _RENAMES.get(kind, []):

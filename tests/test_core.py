@@ -43,6 +43,11 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
     "resnet50.yaml": (25_557_032, RESNET_CHILDREN),
     "se_resnet50.yaml": (28_088_024, RESNET_CHILDREN),
     "sknet50.yaml": (27_479_784, RESNET_CHILDREN),
+    "gc_resnet50.yaml": (28_078_773, RESNET_CHILDREN),
+    "triplet_resnet50.yaml": (25_561_832, RESNET_CHILDREN),
+    "bam_resnet50.yaml": (25_915_099, ["conv1", "maxpool1", "stage1", "bam1", "stage2", "bam2", "stage3", "bam3",
+                                       "stage4", "avgpool1", "linear1"]),
+    "resnest50.yaml": (27_483_240, ["conv1", "conv2", "conv3", *RESNET_CHILDREN[1:]]),
 }
 GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml"}
 """Graph specs: tests/test_networks.py checks that they build GraphModules with the reference builds' counts and outputs."""

@@ -191,7 +191,7 @@ def test_the_fixture_unregisters(clean_registry: None) -> None:
 
 
 def test_kinds_registered_by_tests_do_not_leak() -> None:
-    assert not {"ext_scale", "ext_pointwise", "ext_demo", "simam"} & set(KINDS)
+    assert not {"ext_scale", "ext_pointwise", "ext_demo", "my_simam"} & set(KINDS)
     assert all(registry.is_builtin(cls) for cls in KINDS.values())
 
 
@@ -312,13 +312,13 @@ def test_an_installed_plugin_loads_only_when_its_kind_is_asked_for(fresh_plugins
 
 def test_the_example_plugin_package(fresh_plugins: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["entry-points"]["netspec.blocks"]
-    assert declared == {"simam": "netspec_simam"}
+    assert declared == {"my_simam": "netspec_simam"}
     site = install(tmp_path / "site", declared, name="netspec-simam")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.syspath_prepend(str(EXAMPLE))  # as `pip install -e examples/plugin` would
-    assert load_plugins() == ["simam"]
-    spec = netspec.loads("input: {channels: 3, size: 16}\nlayers:\n  - conv: {out: 8}\n  - simam\n"
-                         "  - stage: {block: basic, out: 16, stride: 2, attention: {simam: {e_lambda: 0.001}}}\n")
+    assert load_plugins() == ["my_simam"]
+    spec = netspec.loads("input: {channels: 3, size: 16}\nlayers:\n  - conv: {out: 8}\n  - my_simam\n"
+                         "  - stage: {block: basic, out: 16, stride: 2, attention: {my_simam: {e_lambda: 0.001}}}\n")
     rows = netspec.summary(spec).rows
     assert rows[1].info.params == 0 and rows[1].info.macs == 8 * 16 * 16
     model = netspec.build(spec).eval()
@@ -329,7 +329,7 @@ def test_the_example_plugin_package(fresh_plugins: None, tmp_path: Path, monkeyp
     torch.testing.assert_close(model[1](x), expected)
     assert model(torch.randn(1, 3, 16, 16)).shape == (1, 16, 8, 8)
     with pytest.raises(netspec.SpecError, match="needs a map larger than 1x1"):
-        netspec.check(netspec.loads("input: {channels: 3, size: 1}\nlayers: [simam]\n"))
+        netspec.check(netspec.loads("input: {channels: 3, size: 1}\nlayers: [my_simam]\n"))
 
 
 def test_a_broken_plugin_is_a_warning_naming_it(fresh_plugins: None, tmp_path: Path,
@@ -594,7 +594,7 @@ def test_with_the_example_plugin_installed_check_imports_no_torch(tmp_path: Path
     declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["entry-points"]["netspec.blocks"]
     site = install(tmp_path / "site", declared, name="netspec-simam")
     simam = tmp_path / "simam.yaml"
-    simam.write_text("input: {channels: 3, size: 16}\nlayers: [{conv: {out: 8}}, simam]\n")
+    simam.write_text("input: {channels: 3, size: 16}\nlayers: [{conv: {out: 8}}, my_simam]\n")
     code = textwrap.dedent(f"""
         import sys
         from netspec.cli import main

@@ -1,13 +1,14 @@
 """A complete netspec plugin: SimAM, a parameter-free attention kind (Yang et al., ICML 2021).
 
 Use it from your own code by importing this module before loading a spec (``@netspec.register`` makes
-``simam`` a kind), try it with ``netspec --plugin examples/plugin/netspec_simam.py check spec.yaml``, or install
+``my_simam`` a kind), try it with ``netspec --plugin examples/plugin/netspec_simam.py check spec.yaml``, or install
 it (``pip install -e examples/plugin``): its entry point in the group ``netspec.blocks`` makes netspec load it by
-itself, the first time a spec uses ``simam``. Either way ``simam`` then works in YAML (``- simam``,
-``stage: {..., attention: simam}``), in ``netspec blocks``, ``netspec schema`` and the summary.
+itself, the first time a spec uses ``my_simam``. Either way ``my_simam`` then works in YAML (``- my_simam``,
+``stage: {..., attention: my_simam}``), in ``netspec blocks``, ``netspec schema`` and the summary.
 
 torch is imported only when a model is built (``SimAMModule`` is defined on first use), so that ``netspec check``
 stays fast with the plugin installed.
+(netspec has SimAM built in as ``simam``; this copy, a teaching example, takes another name.)
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def __getattr__(name: str) -> Any:
 class SimAM(netspec.Attention):
     """SimAM: parameter-free attention; each neuron is weighted by its energy (distance to the channel mean)."""
 
-    kind = "simam"
+    kind = "my_simam"
     paper = "Yang, Zhang, Li, Xie. SimAM: A Simple, Parameter-Free Attention Module for CNNs. ICML 2021"
 
     e_lambda: Annotated[float, Strict(), Field(gt=0)] = 1e-4

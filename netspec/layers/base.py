@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from netspec.errors import Finding, Invalid, Path, Problem, SpecError, format_path
 from netspec.registry import FAILED_PLUGINS, KINDS, is_builtin, suggest
-from netspec.shapes import MAX_COUNT, LayerInfo, Shape, broadcast_size
+from netspec.shapes import MAX_COUNT, LayerInfo, Shape, broadcast_size, conv_out_size
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -369,6 +369,44 @@ class BlockConv(Layer):
     def build_block_conv(self, x: Shape, ctx: Context, *, out: int, stride: int) -> "nn.Module":
         """The ``torch.nn.Module`` standing in for the block's conv (only called on a valid spec)."""
         raise NotImplementedError
+
+
+class AttentionConv(Attention, BlockConv):
+    """Base of attention kinds that also stand in for a block's 3x3 conv (`sk`, `splat`): C_in -> C_out at a stride.
+
+    A subclass gives the rules for `in_channels` -> `out_channels` (``check_channels``, ``params_for``,
+    ``macs_for``) and ``build_block_conv``; standalone, the kind is the C -> C, stride-1 case of them.
+    """
+
+    def check_channels(self, in_channels: int, out_channels: int, ctx: Context) -> None:
+        """Report params that do not fit ``in_channels`` -> ``out_channels`` on ``ctx``."""
+
+    def params_for(self, in_channels: int, out_channels: int) -> int:
+        raise NotImplementedError
+
+    def macs_for(self, in_channels: int, y: Shape) -> int | None:
+        """MACs per sample with ``in_channels`` in and output shape ``y``."""
+        raise NotImplementedError
+
+    def check(self, x: Shape, ctx: Context) -> None:
+        self.check_channels(x.channels, x.channels, ctx)
+
+    def count(self, channels: int, ctx: Context) -> int:
+        return self.params_for(channels, channels)
+
+    def macs_per_sample(self, x: Shape) -> int | None:
+        return self.macs_for(x.channels, x)
+
+    def block_conv_info(self, x: Shape, ctx: Context, *, out: int, stride: int) -> LayerInfo:
+        if x.flat:
+            raise ctx.invalid(None, f"{self.kind} needs a feature map (N, C, H, W), got {x}")
+        self.check_channels(x.channels, out, ctx)
+        height, width = (conv_out_size(size, kernel=3, stride=stride, padding=1) for size in (x.height, x.width))
+        y = Shape(out, height, width)
+        return LayerInfo(y, self.params_for(x.channels, out), self.macs_for(x.channels, y))
+
+    def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        return self.build_block_conv(x, ctx, out=x.channels, stride=1)
 
 
 def _plain(value: Any) -> Any:

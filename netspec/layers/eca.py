@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from netspec.layers.base import Attention, Context, Layer, OddInt
+from netspec.layers.base import Attention, Context, Flag, Layer, OddInt
 from netspec.registry import register
 from netspec.shapes import Shape, scale_macs
 
@@ -24,7 +24,8 @@ class ECA(Attention):
     """Efficient Channel Attention: global pool, 1-D conv of `kernel` taps across channels (no bias), sigmoid gate.
 
     `kernel` defaults to the paper's adaptive size for C channels (gamma=2, b=1; C=256 gives 5); set an odd
-    integer to fix it, as the released ECA-ResNet-50 does (3, 5, 5, 7 per stage).
+    integer to fix it, as the released ECA-ResNet-50 does (3, 5, 5, 7 per stage). `circular: true` pads the
+    channel sequence circularly instead of with zeros (timm's `ceca`, CecaModule): same params, same MACs.
     """
 
     kind = "eca"
@@ -32,9 +33,17 @@ class ECA(Attention):
 
     kernel: OddInt | None = None
     """odd number of taps across channels; default: the paper's adaptive t = int((log2 C + 1) / 2), +1 if even"""
+    circular: Flag = False
+    """pad the channels circularly (timm's ceca) instead of with zeros (official ECA)"""
 
     def kernel_for(self, channels: int) -> int:
         return adaptive_kernel(channels) if self.kernel is None else self.kernel
+
+    def check(self, x: Shape, ctx: Context) -> None:
+        pad = (self.kernel_for(x.channels) - 1) // 2
+        if self.circular and pad > x.channels:
+            ctx.error("kernel", f"circular padding of {pad} wraps around the {x.channels} channels more than once: "
+                                f"use at most {2 * x.channels + 1} taps")
 
     def count(self, channels: int, ctx: Context) -> int:
         return self.kernel_for(channels)
@@ -46,10 +55,13 @@ class ECA(Attention):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.eca import EfficientChannelAttention
 
-        return EfficientChannelAttention(kernel=self.kernel_for(x.channels))
+        return EfficientChannelAttention(kernel=self.kernel_for(x.channels), circular=self.circular)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)))
+        widest = min(4, x.channels)  # circular padding (k-1)/2 may not wrap around the channels twice
+        return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)),
+                         circular=st.just(False)) | st.builds(
+            cls, kernel=st.one_of(st.none(), st.integers(0, widest).map(lambda n: 2 * n + 1)), circular=st.just(True))

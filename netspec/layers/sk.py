@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, Strict
 
-from netspec.layers.base import Attention, BlockConv, Context, Layer, PositiveInt
+from netspec.layers.base import AttentionConv, Context, Layer, PositiveInt
 from netspec.registry import register
-from netspec.shapes import LayerInfo, Shape, add_macs, conv_out_size, scale_macs
+from netspec.shapes import Shape, add_macs, scale_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -19,7 +19,7 @@ BranchCount = Annotated[int, Strict(), Field(ge=2, le=MAX_BRANCHES)]
 
 
 @register
-class SK(Attention, BlockConv):
+class SK(AttentionConv):
     """Selective Kernel: `branches` grouped 3x3 convs (dilation 1, 2, ...) + BN + ReLU, softmax-weighted sum.
 
     Fuse: the branch sum is pooled, then fc C->d (d = max(C/`reduction`, `min_hidden`)) + BN + ReLU; select:
@@ -44,43 +44,23 @@ class SK(Attention, BlockConv):
         """d = max(C / r, L)."""
         return max(channels // self.reduction, self.min_hidden)
 
-    def _check(self, in_channels: int, out_channels: int, ctx: Context) -> None:
+    def check_channels(self, in_channels: int, out_channels: int, ctx: Context) -> None:
         if in_channels % self.groups or out_channels % self.groups:
             channels = f"{in_channels}" if in_channels == out_channels else f"{in_channels} in, {out_channels} out"
             ctx.error("groups", f"must divide the channels ({channels})")
         if self.reduction > out_channels:
             ctx.error("reduction", f"must be <= {out_channels} (the unit has {out_channels} channels)")
 
-    def _params(self, in_channels: int, out_channels: int) -> int:
+    def params_for(self, in_channels: int, out_channels: int) -> int:
         hidden = self.hidden(out_channels)
         branch = (in_channels // self.groups) * 9 * out_channels + 2 * out_channels  # conv without bias, BN
         return self.branches * branch + out_channels * hidden + 2 * hidden + hidden * self.branches * out_channels
 
-    def _macs(self, in_channels: int, y: Shape) -> int | None:
+    def macs_for(self, in_channels: int, y: Shape) -> int | None:
         hidden = self.hidden(y.channels)
         per_pixel = self.branches * ((in_channels // self.groups) * 9 + 1)  # branch convs, then weighting
         spatial = scale_macs(per_pixel * y.channels, y)
         return add_macs(spatial, y.channels * hidden + hidden * self.branches * y.channels)
-
-    def check(self, x: Shape, ctx: Context) -> None:
-        self._check(x.channels, x.channels, ctx)
-
-    def count(self, channels: int, ctx: Context) -> int:
-        return self._params(channels, channels)
-
-    def macs_per_sample(self, x: Shape) -> int | None:
-        return self._macs(x.channels, x)
-
-    def block_conv_info(self, x: Shape, ctx: Context, *, out: int, stride: int) -> LayerInfo:
-        if x.flat:
-            raise ctx.invalid(None, f"sk needs a feature map (N, C, H, W), got {x}")
-        self._check(x.channels, out, ctx)
-        height, width = (conv_out_size(size, kernel=3, stride=stride, padding=1) for size in (x.height, x.width))
-        y = Shape(out, height, width)
-        return LayerInfo(y, self._params(x.channels, out), self._macs(x.channels, y))
-
-    def build(self, x: Shape, ctx: Context) -> "nn.Module":
-        return self.build_block_conv(x, ctx, out=x.channels, stride=1)
 
     def build_block_conv(self, x: Shape, ctx: Context, *, out: int, stride: int) -> "nn.Module":
         from netspec.modules.sk import SelectiveKernel

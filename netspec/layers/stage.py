@@ -1,11 +1,13 @@
 """``stage``: a ResNet/ResNeXt stage of plain, basic or bottleneck blocks, with optional attention in each block."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from netspec.layers.base import AttentionEntry, Context, ConvEntry, Layer, PositiveInt, kinds_of
+from netspec.layers.base import AttentionEntry, Context, ConvEntry, Flag, Layer, PositiveInt, kinds_of
 from netspec.layers.conv import conv_info
+from netspec.layers.maxpool import window_info
 from netspec.ops import ActName, NormName
 from netspec.registry import KINDS, register
 from netspec.scaling import Channels, Depth
@@ -37,6 +39,10 @@ class Stage(Layer):
     names a kind that replaces the block's strided 3x3 conv (bottleneck: the middle one), e.g. `sk` for SKNet.
     `dilation` D keeps the map size instead of striding, as torchvision's `replace_stride_with_dilation`
     (DeepLab, DANet): the 3x3 conv of the first block runs at dilation max(D // 2, 1), the others at D.
+    ResNeSt's options: `avd` strides a strided block with a 3x3 average pool (padding 1) after its 3x3 conv,
+    which then runs at stride 1; `avg_down` makes a strided projection shortcut an average pool (stride x stride,
+    ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D). `attention_at: conv` runs the
+    attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM.
     """
 
     kind = "stage"
@@ -53,6 +59,13 @@ class Stage(Layer):
     conv: ConvEntry = None
     norm: NormName | None = None
     act: ActName | None = None
+    avd: Flag = False
+    """stride with a 3x3 average pool after the block's 3x3 conv, run at stride 1 (ResNeSt's avd)"""
+    avg_down: Flag = False
+    """projection shortcut: average pool, then a stride-1 1x1 conv + norm (ResNeSt, ResNet-D)"""
+    attention_at: Literal["output", "conv"] = "output"
+    """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
+    before its norm (`conv`: the official SimAM ResNets)"""
 
     def mid_channels(self) -> int:
         if self.width is not None:
@@ -81,6 +94,16 @@ class Stage(Layer):
         """Whether body conv ``position`` is the strided 3x3 conv that the `conv` kind stands in for."""
         return self.conv is not None and position == (1 if self.block == "bottleneck" else 0)
 
+    def attends_after(self, position: int) -> bool:
+        """Whether `attention` follows body conv ``position`` (before its norm): the 3x3 conv at position 1."""
+        return self.attention_at == "conv" and position == 1
+
+    def avd_split(self, conv: dict[str, int]) -> tuple[int, dict[str, int]]:
+        """With `avd`, a strided conv becomes (pool stride, the conv at stride 1); else (1, the conv)."""
+        if not self.avd or conv["stride"] == 1:
+            return 1, conv
+        return conv["stride"], {**conv, "stride": 1}
+
     def needs_projection(self, in_channels: int, stride: int) -> bool:
         return self.block != "plain" and (stride != 1 or in_channels != self.out)
 
@@ -102,12 +125,17 @@ class Stage(Layer):
             block_input = total.shape
             block_start = total
             for position, conv in enumerate(self.body_plan(block_input.channels, stride, self.block_dilation(index))):
+                pool_stride, conv = self.avd_split(conv)
                 if self.conv is not None and self.replaced(position):
                     info = self.conv.block_conv_info(total.shape, inner, out=conv["out"], stride=conv["stride"])
                 else:
                     info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
                 total = total.then(info)
-            if self.attention is not None:
+                if self.attention is not None and self.attends_after(position):
+                    total = total.then(self.attention.checked_infer(total.shape, ctx.at("attention", self.attention.kind)))
+                if pool_stride > 1:
+                    total = total.then(window_info(total.shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1))
+            if self.attention is not None and self.attention_at == "output":
                 total = total.then(self.attention.checked_infer(total.shape, ctx.at("attention", self.attention.kind)))
             if self.needs_projection(block_input.channels, stride):
                 shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
@@ -148,25 +176,33 @@ class Stage(Layer):
             plan = self.body_plan(shape.channels, stride, self.block_dilation(index))
             for position, conv in enumerate(plan):
                 last = position == len(plan) - 1
+                pool_stride, conv = self.avd_split(conv)
                 if self.conv is not None and self.replaced(position):
                     unit = self.conv.build_block_conv(shape, inner, out=conv["out"], stride=conv["stride"])
-                    body.add_module(f"conv{position + 1}", unit)
                     shape = self.conv.block_conv_info(shape, inner, out=conv["out"], stride=conv["stride"]).shape
-                    continue
-                body.add_module(
-                    f"conv{position + 1}",
-                    ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
-                                padding=conv["padding"], dilation=conv.get("dilation", 1), groups=conv["groups"],
-                                bias=bias, norm=norm, act="none" if last else act),
-                )
-                shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
+                else:
+                    unit = ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
+                                       padding=conv["padding"], dilation=conv.get("dilation", 1), groups=conv["groups"],
+                                       bias=bias, norm=norm, act="none" if last else act)
+                    shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
+                if self.attention is not None and self.attends_after(position):
+                    attention = self.attention.checked_build(shape, ctx.at("attention", self.attention.kind))
+                    parts = list(unit.named_children()) if isinstance(unit, ConvNormAct) else [("conv", unit)]
+                    unit = nn.Sequential(OrderedDict([parts[0], ("attention", attention), *parts[1:]]))
+                body.add_module(f"conv{position + 1}", unit)
+                if pool_stride > 1:
+                    body.add_module("avd", nn.AvgPool2d(3, pool_stride, padding=1))
+                    shape = window_info(shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1).shape
             attention = None
-            if self.attention is not None:
+            if self.attention is not None and self.attention_at == "output":
                 attention = self.attention.checked_build(shape, ctx.at("attention", self.attention.kind))
             shortcut = None
             if self.needs_projection(block_input.channels, stride):
-                shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=stride, bias=bias,
-                                       norm=norm, act="none")
+                shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=1 if self.avg_down else stride,
+                                       bias=bias, norm=norm, act="none")
+                if self.avg_down and stride > 1:
+                    pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
+                    shortcut = nn.Sequential(OrderedDict([("pool", pool), *shortcut.named_children()]))
             elif self.block != "plain":
                 shortcut = nn.Identity()
             blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act)))
@@ -209,6 +245,7 @@ class Stage(Layer):
             if candidates and draw(st.booleans()):
                 attention = draw(draw(st.sampled_from(candidates)).strategy(after))
             return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, dilation=dilation, width=width,
-                       groups=groups, attention=attention, conv=conv)
+                       groups=groups, attention=attention, conv=conv, avd=draw(st.booleans()),
+                       avg_down=draw(st.booleans()))
 
         return stages()

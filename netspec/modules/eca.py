@@ -8,11 +8,13 @@ from netspec.modules import pooling
 
 
 class EfficientChannelAttention(nn.Module):
-    """x * sigmoid(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2."""
+    """x * sigmoid(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2 (zeros or circular)."""
 
-    def __init__(self, *, kernel: int) -> None:
+    def __init__(self, *, kernel: int, circular: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+        # circular: timm's CecaModule, which pads with F.pad(mode="circular") before an unpadded conv: the same
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False,
+                              padding_mode="circular" if circular else "zeros")
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
