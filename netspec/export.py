@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import logging
 import os
 import warnings
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from netspec.files import write_atomic
+from netspec.files import write_atomic, write_bytes_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -72,8 +73,9 @@ def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None
     if extension == ".pt":
         import torch
 
-        state = model.state_dict()
-        write_atomic(os.fspath(path), lambda temporary: torch.save(state, temporary))
+        buffer = io.BytesIO()  # in memory, not under the temporary name: equal weights give equal bytes
+        torch.save(model.state_dict(), buffer)
+        write_bytes_atomic(os.fspath(path), buffer.getvalue())
         return FORMATS[extension]
     example = example_input(spec)
     training = model.training

@@ -31,3 +31,13 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` with :func:`write_atomic`."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+
+    write_atomic(path, write)
