@@ -19,7 +19,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from netspec.files import write_atomic, write_bytes_atomic
+from netspec.files import write_atomic, write_bytes, write_bytes_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -118,7 +118,9 @@ def _write_program(model: "nn.Module", example: "torch.Tensor") -> Callable[[str
 
     with _quiet():
         program = torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch())
-    return lambda temporary: torch.export.save(program, temporary)
+    buffer = io.BytesIO()  # in memory: the archive is not named after the temporary file, so the bytes repeat
+    torch.export.save(program, buffer)
+    return lambda temporary: write_bytes(temporary, buffer.getvalue())
 
 
 def _write_onnx(model: "nn.Module", example: "torch.Tensor") -> Callable[[str], None]:

@@ -33,11 +33,11 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
         raise
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` with :func:`write_atomic`."""
-
-    def write(temporary: str) -> None:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-
-    write_atomic(path, write)
+    write_atomic(path, lambda temporary: write_bytes(temporary, data))

@@ -332,9 +332,11 @@ def flow_order(state: Mapping[str, "torch.Tensor"]) -> list[str]:
     """Keys of a ``.safetensors`` file (stored sorted by name) back in torchvision/timm registration order.
 
     Sorted by module prefix component by component: numbers as numbers (``layer2`` before ``layer10``), a
-    name's trailing number first (``conv1, bn1, conv2, bn2``), at equal numbers a unit with a weight of two
-    or more dimensions (a conv) before one without (its norm), names without a number after the numbered
-    ones and ``downsample``/``shortcut`` last among their siblings (they come after the block's body).
+    name's trailing number first (``conv1, bn1, conv2, bn2``), at equal numbers modules before containers
+    (``bn1`` before ``layer1``) and a unit with a weight of two or more dimensions (a conv) before one without
+    (its norm), names without a number after the numbered ones and ``downsample``/``shortcut`` last among their
+    siblings (they come after the block's body). This recovers torchvision's and timm's ResNet layouts; for
+    other layouts pass the state dict itself, or a ``.pth``, which keep their order.
     """
     prefixes: dict[str, list[str]] = {}
     for key in state:
@@ -352,7 +354,7 @@ def flow_order(state: Mapping[str, "torch.Tensor"]) -> list[str]:
             weight = state.get(f"{prefix}.weight")
             normish = last and (weight is None or weight.dim() < 2)
             shortcut = name in ("downsample", "shortcut")
-            key.append((1, int(number) if number else 1 << 62, int(shortcut), int(normish), name))
+            key.append((1, int(number) if number else 1 << 62, int(shortcut), int(not last), int(normish), name))
         return (*key,)
 
     ordered = sorted(prefixes, key=sort_key)
