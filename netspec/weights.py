@@ -75,8 +75,13 @@ class Unit:
 
     @property
     def family(self) -> tuple[tuple[str, int], ...]:
-        """What makes two units the same kind of module (names and ranks): a mismatch is a family with other shapes."""
-        return tuple((name, len(shape)) for name, shape in self.signature)
+        """What makes two units the same kind of module (names and ranks): a mismatch is a family with other shapes.
+
+        Ranks are not squeezed here: a 10-class linear head is another size of the model's linear head, not of
+        a 1x1 conv (an SE's) that happens to sit in the same gap.
+        """
+        return tuple(sorted((name, tensor.dim()) for name, tensor in self.tensors.items()
+                            if name not in OPTIONAL_TENSORS))
 
     @property
     def values(self) -> int:

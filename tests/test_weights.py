@@ -7,6 +7,7 @@ randomised, loaded into netspec's models by architecture, and the outputs compar
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections import OrderedDict
@@ -214,6 +215,9 @@ def test_a_head_of_another_size_is_reported_and_skipped(image) -> None:
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model[:-1](image), features(image).flatten(1), rtol=0, atol=0)
+    se_report = netspec.load_weights(netspec.build(SPECS / "se_resnet50.yaml"), reference.state_dict())
+    assert [(m.model.name, m.source.name) for m in se_report.mismatched] == [("linear1", "fc")]  # not an SE conv
+    assert len(se_report.new) == 32 and all(".attention." in unit.name for unit in se_report.new)
     with pytest.raises(WeightsError) as raised:
         netspec.load_weights(netspec.build(SPECS / "resnet50.yaml"), reference.state_dict(), strict=True)
     assert [problem.message for problem in raised.value.problems] == [
@@ -451,6 +455,12 @@ def test_seed_makes_exports_identical(tmp_path: Path, capsys) -> None:
     for path, seed in zip(outputs, ("3", "3", "4")):
         assert main(["build", spec, "--seed", seed, "-o", str(path)]) == 0
     assert outputs[0].read_bytes() == outputs[1].read_bytes() != outputs[2].read_bytes()
+    extensions = [".pt2"] + ([".onnx"] if all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript")) else [])
+    for extension in extensions:  # programs too: the archive is written in memory, not under a temporary name
+        programs = [tmp_path / f"{name}{extension}" for name in ("a", "b")]
+        for path in programs:
+            assert main(["build", spec, "--seed", "3", "-o", str(path)]) == 0
+        assert programs[0].read_bytes() == programs[1].read_bytes()
     state = torch.get_rng_state()
     netspec.build(spec, seed=3)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is left alone
