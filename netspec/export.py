@@ -118,9 +118,13 @@ def _write_program(model: "nn.Module", example: "torch.Tensor") -> Callable[[str
 
     with _quiet():
         program = torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch())
-    buffer = io.BytesIO()  # in memory: the archive is not named after the temporary file, so the bytes repeat
-    torch.export.save(program, buffer)
-    return lambda temporary: write_bytes(temporary, buffer.getvalue())
+
+    def write(temporary: str) -> None:
+        buffer = io.BytesIO()  # in memory: the archive is not named after the temporary file, so the bytes repeat
+        torch.export.save(program, buffer)
+        write_bytes(temporary, buffer.getvalue())
+
+    return write
 
 
 def _write_onnx(model: "nn.Module", example: "torch.Tensor") -> Callable[[str], None]:
