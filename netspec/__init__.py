@@ -66,6 +66,8 @@ def build(
     from netspec.compiler import build_model
     from netspec.weights import remember_spec
 
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**64):
+        raise ValueError(f"seed must be a whole number from 0 to 2**64-1, got {seed!r}")
     spec = _as_spec(spec)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:

@@ -140,12 +140,7 @@ def align(left: list[Any], right: list[Any]) -> list[tuple[int, int]]:
     while start < len(left) and start < len(right) and left[start] == right[start]:  # equal heads: no table
         pairs.append((start, start))
         start += 1
-    end_left, end_right = len(left), len(right)
-    tail: list[tuple[int, int]] = []
-    while end_left > start and end_right > start and left[end_left - 1] == right[end_right - 1]:
-        end_left, end_right = end_left - 1, end_right - 1
-        tail.append((end_left, end_right))
-    rows, columns = end_left - start, end_right - start
+    rows, columns = len(left) - start, len(right) - start
     if rows and columns:
         if rows * columns > MAX_ALIGNMENT_CELLS:
             raise _fail(None, f"too many modules to align ({rows:,} in the model x {columns:,} in the source, over "
@@ -168,7 +163,7 @@ def align(left: list[Any], right: list[Any]) -> list[tuple[int, int]]:
                 i += 1
             else:
                 j += 1
-    return pairs + tail[::-1]
+    return pairs
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,8 @@ def test_seed_makes_exports_identical(tmp_path: Path, capsys) -> None:
     state = torch.get_rng_state()
     netspec.build(spec, seed=3)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is left alone
+    with pytest.raises(ValueError, match="seed must be a whole number from 0 to 2\\*\\*64-1, got -1"):
+        netspec.build(spec, seed=-1)
     with pytest.raises(SystemExit) as raised:
         main(["build", spec, "--seed", "-1"])
     assert raised.value.code == 2 and "--seed: must be a whole number from 0 to 2**64-1" in capsys.readouterr().err
