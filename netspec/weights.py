@@ -368,11 +368,11 @@ def _state_dict_in(data: Any, path: str | None) -> dict[str, "torch.Tensor"]:
     if not isinstance(data, Mapping):
         raise _fail(path, f"not a state dict: the file holds a {type(data).__name__}, not a mapping of names to tensors")
     tensors = {str(key): value for key, value in data.items() if isinstance(value, torch.Tensor)}
-    if tensors:
+    if tensors or not data:  # an empty state dict is a parameterless model's
         return tensors
     for key in WRAPPER_KEYS:
         inner = data.get(key)
-        if isinstance(inner, Mapping) and any(isinstance(value, torch.Tensor) for value in inner.values()):
+        if isinstance(inner, Mapping) and (not inner or any(isinstance(v, torch.Tensor) for v in inner.values())):
             return {str(k): v for k, v in inner.items() if isinstance(v, torch.Tensor)}
     keys = ", ".join(repr(key) for key in list(data)[:8]) or "none"
     raise _fail(path, f"no tensors in this checkpoint (top-level keys: {keys})")
@@ -519,7 +519,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise _fail(name, f"netspec checkpoint version {version!r}: this netspec reads version {CHECKPOINT_VERSION}")
     if not isinstance(spec_text, str):
         raise _fail(name, "damaged netspec checkpoint: its spec is not text")
-    return Checkpoint(name, spec_text, _state_dict_in(data.get("state_dict"), name), str(data.get("netspec", "?")))
+    state = data.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise _fail(name, "damaged netspec checkpoint: its state_dict is not a mapping")
+    return Checkpoint(name, spec_text, _state_dict_in(state, name), str(data.get("netspec", "?")))
 
 
 def load_model(

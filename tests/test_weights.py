@@ -11,14 +11,17 @@ import importlib.util
 import os
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
 from torch import nn
 
 import netspec
+import netspec.strategies as nst
 from netspec.cli import main
 from netspec.weights import WeightsError, align, flow_order, model_units
 
@@ -76,11 +79,16 @@ class TimmSE(nn.Module):
 
 
 class TimmSEBottleneck(nn.Module):
-    """timm ``Bottleneck`` with ``attn_layer='se'``: children in timm's order, SE before the downsample."""
+    """timm ``Bottleneck`` with ``attn_layer='se'``: children in timm's order, the attention before the downsample.
+
+    ``attention`` builds the block's attention from its output channels (timm keeps it as ``self.se`` whatever
+    it is; the official ECANet names it ``eca``, in the same place).
+    """
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 attention: Callable[[int], nn.Module] = TimmSE) -> None:
         super().__init__()
         outplanes = planes * self.expansion
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
@@ -91,7 +99,7 @@ class TimmSEBottleneck(nn.Module):
         self.act2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(planes, outplanes, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(outplanes)
-        self.se = TimmSE(outplanes)
+        self.se = attention(outplanes)
         self.act3 = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -103,20 +111,24 @@ class TimmSEBottleneck(nn.Module):
 
 
 class TimmSEResNet50(nn.Module):
-    """timm ``seresnet50``: plain 7x7 stem, SE (r=16) in every bottleneck, ``fc`` head."""
+    """timm ``seresnet50``: plain 7x7 stem, SE (r=16) in every bottleneck, ``fc`` head.
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    ``attentions`` gives each stage's attention builder instead (ECA-ResNet-50 with k = 3, 5, 5, 7).
+    """
+
+    def __init__(self, num_classes: int = 1000, attentions: Sequence[Callable[[int], nn.Module]] = (TimmSE,) * 4) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.act1 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         inplanes = 64
-        for index, (planes, depth, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 1):
+        stages = [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]
+        for index, ((planes, depth, stride), attention) in enumerate(zip(stages, attentions), 1):
             downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, kernel_size=1, stride=stride, bias=False),
                                        nn.BatchNorm2d(planes * 4))
-            blocks = [TimmSEBottleneck(inplanes, planes, stride, downsample)]
-            blocks += [TimmSEBottleneck(planes * 4, planes) for _ in range(depth - 1)]
+            blocks = [TimmSEBottleneck(inplanes, planes, stride, downsample, attention)]
+            blocks += [TimmSEBottleneck(planes * 4, planes, attention=attention) for _ in range(depth - 1)]
             setattr(self, f"layer{index}", nn.Sequential(*blocks))
             inplanes = planes * 4
         self.global_pool = nn.AdaptiveAvgPool2d(1)
@@ -199,6 +211,16 @@ def test_timm_layout_se_resnet50_into_se_resnet50_gives_identical_outputs(image)
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(image), reference(image), rtol=1e-5, atol=1e-5)
+
+
+def test_official_layout_eca_resnet50_into_the_released_eca_spec_gives_identical_outputs(image) -> None:
+    kernels = [partial(baselines.ECABaseline, k_size=k) for k in (3, 5, 5, 7)]  # BangguWu/ECANet's eca_layer
+    reference = randomised(TimmSEResNet50(attentions=kernels))
+    model = netspec.build(SPECS / "eca_resnet50_k3557.yaml")
+    report = netspec.load_weights(model, reference.state_dict(), strict=True)
+    assert len(report.matched) == 107 + 16
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(image), reference(image), rtol=1e-5, atol=1e-5)
 
 
 def test_a_head_of_another_size_is_reported_and_skipped(image) -> None:
@@ -482,3 +504,22 @@ def test_build_of_a_checkpoint_prints_what_is_inside(tmp_path: Path, capsys) -> 
     out = tmp_path / "again.pt"  # its own weights go into the export
     assert main(["build", str(path), "-o", str(out)]) == 0
     assert all(torch.equal(a, b) for a, b in zip(torch.load(out, weights_only=True).values(), model.state_dict().values()))
+
+
+# --- every kind: a model loads its own architecture's weights, and its checkpoint round-trips -------------------
+
+
+@given(nst.specs(max_layers=3))
+def test_any_spec_loads_its_own_weights_by_architecture(tmp_path_factory: pytest.TempPathFactory, spec) -> None:
+    source, model = netspec.build(spec, seed=1), netspec.build(spec, seed=2)
+    with torch.no_grad():  # every tensor random, so nothing matches by accident (BN statistics included)
+        for tensor in source.state_dict().values():
+            tensor.copy_(torch.randint(1, 100, tensor.shape) if not tensor.is_floating_point() else torch.randn_like(tensor))
+    report = netspec.load_weights(model, source.state_dict(), strict=True)
+    assert report.complete and len(report.matched) == len(model_units(model))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+    path = tmp_path_factory.mktemp("checkpoint") / "net.pt"
+    netspec.save(model, path)
+    loaded = netspec.load_model(path)
+    assert netspec.weights.spec_of(loaded) == spec
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), source.state_dict().values()))
