@@ -16,6 +16,7 @@ from netspec.scaling import Scale
 from netspec.shapes import LayerInfo, Shape
 from netspec.spec import Defaults, Input, Spec, load, loads
 from netspec.summary import Summary, summarize
+from netspec.weights import WeightsError, WeightsReport, load_model, load_weights, save
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,7 +50,8 @@ def summary(spec: SpecLike, *, max_params: int | None = None, max_activations: i
 
 
 def build(
-    spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
+    spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS,
+    seed: int | None = None,
 ) -> "nn.Module":
     """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path); a graph spec (``name``,
     ``from``, ``outputs``) gives a ``torch.fx.GraphModule`` whose children are named after the entries.
@@ -57,16 +59,29 @@ def build(
     The static summary is checked against ``max_params`` (the network's parameters; default one billion)
     and ``max_activations`` (values one layer outputs per sample; default 2**31 - 1) before any module
     is built; a spec over a limit raises :class:`SpecError` at the layer that crosses it. ``None``: no limit.
+    ``seed`` makes the initial weights reproducible (``torch.manual_seed``; the global generator is left as it was).
+    The model remembers its spec, for :func:`save`.
     """
-    from netspec.compiler import build_model
+    import torch
 
-    return build_model(_as_spec(spec), Budget(max_params, max_activations))
+    from netspec.compiler import build_model
+    from netspec.weights import remember_spec
+
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**64):
+        raise ValueError(f"seed must be a whole number from 0 to 2**64-1, got {seed!r}")
+    spec = _as_spec(spec)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_model(spec, Budget(max_params, max_activations))
+    remember_spec(model, spec)
+    return model
 
 
 __all__ = [
     "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
-    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "build", "check", "layers", "load", "loads", "register", "summary",
-    "unregister",
+    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build", "check", "layers",
+    "load", "load_model", "load_weights", "loads", "register", "save", "summary", "unregister",
 ]
 
 enable_plugins()  # last: installed plugins load at the first registry read, once `netspec` is importable

@@ -22,19 +22,38 @@ def _errors(error: SpecError) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     import netspec
+    from netspec.weights import looks_like_checkpoint, read_checkpoint
 
     if args.output and same_file(args.output, args.spec):
         return _overwrites_spec(args)
+    checkpoint = None
     try:
-        spec = _rescaled(netspec.load(args.spec), args)
+        if looks_like_checkpoint(args.spec):  # `netspec build net.pt`: what netspec.save wrote
+            checkpoint = read_checkpoint(args.spec)
+            spec = checkpoint.spec()
+        else:
+            spec = netspec.load(args.spec)
+        spec = _rescaled(spec, args)
         summary = netspec.check(spec, **_budget(args))
     except SpecError as error:
         return _errors(error)
+    report = None
+    if args.output or args.weights:
+        from netspec.weights import load_state
+
+        try:
+            model = netspec.build(spec, seed=args.seed, **_budget(args))
+            if checkpoint is not None:
+                load_state(model, checkpoint.state_dict, checkpoint.path, file=checkpoint.path, strict=True)
+            if args.weights:
+                report = netspec.load_weights(model, args.weights, strict=args.strict)
+        except SpecError as error:  # WeightsError too: one line per problem
+            return _errors(error)
     if args.output:
         from netspec.export import ExportError, save
 
         try:
-            save(spec, args.output, model=netspec.build(spec, **_budget(args)))
+            save(spec, args.output, model=model)
         except ExportError as error:
             print(f"{args.output}: {error}", file=sys.stderr)
             return 1
@@ -45,9 +64,18 @@ def cmd_build(args: argparse.Namespace) -> int:
             print(f"{args.output}: export failed: {type(error).__name__}: {reason}", file=sys.stderr)
             return 1
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        data = summary.to_dict()
+        if checkpoint is not None:
+            data["checkpoint"] = checkpoint.describe()
+        if report is not None:
+            data["weights"] = report.to_dict()
+        print(json.dumps(data, indent=2))
     else:
+        if checkpoint is not None:
+            print(checkpoint.describe())
         print(summary)
+        if report is not None:
+            print(report)
         if args.output:
             print(f"wrote {args.output}")
     return 0
@@ -119,6 +147,16 @@ def _budget_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-activations", type=_limit, default=DEFAULT_MAX_ACTIVATIONS, metavar="N",
                          help="reject a spec where a layer outputs more than N values per sample "
                               f"(default 2**31-1 = {DEFAULT_MAX_ACTIVATIONS:,}; 'none': no limit)")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**64-1, got {text!r}")
+    return value
 
 
 def _multiplier(text: str) -> float:
@@ -209,12 +247,19 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="validate a spec, print its layers (shapes, params, MACs), optionally save")
-    build.add_argument("spec", help="YAML spec file")
+    build.add_argument("spec", help="YAML spec file, or a checkpoint netspec.save wrote (.pt: its spec and weights)")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     _scale_options(build)
     _budget_options(build)
     build.add_argument("-o", "--output", metavar="OUT", type=_output_path,
                        help="write the built model: .pt state dict, .pt2 torch.export program, .onnx (extra)")
+    build.add_argument("--weights", metavar="CKPT",
+                       help="load weights matched by architecture (not names): .pt/.pth (weights_only) or "
+                            ".safetensors (extra); prints what matched, what is new, unused, mismatched")
+    build.add_argument("--strict", action="store_true",
+                       help="with --weights: fail unless every module of the model and of CKPT matches exactly")
+    build.add_argument("--seed", type=_seed, metavar="N",
+                       help="seed the initial weights, so two builds of one spec are identical")
     build.set_defaults(run=cmd_build)
 
     check = commands.add_parser("check", help="validate specs and infer shapes without building (fast, no torch)")

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import logging
 import os
 import warnings
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from netspec.files import write_atomic
+from netspec.files import write_atomic, write_bytes, write_bytes_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -75,8 +76,9 @@ def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None
     if extension == ".pt":
         import torch
 
-        state = model.state_dict()
-        write_atomic(os.fspath(path), lambda temporary: torch.save(state, temporary))
+        buffer = io.BytesIO()  # in memory, not under the temporary name: equal weights give equal bytes
+        torch.save(model.state_dict(), buffer)
+        write_bytes_atomic(os.fspath(path), buffer.getvalue())
         return FORMATS[extension]
     example = example_input(spec)
     training = model.training
@@ -127,7 +129,13 @@ def _write_program(model: "nn.Module", example: "torch.Tensor") -> Callable[[str
 
     with _quiet():
         program = torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch())
-    return lambda temporary: torch.export.save(program, temporary)
+
+    def write(temporary: str) -> None:
+        buffer = io.BytesIO()  # in memory: the archive is not named after the temporary file, so the bytes repeat
+        torch.export.save(program, buffer)
+        write_bytes(temporary, buffer.getvalue())
+
+    return write
 
 
 def _write_onnx(model: "nn.Module", example: "torch.Tensor", outputs: list[str]) -> Callable[[str], None]:
