@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from itertools import accumulate
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from netspec.errors import Finding, Invalid
@@ -69,7 +70,8 @@ def input_shape(spec: "Spec") -> Shape:
 
 
 def context(spec: "Spec") -> Context:
-    return Context(norm=spec.defaults.norm, act=spec.defaults.act)
+    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path,
+                   total_blocks=sum(layer.block_count() for layer in spec.scaled_layers()))
 
 
 def layer_names(spec: "Spec") -> list[str]:
@@ -91,13 +93,15 @@ def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
     shape = input_shape(spec)
     rows: list[Row] = []
     params = 0
+    blocks = 0  # stage blocks before this entry (stochastic depth's schedule)
     for index, (name, layer) in enumerate(zip(layer_names(spec), spec.scaled_layers())):
         try:
-            info = layer.infer(shape, root.at("layers", index, layer.kind))
+            info = layer.infer(shape, replace(root, first_block=blocks).at("layers", index, layer.kind))
         except Invalid as problem:
             root.findings.append(Finding(problem.path, problem.message))
             break
         rows.append(Row(name, layer, shape, info))
+        blocks += layer.block_count()
         shape = info.shape
         params += info.params
         over = budget.check(("layers", index, layer.kind), params, shape)
@@ -119,8 +123,10 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Sequential":
 
     rows = analyse(spec, budget)
     root = context(spec)
+    firsts = accumulate((row.layer.block_count() for row in rows[:-1]), initial=0)  # blocks before each entry
     modules = OrderedDict(
-        (row.name, row.layer.build(row.input, root.at("layers", index, row.kind))) for index, row in enumerate(rows)
+        (row.name, row.layer.build(row.input, replace(root, first_block=first).at("layers", index, row.kind)))
+        for index, (row, first) in enumerate(zip(rows, firsts))
     )
     model = nn.Sequential(modules)
     set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)

@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import Layer, PositiveInt, findings_from_validation, parse_entry
+from netspec.layers.base import Layer, PositiveInt, Probability, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
@@ -67,6 +67,10 @@ class Spec(BaseModel):
     input: Input
     defaults: Defaults = Field(default_factory=Defaults)
     scale: Scale | None = None
+    drop_path: Probability = Field(
+        0.0, description="stochastic depth rate (timm's drop_path_rate, torchvision's stochastic_depth_prob): block i of "
+                         "the network's N stage blocks drops its residual branch with probability rate * i / N"
+    )
     layers: Annotated[list[Layer], BeforeValidator(_layer_entries), Field(min_length=1)]
 
     _source: Source | None = PrivateAttr(default=None)
@@ -107,6 +111,8 @@ class Spec(BaseModel):
             data["defaults"] = defaults
         if self.scale is not None:
             data["scale"] = self.scale.model_dump(mode="json", exclude_defaults=True)
+        if self.drop_path:
+            data["drop_path"] = self.drop_path
         data["layers"] = [layer.to_entry() for layer in self.layers]
         return data
 

@@ -46,6 +46,18 @@ class Context:
     act: str = "relu"
     path: Path = ()
     findings: list[Finding] = field(default_factory=list)
+    block_input: int | None = None
+    """channels entering the residual block an attention kind sits in (EfficientNet's SE widths); None outside one"""
+    drop_path: float = 0.0
+    """the spec's stochastic-depth rate (``Spec.drop_path``)"""
+    first_block: int = 0
+    """blocks of the network before this entry (stage blocks, counted by the stochastic-depth schedule)"""
+    total_blocks: int = 0
+    """blocks in the whole (scaled) network: the sum of every entry's ``block_count``"""
+
+    def drop_rate(self, block: int) -> float:
+        """EfficientNet's stochastic-depth schedule for this entry's ``block``-th block: rate * index / total."""
+        return self.drop_path * (self.first_block + block) / self.total_blocks if self.total_blocks else 0.0
 
     def at(self, *parts: str | int) -> "Context":
         return replace(self, path=self.path + parts)
@@ -85,6 +97,10 @@ class Layer(BaseModel):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         """The ``torch.nn.Module`` for input shape ``x`` (only called on a valid spec)."""
         raise NotImplementedError
+
+    def block_count(self) -> int:
+        """Blocks this entry holds for the spec-wide stochastic-depth schedule (a stage: its depth; others: 0)."""
+        return 0
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":

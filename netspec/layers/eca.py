@@ -5,6 +5,7 @@ import math
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import Attention, Context, Layer, OddInt
+from netspec.layers.se import Gate
 from netspec.registry import register
 from netspec.shapes import Shape, scale_macs
 
@@ -32,6 +33,8 @@ class ECA(Attention):
 
     kernel: OddInt | None = None
     """odd number of taps across channels; default: the paper's adaptive t = int((log2 C + 1) / 2), +1 if even"""
+    gate: Gate = "sigmoid"
+    """the gate: sigmoid (paper), or hardsigmoid (timm's EcaModule gate_layer)"""
 
     def kernel_for(self, channels: int) -> int:
         return adaptive_kernel(channels) if self.kernel is None else self.kernel
@@ -46,10 +49,11 @@ class ECA(Attention):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.eca import EfficientChannelAttention
 
-        return EfficientChannelAttention(kernel=self.kernel_for(x.channels))
+        return EfficientChannelAttention(kernel=self.kernel_for(x.channels), gate=self.gate)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)))
+        return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)),
+                         gate=st.sampled_from(["sigmoid", "hardsigmoid"]))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from netspec.layers.base import AttentionEntry, Context, ConvEntry, Layer, PositiveInt, kinds_of
+from pydantic import Field, Strict
+
+from netspec.layers import inverted
+from netspec.layers.base import AttentionEntry, Context, ConvEntry, Layer, OddInt, PositiveInt, kinds_of
 from netspec.layers.conv import conv_info
 from netspec.ops import ActName, NormName
 from netspec.registry import KINDS, register
@@ -15,7 +18,10 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
-BlockName = Literal["plain", "basic", "bottleneck"]
+BlockName = Literal["plain", "basic", "bottleneck", "inverted"]
+SEPARATE_RULES = {"inverted": inverted}
+"""Blocks whose shape rule and builder live in their own module (``infer_blocks``, ``build_blocks``, ``check``)."""
+Ratio = Annotated[float, Strict(), Field(gt=0, le=64, allow_inf_nan=False)]
 MAX_BLOCKS = 1024
 """Most blocks in one stage (after scaling); ResNet-1202 has 200."""
 
@@ -37,6 +43,9 @@ class Stage(Layer):
     names a kind that replaces the block's strided 3x3 conv (bottleneck: the middle one), e.g. `sk` for SKNet.
     `dilation` D keeps the map size instead of striding, as torchvision's `replace_stride_with_dilation`
     (DeepLab, DANet): the 3x3 conv of the first block runs at dilation max(D // 2, 1), the others at D.
+    `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv (netspec.layers.inverted): 1x1
+    expansion to `width` (or `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear
+    1x1 projection; the input is added only at stride 1 with unchanged channels.
     """
 
     kind = "stage"
@@ -53,6 +62,13 @@ class Stage(Layer):
     conv: ConvEntry = None
     norm: NormName | None = None
     act: ActName | None = None
+    expand: Ratio | None = None
+    """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`)"""
+    kernel: OddInt | None = None
+    """inverted: the depthwise conv's kernel (default 3)"""
+
+    def block_count(self) -> int:
+        return self.depth
 
     def mid_channels(self) -> int:
         if self.width is not None:
@@ -96,6 +112,14 @@ class Stage(Layer):
             raise ctx.invalid("depth", f"at most {MAX_BLOCKS} blocks per stage, got {self.depth}")
         if self.dilation > 1:
             self.check_dilation(ctx)
+        rule = SEPARATE_RULES.get(self.block)
+        if rule is not None:
+            rule.check(self, ctx)
+            total, block_start = rule.infer_blocks(self, x, ctx, norm=norm, bias=bias)
+            return _repeat_last_block(total, block_start, self.depth - 2) if self.depth > 2 else total
+        for name in ("expand", "kernel"):
+            if getattr(self, name) is not None:
+                ctx.error(name, f"only for block: inverted (the {self.block} block's convs are 3x3)")
         block_start = total
         for index in range(min(self.depth, 2)):  # blocks after the second repeat it exactly: counted below
             stride = self.stride if index == 0 else 1
@@ -138,6 +162,9 @@ class Stage(Layer):
         norm = self.norm or ctx.norm
         act = self.act or ctx.act
         bias = norm == "none"
+        rule = SEPARATE_RULES.get(self.block)
+        if rule is not None:
+            return rule.build_blocks(self, x, ctx, norm=norm, act=act, bias=bias)
         inner = replace(ctx, norm=norm, act=act).at("conv", self.conv.kind) if self.conv else ctx
         blocks = nn.Sequential()
         shape = x
@@ -211,4 +238,8 @@ class Stage(Layer):
             return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, dilation=dilation, width=width,
                        groups=groups, attention=attention, conv=conv)
 
-        return stages()
+        @st.composite
+        def inverted_stages(draw: st.DrawFn) -> Stage:
+            return inverted.draw_stage(draw, cls, x, [KINDS[k] for k in kinds_of("attention")])
+
+        return st.one_of(stages(), inverted_stages())

@@ -5,15 +5,16 @@ import torch
 from torch import nn
 
 from netspec.modules import pooling
+from netspec.ops import make_act
 
 
 class EfficientChannelAttention(nn.Module):
-    """x * sigmoid(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2."""
+    """x * gate(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2; gate sigmoid by default."""
 
-    def __init__(self, *, kernel: int) -> None:
+    def __init__(self, *, kernel: int, gate: str = "sigmoid") -> None:
         super().__init__()
         self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
-        self.gate = nn.Sigmoid()
+        self.gate = make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, 1, C): channels are the sequence. Made as a transposed (N, C, 1) view, whose unit stride on the
