@@ -61,7 +61,7 @@ def check(stage: "Stage", ctx: Context) -> None:
     if stage.expand is not None and stage.width is not None:
         ctx.error("expand", "give `expand` (a ratio of the block's input) or `width` (the expanded channels), not both")
     if stage.groups != 1:
-        ctx.error("groups", "leave 1: the inverted block's 3x3 is depthwise (groups = its channels)")
+        ctx.error("groups", "leave 1: the inverted block's conv is depthwise (groups = its channels)")
     if stage.conv is not None:
         ctx.error("conv", "an inverted block has no conv to replace; leave `conv` out")
 

@@ -57,7 +57,7 @@ class SE(Attention):
         return max(squeezed, 1) if self.divisor is None else make_divisible_nearest(squeezed, self.divisor)
 
     def check(self, x: Shape, ctx: Context) -> None:
-        check_reduction(self.reduction, Shape(self.base_channels(x.channels, ctx)), ctx)
+        check_reduction(self.reduction, x, ctx)  # base block_input: max(1, in // r) as EfficientNet, any r fits
 
     def count(self, channels: int, ctx: Context) -> int:
         hidden = self.hidden(channels, ctx)
