@@ -12,7 +12,8 @@ from torch import nn
 import netspec
 from netspec import strategies as nst
 from netspec.layers import CBAM, ECA, SE, Context, Stage
-from netspec.modules.inverted import InvertedResidual, StochasticDepth
+from netspec.modules.inverted import InvertedResidual
+from netspec.modules.stochastic_depth import StochasticDepth
 from netspec.scaling import Scale
 from netspec.shapes import Shape
 from torchvision_mobilenets import EfficientNetB0, MobileNetV2, MobileNetV3
@@ -350,3 +351,20 @@ def test_inverted_stage_static_shape_and_params_match_runtime(case: tuple[Shape,
         y = module(torch.randn(2, *x.dims()))
     assert tuple(y.shape[1:]) == info.shape.dims()
     assert params(module) == info.params
+
+
+def test_drop_path_also_drops_resnet_blocks_branches() -> None:
+    """Spec-wide: ResNet stages' residual blocks drop their branch before the addition (timm's ResNet drop_path)."""
+    from netspec.modules.residual import ResidualBlock
+
+    text = ("input: {channels: 8, size: 8}\ndrop_path: 0.5\nlayers:\n  - stage: {block: basic, out: 8, depth: 2}\n"
+            "  - stage: {block: plain, out: 8, depth: 2}\n")
+    spec = netspec.loads(text)
+    model = netspec.build(spec)
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert [None if b.drop_path is None else b.drop_path.p for b in blocks] == [None, 0.125, None, None]  # plain: none
+    plain = netspec.build(spec.model_copy(update={"drop_path": 0.0}))
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(4, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), plain.eval()(x))

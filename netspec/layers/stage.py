@@ -196,7 +196,8 @@ class Stage(Layer):
                                        norm=norm, act="none")
             elif self.block != "plain":
                 shortcut = nn.Identity()
-            blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act)))
+            blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act),
+                                                                 drop_path=ctx.drop_rate(index)))
         return blocks
 
     @classmethod

@@ -1,29 +1,10 @@
-"""Inverted residual blocks (MobileNetV2/V3, EfficientNet's MBConv) and stochastic depth, in torchvision's layout."""
+"""Inverted residual blocks (MobileNetV2/V3, EfficientNet's MBConv), in torchvision's layout."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-
-class StochasticDepth(nn.Module):
-    """Drop the residual branch of whole samples with probability ``p`` while training, rescaling the kept ones by
-    1 / (1 - p); the identity in eval mode (Huang et al. 2016; torchvision's ``StochasticDepth(p, "row")``)."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        survival = 1.0 - self.p
-        noise = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
-        if survival > 0.0:
-            noise.div_(survival)
-        return x * noise
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+from netspec.modules.stochastic_depth import StochasticDepth
 
 
 class InvertedResidual(nn.Module):
