@@ -36,8 +36,8 @@ class SE(Attention):
     reduction: PositiveInt = 16
     """hidden width = base channels // reduction (at least 1)"""
     base: Literal["channels", "block_input"] = "channels"
-    """what `reduction` divides: the attended channels, or the input channels of the block the SE sits in
-    (EfficientNet's MBConv; outside a block, the attended channels)"""
+    """what `reduction` divides: the attended channels, or the input channels of the stage block the SE sits in
+    (EfficientNet's MBConv; standing alone in `layers`, the attended channels)"""
     divisor: Divisor | None = None
     """round the hidden width to the nearest multiple (torchvision's _make_divisible; MobileNetV3: 8); none: floor"""
     gate: Gate = "sigmoid"

@@ -132,7 +132,8 @@ class Stage(Layer):
                     info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
                 total = total.then(info)
             if self.attention is not None:
-                total = total.then(self.attention.infer(total.shape, ctx.at("attention", self.attention.kind)))
+                at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
+                total = total.then(self.attention.infer(total.shape, at))
             if self.needs_projection(block_input.channels, stride):
                 shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
                 total = LayerInfo(total.shape, total.params + shortcut.params, add_macs(total.macs, shortcut.macs))
@@ -189,7 +190,8 @@ class Stage(Layer):
                 shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
             attention = None
             if self.attention is not None:
-                attention = self.attention.build(shape, ctx.at("attention", self.attention.kind))
+                at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
+                attention = self.attention.build(shape, at)
             shortcut = None
             if self.needs_projection(block_input.channels, stride):
                 shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=stride, bias=bias,
