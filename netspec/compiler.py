@@ -10,6 +10,7 @@ from __future__ import annotations
 import keyword
 import warnings
 from collections import Counter
+from itertools import accumulate
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -111,7 +112,8 @@ def input_shape(spec: "Spec") -> Shape:
 
 
 def context(spec: "Spec") -> Context:
-    return Context(norm=spec.defaults.norm, act=spec.defaults.act)
+    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path,
+                   total_blocks=sum(layer.block_count() for layer in spec.scaled_layers()))
 
 
 def layer_names(spec: "Spec") -> list[str]:
@@ -211,7 +213,9 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     if input_over:
         root.findings.append(Finding(("input",), f"the input alone holds {shape.channels * shape.pixels:,} values per "
                                      f"sample {shape}, over the limit of {budget.max_activations:,} (max_activations)"))
-    for index, (name, layer) in enumerate(zip(names, spec.scaled_layers()) if not input_over else ()):
+    layers = spec.scaled_layers()
+    firsts = list(accumulate((layer.block_count() for layer in layers), initial=0))  # blocks before each entry
+    for index, (name, layer) in enumerate(zip(names, layers) if not input_over else ()):
         sources, problems = _sources(spec, index, names, known)
         root.findings.extend(problems)
         inputs = [shapes.get(source) for source in sources]
@@ -219,7 +223,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
         if problems or any(shape is None for shape in inputs):
             continue
         try:
-            ctx = replace(root.at("layers", index, layer.kind), input_names=tuple(sources))
+            ctx = replace(root.at("layers", index, layer.kind), input_names=tuple(sources), first_block=firsts[index])
             info = layer.checked_infer(inputs, ctx)  # type: ignore[arg-type]
         except Invalid as problem:
             root.findings.append(Finding(problem.path, problem.message))
@@ -281,9 +285,10 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
     warn_unused(spec, network)
     root = context(spec)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
+    firsts = accumulate((row.layer.block_count() for row in network.rows), initial=0)  # blocks before each entry
     try:
-        for index, row in enumerate(network.rows):
-            ctx = replace(root.at("layers", index, row.kind), input_names=row.inputs)
+        for index, (row, first) in enumerate(zip(network.rows, firsts)):
+            ctx = replace(root.at("layers", index, row.kind), input_names=row.inputs, first_block=first)
             modules[row.name] = row.layer.checked_build(list(row.input_shapes), ctx)
     except Invalid as problem:  # a plugin kind's module that fails or disagrees with its shape rule
         raise spec.locate([Finding(problem.path, problem.message)]) from None

@@ -34,6 +34,7 @@ ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "swish": ("SiLU", {"inplace": True}),
     "gelu": ("GELU", {}),
     "hardswish": ("Hardswish", {}),
+    "hardsigmoid": ("Hardsigmoid", {}),
     "mish": ("Mish", {}),
     "sigmoid": ("Sigmoid", {}),
     "tanh": ("Tanh", {}),

@@ -4,7 +4,9 @@ Which params scale is data on each kind's params model, never a branch in the co
 :data:`Channels` is a channel count, multiplied by ``width`` after capping it at ``max_channels`` and rounded
 up to a multiple of 8 (``make_divisible(min(c, max_channels) * width, 8)``); a field typed :data:`Depth` is a
 repeat count, multiplied by ``depth`` and rounded (``max(round(n * depth), 1)``; a count of 1 stays 1, as in
-Ultralytics). Everything else is left alone: kernel sizes, reductions, a linear layer's ``out`` (the number of
+Ultralytics). ``round: torchvision`` rounds channels to the nearest multiple of 8 instead, as torchvision's
+``width_mult`` (``_make_divisible``); a conv with ``widen_only: true`` keeps its count under a width below 1
+(MobileNetV2's last channel). Everything else is left alone: kernel sizes, reductions, a linear layer's ``out`` (the number of
 classes). Attention kinds need nothing: they take their channels from the (scaled) layer before them.
 """
 from __future__ import annotations
@@ -56,6 +58,17 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return math.ceil(value / divisor) * divisor
 
 
+def make_divisible_nearest(value: float | Fraction, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible``: the nearest multiple of ``divisor`` (at least ``divisor``), one more
+    multiple when rounding down lost over 10% (MobileNetV2 width 0.5: 32 -> 16, 24 -> 16, 96 -> 48)."""
+    rounded = max(divisor, int(value + Fraction(divisor, 2)) // divisor * divisor)
+    return rounded + divisor if rounded < Fraction(9, 10) * value else rounded
+
+
+ROUNDING = {"ultralytics": make_divisible, "torchvision": make_divisible_nearest}
+"""How ``scale.round`` rounds a scaled channel count to a multiple of 8."""
+
+
 class Scale(BaseModel):
     """Width/depth multipliers for the whole network, as Ultralytics' model scales (n/s/m/l/x)."""
 
@@ -68,11 +81,19 @@ class Scale(BaseModel):
     max_channels: Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)] | None = Field(
         None, description="cap applied to each channel count before `width` multiplies it"
     )
+    round: Literal[tuple(ROUNDING)] = Field(  # type: ignore[valid-type]
+        "ultralytics", description="`ultralytics`: round scaled channels up to a multiple of 8; `torchvision`: to the "
+                                   "nearest multiple of 8 as torchvision's width_mult (_make_divisible)"
+    )
 
-    def channels(self, count: int) -> int:
-        """``make_divisible(min(count, max_channels) * width, 8)``."""
+    def channels(self, count: int, *, widen_only: bool = False) -> int:
+        """``min(count, max_channels) * width`` rounded to a multiple of 8 by ``round``.
+
+        ``widen_only``: a width below 1 leaves the count as written (torchvision MobileNetV2's last channel).
+        """
         capped = count if self.max_channels is None else min(count, self.max_channels)
-        return make_divisible(_times(capped, self.width), 8)
+        width = max(self.width, 1.0) if widen_only else self.width
+        return ROUNDING[self.round](_times(capped, width), 8)
 
     def repeats(self, count: int) -> int:
         """``max(round(count * depth), 1)``; a single block stays single (Ultralytics: ``if n > 1 else n``)."""
@@ -83,10 +104,11 @@ class Scale(BaseModel):
         from netspec.layers.base import Layer
 
         updates: dict[str, object] = {}
+        widen_only = getattr(layer, "widen_only", False) is True  # a kind's opt-out of narrowing (conv.widen_only)
         for name, by in scaled_fields(type(layer)).items():
             value = getattr(layer, name)
             if isinstance(value, int) and not isinstance(value, bool):
-                updates[name] = self.channels(value) if by == "channels" else self.repeats(value)
+                updates[name] = self.channels(value, widen_only=widen_only) if by == "channels" else self.repeats(value)
         for name in type(layer).model_fields:
             nested = getattr(layer, name)
             if isinstance(nested, Layer):

@@ -47,10 +47,12 @@ PARAM_DOCS: dict[str, str] = {
     "norm": "normalisation after each conv (default: the spec's `defaults.norm`)",
     "act": "activation after each conv (default: the spec's `defaults.act`)",
     "reduction": "reduction ratio r: the hidden layer has channels / r units",
-    "block": "block type: plain (two 3x3, no shortcut), basic (two 3x3) or bottleneck (1x1, 3x3, 1x1)",
+    "block": "block type: plain (two 3x3, no shortcut), basic (two 3x3), bottleneck (1x1, 3x3, 1x1) or inverted "
+             "(MobileNet's inverted residual: 1x1 expansion, depthwise conv, linear 1x1 projection)",
     "depth": "number of blocks",
-    "width": "channels inside each block; default out/4 for bottleneck, out otherwise",
-    "attention": "attention kind applied in each block before the residual addition (e.g. se, cbam)",
+    "width": "channels inside each block; default out/4 for bottleneck, out otherwise; inverted: the expanded channels",
+    "attention": "attention kind applied in each block before the residual addition (e.g. se, cbam); inverted: after "
+                 "the depthwise conv",
     "conv": "kind that replaces each block's strided 3x3 conv (e.g. sk for SKNet)",
     "p": "probability that an element is zeroed",
 }

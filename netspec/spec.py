@@ -9,7 +9,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import EntryName, Layer, PositiveInt, SpecModel, findings_from_validation, parse_entry
+from netspec.layers.base import EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation, parse_entry
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
@@ -78,6 +78,10 @@ class Spec(SpecModel):
     input: Input
     defaults: Defaults = Field(default_factory=Defaults)
     scale: Scale | None = None
+    drop_path: Probability = Field(
+        0.0, description="stochastic depth rate (timm's drop_path_rate, torchvision's stochastic_depth_prob): block i of "
+                         "the network's N stage blocks drops its residual branch with probability rate * i / N"
+    )
     layers: Annotated[list[Layer], BeforeValidator(_layer_entries), Field(min_length=1)]
     outputs: Annotated[list[EntryName], Field(min_length=1)] | None = Field(
         None, description="the entries the model returns, in order (several: a tuple); default: the last entry"
@@ -124,6 +128,8 @@ class Spec(SpecModel):
             data["defaults"] = defaults
         if self.scale is not None:
             data["scale"] = self.scale.model_dump(mode="json", exclude_defaults=True)
+        if self.drop_path:
+            data["drop_path"] = self.drop_path
         data["layers"] = [layer.to_entry() for layer in self.layers]
         if self.outputs is not None:
             data["outputs"] = list(self.outputs)

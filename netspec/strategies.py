@@ -295,7 +295,8 @@ def specs(
     if add_head and shape.spatial:
         body += [AvgPool(), Linear(out=draw(st.integers(1, 10)))]
     name = draw(st.one_of(st.none(), st.text("abcdefghij_-0123456789", min_size=1, max_size=12))) if names else None
-    fields: dict[str, Any] = dict(input=spec_input, defaults=spec_defaults, layers=body)
+    fields: dict[str, Any] = dict(input=spec_input, defaults=spec_defaults, layers=body,
+                                  drop_path=draw(st.sampled_from([0.0, 0.0, 0.2, 1.0])))
     if name is not None:
         fields["name"] = name
     return Spec(**fields)

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -84,7 +84,11 @@ def test_attention_inside_a_stage(kind: str, data: st.DataObject) -> None:
     stage = data.draw(KINDS["stage"].strategy(x), label="stage")
     info, findings = nst.infer(stage.model_copy(update={"attention": None}), x)
     assert info is not None and not findings
-    attention = data.draw(nst.layer_cases(kind, shapes_from=st.just(info.shape)), label="attention")[1]
+    attended = info.shape  # ResNet blocks: the attention runs on the block's output
+    if stage.block == "inverted":  # after the depthwise conv, on the expanded width (the same in every block if fixed)
+        assume(stage.width is not None)
+        attended = Shape(stage.width, info.shape.height, info.shape.width)
+    attention = data.draw(nst.layer_cases(kind, shapes_from=st.just(attended)), label="attention")[1]
     spec = Spec(input=Input(channels=x.channels, size=(x.height, x.width)), layers=[stage.model_copy(update={"attention": attention})])
     summary = netspec.summary(spec)
     model = netspec.build(spec)

@@ -58,6 +58,18 @@ class Context:
     path: Path = ()
     findings: list[Finding] = field(default_factory=list)
     input_names: tuple[str, ...] = ()  # the entries a graph entry reads, for messages that name them
+    block_input: int | None = None
+    """channels entering the residual block an attention kind sits in (EfficientNet's SE widths); None outside one"""
+    drop_path: float = 0.0
+    """the spec's stochastic-depth rate (``Spec.drop_path``)"""
+    first_block: int = 0
+    """blocks of the network before this entry (stage blocks, counted by the stochastic-depth schedule)"""
+    total_blocks: int = 0
+    """blocks in the whole (scaled) network: the sum of every entry's ``block_count``"""
+
+    def drop_rate(self, block: int) -> float:
+        """EfficientNet's stochastic-depth schedule for this entry's ``block``-th block: rate * index / total."""
+        return self.drop_path * (self.first_block + block) / self.total_blocks if self.total_blocks else 0.0
 
     def at(self, *parts: str | int) -> "Context":
         return replace(self, path=self.path + parts)
@@ -207,22 +219,10 @@ class Layer(SpecModel):
             raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {shown_input}, "
                                     f"but its shape rule says {expected}")
         return module
-        expected = self.checked_infer(x, replace(ctx, findings=[])).shape
-        training = module.training
-        try:
-            with torch.no_grad():
-                output = module.eval()(torch.zeros(1, *x.dims()))  # type: ignore[arg-type]
-        except Exception as error:
-            raise ctx.invalid(None, f"{_plugin_name(self)}: its module failed on an input {x}: "
-                                    f"{_one_line(error)}") from None
-        finally:
-            module.train(training)
-        got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
-        if got != expected.dims():
-            shown = "(N, " + ", ".join(map(str, got)) + ")" if got is not None else _short(output)
-            raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {x}, but its "
-                                    f"shape rule says {expected}")
-        return module
+
+    def block_count(self) -> int:
+        """Blocks this entry holds for the spec-wide stochastic-depth schedule (a stage: its depth; others: 0)."""
+        return 0
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import Attention, Context, Flag, Layer, OddInt, PositiveInt, check_reduction
+from netspec.layers.se import Gate, InnerAct
 from netspec.registry import register
 from netspec.shapes import Shape, scale_macs
 
@@ -17,7 +18,8 @@ class CBAM(Attention):
     """CBAM: channel gate (shared MLP C->C/r->C over avg- and max-pool, sigmoid), then spatial gate.
 
     The spatial gate is a `kernel`x`kernel` conv (no bias) + BatchNorm over [max, mean] across channels, sigmoid.
-    `mlp_bias: false` gives timm's variant (its MLP has no biases); `spatial: false` the channel gate alone.
+    `mlp_bias: false` gives timm's variant (its MLP has no biases); `spatial: false` the channel gate alone;
+    `gate` and `act` are timm's CbamModule gate_layer (both gates) and act_layer (inside the MLP).
     """
 
     kind = "cbam"
@@ -31,6 +33,10 @@ class CBAM(Attention):
     """odd kernel size of the spatial gate's conv over [max, mean]"""
     spatial: Flag = True
     """apply the spatial gate after the channel gate; false leaves the channel gate alone"""
+    gate: Gate = "sigmoid"
+    """the squashing of both gates: sigmoid (paper), or hardsigmoid (timm's gate_layer)"""
+    act: InnerAct = "relu"
+    """the activation inside the shared MLP: relu (paper), or silu (timm's act_layer)"""
 
     def hidden(self, channels: int) -> int:
         return max(channels // self.reduction, 1)
@@ -57,7 +63,7 @@ class CBAM(Attention):
         from netspec.modules.cbam import CBAM as CBAMModule
 
         return CBAMModule(x.channels, self.hidden(x.channels), mlp_bias=self.mlp_bias, kernel=self.kernel,
-                          spatial=self.spatial)
+                          spatial=self.spatial, gate=self.gate, act=self.act)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
@@ -69,4 +75,6 @@ class CBAM(Attention):
             mlp_bias=st.booleans(),
             kernel=st.sampled_from([1, 3, 7]),
             spatial=st.booleans(),
+            gate=st.sampled_from(["sigmoid", "hardsigmoid"]),
+            act=st.sampled_from(["relu", "silu"]),
         )

@@ -76,6 +76,8 @@ class Conv(Layer):
     bias: Flag | None = None
     norm: NormName | None = None
     act: ActName | None = None
+    widen_only: Flag = False
+    """`scale.width` below 1 leaves `out` as written (torchvision MobileNetV2's last channel: 1280 * max(1, width))"""
 
     def resolved(self, ctx: Context) -> dict[str, object]:
         norm = self.norm or ctx.norm

@@ -5,6 +5,7 @@ import math
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import Attention, Context, Flag, Layer, OddInt
+from netspec.layers.se import Gate
 from netspec.registry import register
 from netspec.shapes import Shape, scale_macs
 
@@ -35,6 +36,8 @@ class ECA(Attention):
     """odd number of taps across channels; default: the paper's adaptive t = int((log2 C + 1) / 2), +1 if even"""
     circular: Flag = False
     """pad the channels circularly (timm's ceca) instead of with zeros (official ECA)"""
+    gate: Gate = "sigmoid"
+    """the gate: sigmoid (paper), or hardsigmoid (timm's EcaModule gate_layer)"""
 
     def kernel_for(self, channels: int) -> int:
         return adaptive_kernel(channels) if self.kernel is None else self.kernel
@@ -55,7 +58,7 @@ class ECA(Attention):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.eca import EfficientChannelAttention
 
-        return EfficientChannelAttention(kernel=self.kernel_for(x.channels), circular=self.circular)
+        return EfficientChannelAttention(kernel=self.kernel_for(x.channels), circular=self.circular, gate=self.gate)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
@@ -63,5 +66,5 @@ class ECA(Attention):
 
         widest = min(4, x.channels)  # circular padding (k-1)/2 may not wrap around the channels twice
         return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)),
-                         circular=st.just(False)) | st.builds(
+                         circular=st.just(False), gate=st.sampled_from(["sigmoid", "hardsigmoid"])) | st.builds(
             cls, kernel=st.one_of(st.none(), st.integers(0, widest).map(lambda n: 2 * n + 1)), circular=st.just(True))

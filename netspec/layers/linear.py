@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Flag, Layer, PositiveInt
+from netspec.ops import ActName
 from netspec.registry import register
 from netspec.shapes import LayerInfo, Shape
 
@@ -14,12 +15,17 @@ if TYPE_CHECKING:
 
 @register
 class Linear(Layer):
-    """Fully connected layer (N, C) -> (N, out); needs `avgpool` or `flatten` before a feature map."""
+    """Fully connected layer (N, C) -> (N, out), then `act`; needs `avgpool` or `flatten` before a feature map.
+
+    `act` (none) follows the layer, as MobileNetV3's classifier: Linear 960->1280, Hardswish, Dropout, Linear.
+    """
 
     kind = "linear"
 
     out: PositiveInt
     bias: Flag = True
+    act: ActName = "none"
+    """activation after the layer (not the spec's `defaults.act`: a classifier ends without one)"""
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         if not x.flat:
@@ -30,7 +36,11 @@ class Linear(Layer):
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from torch import nn
 
-        return nn.Linear(x.channels, self.out, bias=self.bias)
+        from netspec.modules.conv import LinearAct
+
+        if self.act == "none":
+            return nn.Linear(x.channels, self.out, bias=self.bias)
+        return LinearAct(x.channels, self.out, bias=self.bias, act=self.act)
 
     @classmethod
     def accepts(cls, x: Shape) -> bool:
@@ -40,4 +50,5 @@ class Linear(Layer):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        return st.builds(cls, out=st.integers(1, 32), bias=st.booleans())
+        return st.builds(cls, out=st.integers(1, 32), bias=st.booleans(),
+                         act=st.sampled_from(["none", "none", "relu", "hardswish"]))

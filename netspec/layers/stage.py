@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from netspec.layers.base import AttentionEntry, Context, ConvEntry, Flag, Layer, PositiveInt, kinds_of
+from pydantic import Field, Strict
+
+from netspec.layers import inverted
+from netspec.layers.base import AttentionEntry, Context, ConvEntry, Flag, Layer, OddInt, PositiveInt, kinds_of
 from netspec.layers.conv import conv_info
 from netspec.layers.maxpool import window_info
 from netspec.ops import ActName, NormName
@@ -17,7 +20,10 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
-BlockName = Literal["plain", "basic", "bottleneck"]
+BlockName = Literal["plain", "basic", "bottleneck", "inverted"]
+SEPARATE_RULES = {"inverted": inverted}
+"""Blocks whose shape rule and builder live in their own module (``infer_blocks``, ``build_blocks``, ``check``)."""
+Ratio = Annotated[float, Strict(), Field(gt=0, le=64, allow_inf_nan=False)]
 MAX_BLOCKS = 1024
 """Most blocks in one stage (after scaling); ResNet-1202 has 200."""
 
@@ -43,6 +49,9 @@ class Stage(Layer):
     which then runs at stride 1; `avg_down` makes a strided projection shortcut an average pool (stride x stride,
     ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D). `attention_at: conv` runs the
     attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM.
+    `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv (netspec.layers.inverted): 1x1
+    expansion to `width` (or `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear
+    1x1 projection; the input is added only at stride 1 with unchanged channels.
     """
 
     kind = "stage"
@@ -66,6 +75,13 @@ class Stage(Layer):
     attention_at: Literal["output", "conv"] = "output"
     """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
     before its norm (`conv`: the official SimAM ResNets)"""
+    expand: Ratio | None = None
+    """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`)"""
+    kernel: OddInt | None = None
+    """inverted: the depthwise conv's kernel (default 3)"""
+
+    def block_count(self) -> int:
+        return self.depth
 
     def mid_channels(self) -> int:
         if self.width is not None:
@@ -119,6 +135,17 @@ class Stage(Layer):
             raise ctx.invalid("depth", f"at most {MAX_BLOCKS} blocks per stage, got {self.depth}")
         if self.dilation > 1:
             self.check_dilation(ctx)
+        rule = SEPARATE_RULES.get(self.block)
+        if rule is not None:
+            for name in ("avd", "avg_down", "attention_at"):
+                if name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default:
+                    ctx.error(name, f"only for ResNet blocks (basic, bottleneck), not block: {self.block}")
+            rule.check(self, ctx)
+            total, block_start = rule.infer_blocks(self, x, ctx, norm=norm, bias=bias)
+            return _repeat_last_block(total, block_start, self.depth - 2) if self.depth > 2 else total
+        for name in ("expand", "kernel"):
+            if getattr(self, name) is not None:
+                ctx.error(name, f"only for block: inverted (the {self.block} block's convs are 3x3)")
         block_start = total
         for index in range(min(self.depth, 2)):  # blocks after the second repeat it exactly: counted below
             stride = self.stride if index == 0 else 1
@@ -132,11 +159,13 @@ class Stage(Layer):
                     info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
                 total = total.then(info)
                 if self.attention is not None and self.attends_after(position):
-                    total = total.then(self.attention.checked_infer(total.shape, ctx.at("attention", self.attention.kind)))
+                    at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
+                    total = total.then(self.attention.checked_infer(total.shape, at))
                 if pool_stride > 1:
                     total = total.then(window_info(total.shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1))
             if self.attention is not None and self.attention_at == "output":
-                total = total.then(self.attention.checked_infer(total.shape, ctx.at("attention", self.attention.kind)))
+                at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
+                total = total.then(self.attention.checked_infer(total.shape, at))
             if self.needs_projection(block_input.channels, stride):
                 shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
                 total = LayerInfo(total.shape, total.params + shortcut.params, add_macs(total.macs, shortcut.macs))
@@ -166,6 +195,9 @@ class Stage(Layer):
         norm = self.norm or ctx.norm
         act = self.act or ctx.act
         bias = norm == "none"
+        rule = SEPARATE_RULES.get(self.block)
+        if rule is not None:
+            return rule.build_blocks(self, x, ctx, norm=norm, act=act, bias=bias)
         inner = replace(ctx, norm=norm, act=act).at("conv", self.conv.kind) if self.conv else ctx
         blocks = nn.Sequential()
         shape = x
@@ -186,7 +218,7 @@ class Stage(Layer):
                                        bias=bias, norm=norm, act="none" if last else act)
                     shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
                 if self.attention is not None and self.attends_after(position):
-                    attention = self.attention.checked_build(shape, ctx.at("attention", self.attention.kind))
+                    attention = self.attention.checked_build(shape, replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind))
                     parts = list(unit.named_children()) if isinstance(unit, ConvNormAct) else [("conv", unit)]
                     unit = nn.Sequential(OrderedDict([parts[0], ("attention", attention), *parts[1:]]))
                 body.add_module(f"conv{position + 1}", unit)
@@ -195,7 +227,8 @@ class Stage(Layer):
                     shape = window_info(shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1).shape
             attention = None
             if self.attention is not None and self.attention_at == "output":
-                attention = self.attention.checked_build(shape, ctx.at("attention", self.attention.kind))
+                at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
+                attention = self.attention.checked_build(shape, at)
             shortcut = None
             if self.needs_projection(block_input.channels, stride):
                 shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=1 if self.avg_down else stride,
@@ -205,7 +238,8 @@ class Stage(Layer):
                     shortcut = nn.Sequential(OrderedDict([("pool", pool), *shortcut.named_children()]))
             elif self.block != "plain":
                 shortcut = nn.Identity()
-            blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act)))
+            blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act),
+                                                                 drop_path=ctx.drop_rate(index)))
         return blocks
 
     @classmethod
@@ -248,4 +282,8 @@ class Stage(Layer):
                        groups=groups, attention=attention, conv=conv, avd=draw(st.booleans()),
                        avg_down=draw(st.booleans()))
 
-        return stages()
+        @st.composite
+        def inverted_stages(draw: st.DrawFn) -> Stage:
+            return inverted.draw_stage(draw, cls, x, [KINDS[k] for k in kinds_of("attention")])
+
+        return st.one_of(stages(), inverted_stages())

@@ -6,17 +6,18 @@ from torch import nn
 
 from netspec.modules import pooling
 from netspec.modules.pooling import PooledConv
+from netspec.ops import make_act
 
 
 class ChannelGate(nn.Module):
     """x * sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))), one MLP C -> C/r -> C shared by both pools."""
 
-    def __init__(self, channels: int, hidden: int, *, bias: bool) -> None:
+    def __init__(self, channels: int, hidden: int, *, bias: bool, act: str = "relu", gate: str = "sigmoid") -> None:
         super().__init__()
         self.fc1 = PooledConv(channels, hidden, 1, bias=bias)
-        self.act = nn.ReLU(inplace=True)
+        self.act = make_act(act)
         self.fc2 = PooledConv(hidden, channels, 1, bias=bias)
-        self.gate = nn.Sigmoid()
+        self.gate = make_act(gate)
 
     def mlp(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(pooled)))
@@ -32,12 +33,12 @@ class SpatialGate(nn.Module):
     The official ResNet initialises this BN's weight to 0 (every other BN weight to 1), so the gate starts at 0.5.
     """
 
-    def __init__(self, *, kernel: int) -> None:
+    def __init__(self, *, kernel: int, gate: str = "sigmoid") -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel, padding=(kernel - 1) // 2, bias=False)
         self.norm = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
         nn.init.zeros_(self.norm.weight)
-        self.gate = nn.Sigmoid()
+        self.gate = make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat((pooling.amax(x, (1,)), pooling.mean(x, (1,))), dim=1)  # official order: max, mean
@@ -47,10 +48,11 @@ class SpatialGate(nn.Module):
 class CBAM(nn.Module):
     """Channel gate then (optionally) spatial gate, applied in sequence."""
 
-    def __init__(self, channels: int, hidden: int, *, mlp_bias: bool, kernel: int, spatial: bool) -> None:
+    def __init__(self, channels: int, hidden: int, *, mlp_bias: bool, kernel: int, spatial: bool,
+                 gate: str = "sigmoid", act: str = "relu") -> None:
         super().__init__()
-        self.channel = ChannelGate(channels, hidden, bias=mlp_bias)
-        self.spatial = SpatialGate(kernel=kernel) if spatial else nn.Identity()
+        self.channel = ChannelGate(channels, hidden, bias=mlp_bias, act=act, gate=gate)
+        self.spatial = SpatialGate(kernel=kernel, gate=gate) if spatial else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(self.channel(x))

@@ -32,3 +32,12 @@ class ConvNormAct(nn.Sequential):
             self.norm = make_norm(norm, out_channels)
         if act != "none":
             self.act = make_act(act)
+
+
+class LinearAct(nn.Sequential):
+    """``linear`` then ``act``: a fully connected layer with its activation (MobileNetV3's Linear + Hardswish)."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool, act: str) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.act = make_act(act)

@@ -5,17 +5,19 @@ import torch
 from torch import nn
 
 from netspec.modules import pooling
+from netspec.ops import make_act
 
 
 class EfficientChannelAttention(nn.Module):
-    """x * sigmoid(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2 (zeros or circular)."""
+    """x * gate(conv1d_k(mean_hw(x))): a 1-D conv across channels, no bias, padding (k-1)/2 (zeros or circular);
+    gate sigmoid by default."""
 
-    def __init__(self, *, kernel: int, circular: bool = False) -> None:
+    def __init__(self, *, kernel: int, circular: bool = False, gate: str = "sigmoid") -> None:
         super().__init__()
         # circular: timm's CecaModule, which pads with F.pad(mode="circular") before an unpadded conv: the same
         self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False,
                               padding_mode="circular" if circular else "zeros")
-        self.gate = nn.Sigmoid()
+        self.gate = make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, 1, C): channels are the sequence. Made as a transposed (N, C, 1) view, whose unit stride on the

@@ -6,17 +6,21 @@ from torch import nn
 
 from netspec.modules import pooling
 from netspec.modules.pooling import PooledConv
+from netspec.ops import make_act
 
 
 class SqueezeExcite(nn.Module):
-    """x * sigmoid(fc2(relu(fc1(mean_hw(x))))); the FC layers are 1x1 convs with bias."""
+    """x * gate(fc2(act(fc1(mean_hw(x))))); the FC layers are 1x1 convs (with bias by default).
 
-    def __init__(self, channels: int, hidden: int) -> None:
+    Children in torchvision's ``SqueezeExcitation`` order (fc1, fc2), so its weights load by position.
+    """
+
+    def __init__(self, channels: int, hidden: int, *, act: str = "relu", gate: str = "sigmoid", bias: bool = True) -> None:
         super().__init__()
-        self.fc1 = PooledConv(channels, hidden, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = PooledConv(hidden, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
+        self.fc1 = PooledConv(channels, hidden, 1, bias=bias)
+        self.act = make_act(act)
+        self.fc2 = PooledConv(hidden, channels, 1, bias=bias)
+        self.gate = make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, C): the FCs run as matrix products. One expression, so no pooled temporary outlives its use (it would
