@@ -3,7 +3,9 @@
     python benchmarks/memprobe.py KIND IMPL CHANNELS SIZE BATCH MODE METHOD [--device cpu] [--dtype float32]
 
 IMPL is ``netspec`` (the kind built by netspec) or ``baseline`` (``benchmarks/baselines.py``); MODE is
-``inference`` (``torch.no_grad()``) or ``training`` (autograd on: what the forward keeps for backward counts);
+``inference`` (``torch.no_grad()``), ``training`` (autograd on: what the forward keeps for backward counts) or
+``backward`` (forward and backward, as in a training step: the input requires grad, the output's gradient is
+made before the peak is reset, and the input's and parameters' gradients count);
 METHOD is how the peak is read (prints one JSON line: bytes above what was allocated before the forward):
 
 - ``rss``: the process's peak resident set, VmHWM, reset through ``/proc/self/clear_refs`` just before the
@@ -72,7 +74,7 @@ def main() -> None:
     parser.add_argument("channels", type=int)
     parser.add_argument("size", type=int)
     parser.add_argument("batch", type=int)
-    parser.add_argument("mode", choices=["inference", "training"])
+    parser.add_argument("mode", choices=["inference", "training", "backward"])
     parser.add_argument("method", choices=["rss", "profiler", "cuda"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
@@ -80,18 +82,25 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     module = make(args.kind, args.impl, args.channels, args.size, args.device, dtype)
-    if args.mode == "training":
+    if args.mode != "inference":
         module.train()
     x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device, dtype=dtype)
+    x.requires_grad_(args.mode == "backward")
+    grad = torch.randn_like(x) if args.mode == "backward" else None  # every attention kind keeps (N, C, H, W)
 
     def run() -> torch.Tensor:
         if args.mode == "inference":
             with torch.no_grad():
                 return module(x)
-        return module(x)
+        out = module(x)
+        if grad is not None:
+            out.backward(grad)
+        return out
 
     out = run()  # warm-up: one-time allocations (kernels, thread pools) are not the forward's
     del out
+    x.grad = None
+    module.zero_grad(set_to_none=True)
     gc.collect()
     if args.method == "rss":
         with open("/proc/self/clear_refs", "w") as handle:

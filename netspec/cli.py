@@ -1,4 +1,4 @@
-"""``netspec`` command line: build, check, schema, blocks, graph. Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
+"""``netspec`` command line: build, check, schema, blocks, graph, bench. Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
 from __future__ import annotations
 
 import argparse
@@ -216,6 +216,80 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import netspec
+
+    try:
+        spec = _rescaled(netspec.load(args.spec), args)
+    except SpecError as error:
+        return _errors(error)
+    size = args.size or spec.input.size
+    if size is None:
+        print(f"netspec bench: {args.spec} sets no input.size: give --size H or --size H,W", file=sys.stderr)
+        return 2
+    if tuple(size) != spec.input.size:
+        spec = spec.model_copy(update={"input": spec.input.model_copy(update={"size": tuple(size)})})
+    try:
+        summary = netspec.check(spec, **_budget(args))
+    except SpecError as error:
+        return _errors(error)
+
+    import torch
+
+    from netspec.bench import BenchError, Report, Settings, resolve_device, run
+
+    modes = ("infer", "train") if args.mode == "both" else (args.mode,)
+    settings = Settings(modes=modes, batch=args.batch, size=(size[0], size[1]), device=args.device, amp=args.amp,
+                        channels_last=args.channels_last, compile=args.compile, steps=args.steps,
+                        warmup=args.warmup, progress=not args.json)
+    output = summary.output.dims()
+    classes = output[0] if len(output) == 1 and output[0] > 1 else None
+    try:
+        device = resolve_device(args.device, args.amp)
+        model = netspec.build(spec, **_budget(args)).to(device)
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        results = run(model, settings, channels=spec.input.channels, classes=classes)
+    except BenchError as error:
+        print(f"netspec bench: {error}", file=sys.stderr)
+        return 1
+    report = Report(
+        spec=args.spec, name=spec.name, params=summary.params, input=(args.batch, spec.input.channels, *size),
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        threads=torch.get_num_threads(), precision=f"{args.amp} autocast" if args.amp else "float32",
+        channels_last=args.channels_last, compile=args.compile, steps=args.steps, warmup=args.warmup,
+        torch=torch.__version__, results=results,
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, got {value:,}")
+        return value
+
+    return parse
+
+
+def _spatial_size(text: str) -> tuple[int, int]:
+    """``224`` (square), ``224,192`` or ``224x192``: (H, W)."""
+    from netspec.bench import MAX_SIZE
+
+    parts = text.lower().replace("x", ",").split(",")
+    parse = _bounded(1, MAX_SIZE)
+    if len(parts) == 1:
+        return parse(parts[0]), parse(parts[0])
+    if len(parts) == 2:
+        return parse(parts[0]), parse(parts[1])
+    raise argparse.ArgumentTypeError(f"must be H or H,W, got {text!r}")
+
+
 def _graph_path(path: str) -> str:
     from netspec.drawing import describe_formats, output_format
 
@@ -283,6 +357,32 @@ def parser() -> argparse.ArgumentParser:
                             "default: DOT on stdout")
     _scale_options(graph)
     graph.set_defaults(run=cmd_graph)
+
+    from netspec.bench import MAX_BATCH, MAX_STEPS, MAX_WARMUP
+
+    bench = commands.add_parser(
+        "bench", help="measure a built network: images/s, ms per step, peak memory (as timm's benchmark.py)",
+        description="Build SPEC and time inference (no_grad, eval) and/or training steps (forward, loss, backward, "
+                    "SGD step) on random input. Peak memory is above the resting model: on CUDA "
+                    "max_memory_allocated over the timed steps; on the CPU the peak resident set (VmHWM, reset "
+                    "through /proc/self/clear_refs; else RSS sampled every 0.5 ms) of one extra step, with glibc "
+                    "set to return freed memory at once so RSS follows live tensors.")
+    bench.add_argument("spec", help="YAML spec file")
+    bench.add_argument("--mode", choices=["infer", "train", "both"], default="both", help="what to time (default both)")
+    bench.add_argument("--batch", type=_bounded(1, MAX_BATCH), default=8, metavar="N", help="batch size (default 8)")
+    bench.add_argument("--size", type=_spatial_size, metavar="H[,W]",
+                       help="input size (default: the spec's input.size; required when the spec sets none)")
+    bench.add_argument("--channels-last", action="store_true", help="model and input in channels_last memory format")
+    bench.add_argument("--amp", choices=["bf16", "fp16"], help="torch.autocast to bfloat16 / float16 (default: float32)")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the model first (warm-up steps compile)")
+    bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="default cpu")
+    bench.add_argument("--steps", type=_bounded(1, MAX_STEPS), default=20, metavar="N", help="timed steps (default 20)")
+    bench.add_argument("--warmup", type=_bounded(0, MAX_WARMUP), default=5, metavar="N",
+                       help="untimed steps first (default 5)")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON (and no progress bar)")
+    _scale_options(bench)
+    _budget_options(bench)
+    bench.set_defaults(run=cmd_bench)
     return root
 
 

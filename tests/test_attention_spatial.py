@@ -458,3 +458,51 @@ layers:
     assert spec.layers[1] == NonLocal(inter=16, scale=True, subsample=True, norm="none")
     assert spec.layers[2].attention == PAM(reduction=4)
     assert netspec.loads(spec.to_yaml()) == spec
+
+
+@pytest.mark.parametrize("kind", ["pam", "danet"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_recomputed_attention_gradients_equal_the_reference_without_saving_the_scores(kind: str, layout: str) -> None:
+    """Issue 14: in training, query chunks recompute the probabilities in backward; gradients of the input, every
+    weight and gamma equal the straightforward code's, and no (HW x HW)-sized tensor is saved for backward."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 8, 6, dtype=torch.float64)  # 48 pixels: the whole score matrix has 2 * 48 * 48 values
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    module = built(netspec.KINDS[kind](), x).double().train()
+    pam_module = module.sa if kind == "danet" else module
+    pam_module.chunk_scores = 2 * 48 * 10  # 10 query rows per forward chunk
+    for gamma in (module.sa.gamma, module.sc.gamma) if kind == "danet" else (module.gamma,):
+        torch.nn.init.constant_(gamma, 0.7)  # gamma 0 would stop the attention's gradients
+    saved: list[int] = []
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        y = module(x1)
+    assert max(saved) < 2 * 48 * 48  # at most a feature map (2 * 16 * 48 values), never the score matrix
+    if kind == "danet":
+        expected = pam.reference(module.sa, x2) + cam.reference(module.sc, x2)
+    else:
+        expected = pam.reference(module, x2)
+    assert torch.allclose(y, expected, rtol=1e-10, atol=1e-10)
+    weight = torch.randn_like(y)
+    params = list(module.parameters())
+    grads = torch.autograd.grad((y * weight).sum(), [x1, *params])
+    expected_grads = torch.autograd.grad((expected * weight).sum(), [x2, *params])
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, rtol=1e-9, atol=1e-9)
+    assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+
+
+def test_recomputed_attention_float32_and_scaled() -> None:
+    """The autograd function alone, float32, with a scale, token-major and channel-major values."""
+    torch.manual_seed(0)
+    query, key = torch.randn(2, 40, 8, requires_grad=True), torch.randn(2, 30, 8, requires_grad=True)
+    for value in (torch.randn(2, 30, 12, requires_grad=True), torch.randn(2, 12, 30, requires_grad=True)):
+        values = value if value.size(1) == 30 else value.transpose(1, 2)
+        out = attention.chunked_attention(query, key, values, scale=0.3, budget=2 * 30 * 7)
+        expected = attention.reference_attention(query, key, values, scale=0.3)
+        assert torch.allclose(out, expected, atol=1e-6)
+        weight = torch.randn_like(out)
+        grads = torch.autograd.grad((out * weight).sum(), [query, key, value])
+        expected_grads = torch.autograd.grad((expected * weight).sum(), [query, key, value])
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, expected_grads))

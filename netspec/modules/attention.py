@@ -101,6 +101,13 @@ def chunked_attention(
     """
     batch, length, _ = query.shape
     per_sample = max(1, length * key.size(1))
+    # Chunk results go into one output buffer in inference (one chunk alive at a time). Under autograd, when one
+    # sample's scores exceed the budget, the probabilities are recomputed in backward instead of kept; smaller
+    # ones are concatenated (the probabilities are kept for backward, and the backward of cat is views, where
+    # writing into a buffer adds copies of the gradient)
+    concatenate = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    if concatenate and per_sample > budget:
+        return RecomputedAttention.apply(query, key, value, scale, budget)
     scale_scores = scale != 1.0 and key.size(1) < query.size(-1)  # scale the smaller of the scores and the queries
     if scale != 1.0 and not scale_scores:
         query = query * scale
@@ -117,10 +124,6 @@ def chunked_attention(
             return torch.bmm(values.transpose(1, 2), probs.transpose(1, 2))
         return torch.bmm(probs, values)
 
-    # Chunk results go into one output buffer in inference (one chunk alive at a time); under autograd they are
-    # concatenated instead (the probabilities are kept for backward anyway, and the backward of cat is views,
-    # where writing into a buffer adds copies of the gradient)
-    concatenate = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
     if per_sample <= budget:
         # whole samples per chunk, a power of two: batched GEMMs split the batch across threads, and 3 samples
         # on 2 threads ran 25% slower than 2 + 2 or 4
@@ -150,11 +153,6 @@ def chunked_attention(
             return torch.bmm(value_t, probs.transpose(1, 2)).transpose(1, 2)
         return torch.bmm(probs, value)
 
-    if concatenate:
-        pieces = [weighted_rows(queries) for queries in query.split(rows, dim=1)]
-        if channel_major:  # each piece is a (b, e, rows) buffer seen as (b, rows, e): join the buffers
-            return torch.cat([piece.transpose(1, 2) for piece in pieces], dim=2).transpose(1, 2)
-        return torch.cat(pieces, dim=1)
     if channel_major:
         out = query.new_empty(batch, value.size(-1), length).transpose(1, 2)
     else:
@@ -162,6 +160,63 @@ def chunked_attention(
     for start in range(0, length, rows):
         out[:, start : start + rows] = weighted_rows(query[:, start : start + rows])
     return out
+
+
+class RecomputedAttention(torch.autograd.Function):
+    """:func:`chunked_attention` under autograd without keeping the (L x S) probabilities for backward.
+
+    The forward is the inference path (query chunks of at most ``budget`` scores into one output buffer) and
+    keeps only query, key and value. The backward recomputes each query chunk's probabilities, as flash
+    attention does (Dao et al., 2022): P = softmax(scale q_c k^T), dV += P^T dO_c, dS = softmax'(dO_c v^T)
+    (the fused softmax backward), dQ_c = scale dS k, dK += scale dS^T q_c. Peak memory is a few chunks of
+    scores instead of the whole matrix twice (probabilities and their gradient); the price is one q k^T GEMM
+    and one softmax per chunk, offset by the chunks' softmax and its backward running in cache (the whole
+    matrix's softmax backward is memory-bound).
+
+    When ``value`` is a transposed view of a (B, e, S) buffer (a 1x1 conv output in NCHW), the value's gradient
+    is made in that layout, so the conv's backward gets a contiguous gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float,  # type: ignore[override]
+                budget: int) -> torch.Tensor:
+        ctx.save_for_backward(query, key, value)
+        ctx.scale, ctx.budget = scale, budget
+        return chunked_attention(query, key, value, scale=scale, budget=budget)  # autograd is off in here
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        query, key, value = ctx.saved_tensors
+        scale = ctx.scale
+        batch, length, _ = query.shape
+        grad_query = torch.empty_like(query, memory_format=torch.contiguous_format)
+        grad_key = torch.zeros_like(key, memory_format=torch.contiguous_format)
+        if value.stride(-1) != 1 and value.stride(-2) == 1:  # channel-major value: a (B, e, S) gradient buffer
+            grad_value_t = value.new_zeros(batch, value.size(2), value.size(1))
+        else:
+            grad_value_t = value.new_zeros(value.shape).transpose(1, 2)
+        key_t, value_t = key.transpose(1, 2), value.transpose(1, 2)
+        # twice the forward's chunk: two score buffers are alive (in-place softmax and its backward), and the
+        # accumulating dV GEMM (inner size: the chunk's rows) runs closer to full speed
+        rows = max(1, 2 * ctx.budget // (batch * key.size(1)))
+        for start in range(0, length, rows):
+            queries, grads = query[:, start : start + rows], grad_out[:, start : start + rows]
+            scores = torch.bmm(queries, key_t)
+            if scale != 1.0:
+                scores.mul_(scale)
+            probs = torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place, row by row
+            grad_value_t.baddbmm_(grads.transpose(1, 2), probs)  # dV^T += dO_c^T P
+            grad_probs = torch.bmm(grads, value_t)
+            grad_scores = torch.ops.aten._softmax_backward_data.out(
+                grad_probs, probs, -1, probs.dtype, grad_input=grad_probs)
+            del probs, scores, grad_probs
+            grad_query[:, start : start + rows] = torch.bmm(grad_scores, key)
+            grad_key.baddbmm_(grad_scores.transpose(1, 2), queries)
+            del grad_scores
+        if scale != 1.0:
+            grad_query.mul_(scale), grad_key.mul_(scale)
+        return grad_query, grad_key, grad_value_t.transpose(1, 2), None, None
 
 
 def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scale: float) -> torch.Tensor:

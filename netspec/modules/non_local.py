@@ -44,9 +44,13 @@ class NonLocal2d(nn.Module):
         n, _, h, w = x.shape
         nchw = x.is_contiguous()
         # The fused kernels want token-major (N, HW, inter) inputs with unit stride in the features: a free view
-        # of a channels_last conv output. So an NCHW input is copied once to channels_last (C values per pixel)
-        # rather than copying theta, phi and g (3 * C/2) after the convs.
-        x_cl = x.contiguous(memory_format=torch.channels_last)
+        # of a channels_last conv output. So in inference an NCHW input is copied once to channels_last (C values
+        # per pixel) rather than copying theta, phi and g (3 * C/2) after the convs. Under autograd the convs
+        # would keep that copy for backward (C values per pixel for the whole step): there they run on x as it
+        # is and theta, phi, g are copied instead, which frees each conv output (forward+backward peak at 64x64,
+        # 512 channels: 0.24 of the straightforward code's instead of 0.29).
+        keeps_copy = torch.is_grad_enabled() and (x.requires_grad or self.theta.weight.requires_grad)
+        x_cl = x if keeps_copy else x.contiguous(memory_format=torch.channels_last)
         pooled = self.pool(x_cl)
         theta = self.theta(x_cl).flatten(2).transpose(1, 2).contiguous()  # contiguous(): no copy unless H or W is 1
         phi = self.phi(pooled).flatten(2).transpose(1, 2).contiguous()
