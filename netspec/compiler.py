@@ -155,14 +155,15 @@ def _sources(spec: "Spec", index: int, names: list[str], known: dict[str, int]) 
     fewest, most = layer.arity
     written = layer.inputs
     findings: list[Finding] = []
+    takes = f"{fewest}" if most == fewest else f"{fewest} or more"
     if written is None:
         if fewest > 1:
             return [], [Finding(("layers", index, layer.kind),
-                                f"{layer.kind} takes {fewest} or more inputs: write `from: [a, b]` beside it")]
+                                f"{layer.kind} takes {takes} inputs: write `from: [a, b]` beside it")]
         listed: list[tuple[tuple[str | int, ...], str]] = [((), names[index - 1] if index else INPUT)]
     elif isinstance(written, str):
         if fewest > 1:
-            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes {fewest} or more inputs, got one: "
+            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes {takes} inputs, got one: "
                                                             f"write a list, `from: [a, b]`")]
         listed = [(("from",), written)]
     else:

@@ -6,9 +6,16 @@ input shape ``x`` is drawn from ``KINDS[k].strategy(x)`` whenever ``KINDS[k].acc
 after it is inferred with the layer's own ``infer`` to choose the next layer. Specs are kept small
 (few channels, maps of at most 32x32) so that building and running them takes milliseconds.
 
+:func:`graph_specs` draws graphs: named entries, branches (``from:`` an earlier entry or ``input``), merges
+(``concat``, ``add``, ``mul`` and any kind with several inputs, e.g. an SE-style gate multiplied onto a map),
+``upsample`` by a scale or ``to:`` an earlier entry's size, and several ``outputs``. Its one-input entries come
+from the kinds' own strategies, so every registered kind can appear in a graph too.
+
 Writing a kind's strategy: ``strategy(x)`` returns a strategy of instances that are valid for input ``x``
 under any ``defaults`` (let ``norm``/``act`` params default to ``None``); ``accepts(x)`` says for which
-inputs it can. A drawn layer that its own shape rule rejects raises :class:`StrategyError` naming it.
+inputs it can. A kind with several inputs (``arity``) also has ``companions(x)``: a strategy of the shapes
+of its other inputs (a list) for which a layer of ``strategy(x)`` is valid. A drawn layer that its own shape
+rule rejects raises :class:`StrategyError` naming it.
 
 Example (pytest)::
 
@@ -22,6 +29,11 @@ Example (pytest)::
         summary = netspec.summary(spec)
         model = netspec.build(spec)
         assert summary.params == sum(p.numel() for p in model.parameters())
+
+    @given(nst.graph_specs(kinds=["conv", "gate", "concat", "mul"]))  # random graphs of only these kinds
+    def test_my_kind_in_graphs(spec):
+        model = netspec.build(spec)                         # a torch.fx.GraphModule
+        assert netspec.summary(spec).params == sum(p.numel() for p in model.parameters())
 
     @given(nst.layer_cases("gate", sized=True))            # one layer of your kind and its input shape
     def test_gate_keeps_shape(case):

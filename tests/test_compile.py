@@ -74,6 +74,37 @@ layers:
 """
 
 
+# A graph: branches from a named entry and from the input, an SE-style gate multiplied onto a map, concat, add,
+# upconv, upsample by a scale and to another entry's size, and two outputs.
+GRAPH_SPEC = """
+input: {channels: 3, size: 16}
+layers:
+  - conv: {out: 16, stride: 2}
+    name: c2
+  - stage: {block: basic, out: 32, stride: 2, attention: eca}
+    name: c3
+  - avgpool: {size: 1}
+  - conv: {out: 32, kernel: 1, norm: none, act: sigmoid}
+  - mul: {}
+    from: [c3, conv2]
+  - pam: {}
+    name: context
+  - upconv: {out: 16}
+  - conv: {out: 16, stride: 2}
+    from: input
+  - upsample: {to: c2, mode: bilinear, align_corners: true}
+    from: context
+  - concat: {}
+    from: [c2, upconv1, upsample1]
+  - conv: {out: 16, kernel: 1}
+  - add: {}
+    from: [conv4, conv3]
+  - upsample: {scale: 2}
+    name: full
+outputs: [full, context]
+"""
+
+
 def randomized(model: torch.nn.Module) -> torch.nn.Module:
     """Non-zero attention gammas and last-BN weights, so that every branch reaches the output."""
     torch.manual_seed(0)
@@ -113,6 +144,21 @@ def test_every_spec_compiles_without_graph_breaks(path: Path) -> None:
     x = torch.randn(1, netspec.load(path).input.channels, 32, 32)  # a small input: the convs are not the point
     with torch.no_grad():
         torch.testing.assert_close(compiled(model)(x), model(x))
+
+
+def test_a_graph_compiles_without_graph_breaks() -> None:
+    model = randomized(netspec.build(netspec.loads(GRAPH_SPEC)))
+    assert isinstance(model, torch.fx.GraphModule)
+    x = torch.randn(2, 3, 16, 16)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        assert [tuple(y.shape) for y in expected] == [(2, 16, 16, 16), (2, 32, 4, 4)]
+        torch.testing.assert_close(compiled(model)(x), expected)
+    model.train()  # AOTAutograd traces the backward graph of the graph module too
+    full, context = compiled(model, "aot_eager")(x.requires_grad_())
+    (full.sum() + context.sum()).backward()
+    assert x.grad is not None and all(p.grad is not None for p in model.parameters())
 
 
 def test_inductor_compiles_every_attention_kind_to_the_same_outputs() -> None:

@@ -18,7 +18,7 @@ import yaml
 
 import netspec
 from netspec import cli, registry
-from netspec.layers.base import Context, Layer
+from netspec.layers.base import Context, Layer, describe_inputs
 from netspec.registry import FAILED_PLUGINS, KINDS, PluginWarning, builtin_kinds, load_plugins, register, unregister
 from netspec.scaling import Channels
 from netspec.schema import spec_schema
@@ -181,6 +181,150 @@ def test_a_registered_kind_is_in_netspec_blocks(user_kinds: None, capsys: pytest
 def test_a_registered_kind_scales_with_the_network(user_kinds: None) -> None:
     rows = netspec.summary(netspec.loads(SPEC).with_scale(width=0.5)).rows
     assert [row.info.shape.channels for row in rows[:4]] == [8, 8, 16, 16]  # make_divisible(24 * 0.5, 8) = 16
+
+
+# -- a kind with two inputs (a merge of your own) ----------------------------------------------------------
+
+
+class GateModule(torch.nn.Module):
+    """The additive attention gate of Attention U-Net, in the official layout (LeeJunHyun/Image_Segmentation,
+    ``Attention_block``): W_g, W_x (1x1 conv with bias + BN), ReLU of their sum, psi (1x1 conv to 1 + BN +
+    sigmoid); the skip ``x`` times psi. Here ``forward(x, g)``: the gated skip first, as ``from: [skip, signal]``."""
+
+    def __init__(self, f_g: int, f_l: int, f_int: int) -> None:
+        super().__init__()
+        self.W_g = torch.nn.Sequential(torch.nn.Conv2d(f_g, f_int, 1, bias=True), torch.nn.BatchNorm2d(f_int))
+        self.W_x = torch.nn.Sequential(torch.nn.Conv2d(f_l, f_int, 1, bias=True), torch.nn.BatchNorm2d(f_int))
+        self.psi = torch.nn.Sequential(torch.nn.Conv2d(f_int, 1, 1, bias=True), torch.nn.BatchNorm2d(1),
+                                       torch.nn.Sigmoid())
+        self.relu = torch.nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return x * self.psi(self.relu(self.W_g(g) + self.W_x(x)))
+
+
+class AttentionGate(Layer):
+    """Attention gate: the skip map (first input) weighted by a gate computed with the gating signal (second)."""
+
+    kind = "ext_attention_gate"
+    paper = "Oktay et al. Attention U-Net: Learning Where to Look for the Pancreas. MIDL 2018"
+    arity = (2, 2)  # exactly two inputs: `from: [skip, signal]`
+
+    inter: Channels | None = None
+    """F_int, the gate's inner channels (default: half the skip's, at least 1)"""
+
+    def channels(self, x: Shape) -> int:
+        return self.inter if self.inter is not None else max(x.channels // 2, 1)
+
+    def infer_inputs(self, inputs: list[Shape], ctx: Context) -> LayerInfo:
+        x, g = inputs
+        if x.flat or g.flat or (x.height, x.width) != (g.height, g.width):
+            raise ctx.invalid(None, f"needs two feature maps of the same size: {describe_inputs(inputs, ctx)}")
+        f_int = self.channels(x)
+        per_pixel = f_int * (g.channels + x.channels) + f_int + x.channels  # three 1x1 convs, then x * psi
+        return LayerInfo(x, f_int * (g.channels + x.channels) + 7 * f_int + 3, scale_macs(per_pixel, x))
+
+    def build_inputs(self, inputs: list[Shape], ctx: Context) -> torch.nn.Module:
+        x, g = inputs
+        return GateModule(g.channels, x.channels, self.channels(x))
+
+    @classmethod
+    def accepts(cls, x: Shape) -> bool:
+        return x.spatial
+
+    @classmethod
+    def strategy(cls, x: Shape) -> Any:
+        from hypothesis import strategies as st
+
+        return st.builds(cls, inter=st.one_of(st.none(), st.integers(1, 8)))
+
+    @classmethod
+    def companions(cls, x: Shape) -> Any:
+        """The gating signal: any channels, the skip's size."""
+        from hypothesis import strategies as st
+
+        return st.integers(1, 8).map(lambda channels: [Shape(channels, x.height, x.width)])
+
+
+GATED = """\
+input: {channels: 3, size: 16}
+layers:
+  - conv: {out: 32}
+    name: skip
+  - conv: {out: 64, stride: 2}
+  - upconv: {out: 16}
+    name: signal
+  - ext_attention_gate: {inter: 8}
+    from: [skip, signal]
+  - concat: {}
+    from: [ext_attention_gate1, signal]
+"""
+
+
+@pytest.fixture
+def gate_kind(clean_registry: None) -> Iterator[None]:
+    register(AttentionGate)
+    yield
+
+
+def test_a_kind_with_two_inputs_works_in_a_graph(gate_kind: None) -> None:
+    spec = netspec.loads(GATED)
+    rows = {row.name: row for row in netspec.summary(spec).rows}
+    gate = rows["ext_attention_gate1"]
+    assert gate.inputs == ("skip", "signal") and gate.input_shapes == (Shape(32, 16, 16), Shape(16, 16, 16))
+    assert gate.info.shape == Shape(32, 16, 16)
+    assert gate.info.params == 8 * (16 + 32) + 7 * 8 + 3  # DESIGN.md 6b: F_int(F_g + F_l) + 7F_int + 3
+    assert rows["concat1"].info.shape == Shape(48, 16, 16)
+    torch.manual_seed(0)
+    model = netspec.build(spec).eval()
+    assert sum(p.numel() for p in model.parameters()) == netspec.summary(spec).params
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        skip, signal = model.skip(x), model.signal(model.conv2(model.skip(x)))
+        reference = GateModule(16, 32, 8).eval()
+        for theirs, ours in zip(reference.state_dict().values(), model.ext_attention_gate1.state_dict().values()):
+            theirs.copy_(ours)  # by architecture order
+        torch.testing.assert_close(model(x), torch.cat([reference(skip, signal), signal], dim=1))
+    assert netspec.loads(spec.to_yaml()) == spec
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("from: [skip, signal]", "from: skip"),  # the line and column of the value of `from`
+     "9:11: layers[3].from: ext_attention_gate takes 2 inputs, got one: write a list, `from: [a, b]`"),
+    (("from: [skip, signal]", "from: [skip, signal, skip]"), "9:11: layers[3].from: ext_attention_gate takes 2 inputs, got 3"),
+    (("from: [skip, signal]", "from: [skip, conv2]"),
+     "8:25: layers[3].ext_attention_gate: needs two feature maps of the same size: skip (N, 32, 16, 16) and conv2 "
+     "(N, 64, 8, 8)"),
+    (("from: [skip, signal]", "from: [skip, signl]"),
+     "9:18: layers[3].from[1]: unknown name 'signl' (did you mean 'signal'?)"),
+])
+def test_a_kind_with_two_inputs_gets_located_errors(gate_kind: None, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.check(netspec.loads(GATED.replace(*change), name="g.yaml"))
+    assert [str(problem) for problem in caught.value.problems] == [f"g.yaml:{message}"]
+
+
+def test_random_graphs_draw_a_kind_with_two_inputs(gate_kind: None) -> None:
+    """``netspec.strategies`` draws the plugin merge from its ``arity``, ``strategy`` and ``companions``."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from netspec import strategies as nst
+
+    from entry_outputs import assert_static_matches_runtime
+
+    drawn: list[int] = []
+
+    @settings(max_examples=15)
+    @given(nst.graph_specs(kinds=["conv", "ext_attention_gate"], min_steps=3), st.data())
+    def check(spec: netspec.Spec, data: st.DataObject) -> None:
+        drawn.append(sum(layer.kind == "ext_attention_gate" for layer in spec.layers))
+        assert_static_matches_runtime(spec, netspec.build(spec))
+        inputs, layer = data.draw(nst.node_cases("ext_attention_gate", sized=True))
+        assert len(inputs) == 2 and nst.infer_node(layer, inputs)[1] == []
+
+    check()
+    assert sum(drawn) > 0
 
 
 def test_the_fixture_unregisters(clean_registry: None) -> None:

@@ -17,6 +17,8 @@ from netspec.registry import KINDS, register, unregister
 from netspec.scaling import Channels, Scale, make_divisible, scaled_fields
 from netspec.shapes import LayerInfo, Shape
 
+from entry_outputs import assert_static_matches_runtime
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ULTRALYTICS_BUG = """\
@@ -186,6 +188,58 @@ def test_the_summary_shows_the_scaled_network_and_the_model_agrees() -> None:
         assert tuple(x.shape[1:]) == row.info.shape.dims(), row.name
         assert sum(p.numel() for p in module.parameters()) == row.info.params, row.name
     assert "(N, 512, 16, 16)" in str(summary)
+
+
+# A graph written at full width: attention after a merge, a gate computed in its own branch, concat and add.
+GRAPH = """\
+input: {channels: 3, size: 32}
+scale: {width: 0.5, depth: 0.33, max_channels: 512}
+layers:
+  - conv: {out: 64, stride: 2}
+    name: stem
+  - stage: {block: basic, out: 1024, depth: 3, stride: 2, attention: se}
+    name: deep
+  - cbam: {}
+  - upsample: {to: stem}
+    name: up
+  - concat: {}
+    from: [stem, up]
+  - se: {}
+    name: fused
+  - avgpool: {size: 1}
+    from: deep
+  - conv: {out: 1024, kernel: 1, norm: none, act: sigmoid}
+    name: gate
+  - mul: {}
+    from: [cbam1, gate]
+  - upconv: {out: 64}
+  - add: {}
+    from: [upconv1, stem]
+    name: sum
+  - concat: {}
+    from: [fused, sum]
+outputs: [concat2, mul1]
+"""
+
+
+def test_a_scaled_graph_equals_the_hand_scaled_graph_and_merges_follow() -> None:
+    """Scaling a graph scales its layers' channels; attention, merges and the gate's product follow them."""
+    spec = netspec.loads(GRAPH)
+    by_hand = netspec.loads(GRAPH.replace("scale: {width: 0.5, depth: 0.33, max_channels: 512}\n", "")
+                            .replace("out: 64", "out: 32").replace("out: 1024, depth: 3", "out: 256, depth: 1")
+                            .replace("out: 1024", "out: 256"))
+    rows = {row.name: row for row in netspec.summary(spec).rows}
+    assert [row.info for row in rows.values()] == [row.info for row in netspec.summary(by_hand).rows]
+    assert rows["deep"].info.shape.channels == 256  # min(1024, 512) * 0.5
+    assert rows["deep"].layer.depth == 1  # max(round(3 * 0.33), 1)
+    assert rows["cbam1"].info.params == cbam_params(256)  # Ultralytics would build CBAM(1024) here
+    assert rows["concat1"].info.shape.channels == 32 + 256
+    assert rows["fused"].info.params == se_params(32 + 256)
+    assert rows["mul1"].info.shape == Shape(256, 8, 8)  # the gate's conv scaled as the map it gates
+    assert rows["concat2"].info.shape == Shape(288 + 32, 16, 16)
+    model = netspec.build(spec)
+    assert sum(p.numel() for p in model.parameters()) == netspec.summary(by_hand).params
+    assert_static_matches_runtime(spec, model)
 
 
 def test_max_channels_caps_before_width() -> None:
