@@ -139,7 +139,7 @@ ATTENTION = kinds_of("attention")
 @pytest.mark.parametrize("kind", ATTENTION)
 def test_attention_keeps_the_input_memory_format(kind: str, train: bool) -> None:
     module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context()).train(train)
-    x = torch.randn(2, 64, 12, 10)
+    x = torch.randn(2, 64, 12, 10, requires_grad=train)  # so that backward works for a kind without parameters too
     with torch.set_grad_enabled(train):
         assert module(x).is_contiguous(), f"{kind}: NCHW in, not NCHW out"
         out = module(x.contiguous(memory_format=torch.channels_last))
