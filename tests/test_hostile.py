@@ -718,3 +718,10 @@ def test_a_network_too_costly_to_build_is_stopped_before_building(no_modules_bui
     assert problem.message.endswith(f"torch modules here, over the limit of {DEFAULT_MAX_MODULES:,} (max_modules)")
     assert problem.path[0] == "layers" and 50 < problem.path[1] < 200
     assert netspec.summary(spec).params > 0  # the summary builds nothing: no limit
+
+
+def test_an_unwritable_output_with_a_newline_in_its_name_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "net.yaml"
+    spec.write_text(VALID)
+    status, _, err = run_cli("graph", str(spec), "-o", str(tmp_path / "no\nsuch" / "net.dot"))
+    assert status == 1 and len(err.splitlines()) == 1 and "no\\nsuch" in err
