@@ -46,7 +46,7 @@ def summary(spec: SpecLike, *, max_params: int | None = None, max_activations: i
 
     No limits by default (nothing is allocated); give ``max_params``/``max_activations`` to enforce some.
     """
-    return summarize(_as_spec(spec), Budget(max_params, max_activations))
+    return summarize(_as_spec(spec), Budget(max_params, max_activations, max_modules=None))
 
 
 def build(

@@ -55,13 +55,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         try:
             save(spec, args.output, model=model)
         except ExportError as error:
-            print(f"{args.output}: {error}", file=sys.stderr)
+            print(printable(f"{args.output}: {error}"), file=sys.stderr)
             return 1
         except OSError:
             raise  # unwritable path: reported by main() as `netspec: ...`
         except Exception as error:  # an exporter failure: one line, not a traceback
             reason = (str(error).strip().splitlines() or [""])[0]
-            print(f"{args.output}: export failed: {type(error).__name__}: {reason}", file=sys.stderr)
+            print(printable(f"{args.output}: export failed: {type(error).__name__}: {reason}"), file=sys.stderr)
             return 1
     if args.json:
         data = summary.to_dict()
@@ -77,7 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if report is not None:
             print(report)
         if args.output:
-            print(f"wrote {args.output}")
+            print(f"wrote {printable(args.output)}")
     return 0
 
 
@@ -210,9 +210,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
     try:
         write(summary, args.output)
     except GraphError as error:
-        print(f"{args.output}: {error}", file=sys.stderr)
+        print(printable(f"{args.output}: {error}"), file=sys.stderr)
         return 1
-    print(f"wrote {args.output}")
+    print(f"wrote {printable(args.output)}")
     return 0
 
 
@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 try:
                     load_plugin(plugin)
                 except PluginError as error:
-                    print(f"netspec: {error}", file=sys.stderr)
+                    print(printable(f"netspec: {error}"), file=sys.stderr)
                     return 1
             return int(args.run(args))
         except KeyboardInterrupt:
@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         except OSError as error:
-            print(f"netspec: {error}", file=sys.stderr)
+            print(printable(f"netspec: {error}"), file=sys.stderr)
             return 1
         except Exception as error:  # a plugin kind's own bug: name it, no traceback
             from netspec.registry import plugin_kind_in
@@ -435,7 +435,7 @@ def _show_warning(default: Callable[..., None]) -> Callable[..., None]:
                 shown.add(message.line())
                 print(message.line(), file=sys.stderr)
         elif issubclass(category, PluginWarning):
-            print(f"netspec: warning: {message}", file=sys.stderr)
+            print(printable(f"netspec: warning: {message}"), file=sys.stderr)
         else:
             default(message, category, *rest, **kwargs)
 

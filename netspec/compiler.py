@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_PARAMS = 1_000_000_000
 """Default limit on a network's parameters (4 GB of float32 weights; ResNet-50 has 25.6 million)."""
+DEFAULT_MAX_MODULES = 1_000_000
+"""Default limit on the torch modules a build creates (ResNet-152 has about 500): building a million takes ~30 s."""
 DEFAULT_MAX_ACTIVATIONS = 2**31 - 1
 """Default limit on the values one layer outputs per sample (C*H*W): past it int32 indexing fails in torch kernels."""
 
@@ -60,6 +62,7 @@ class Budget:
 
     max_params: int | None = DEFAULT_MAX_PARAMS
     max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
+    max_modules: int | None = DEFAULT_MAX_MODULES
 
     def check(self, path: tuple[str | int, ...], params: int, output: Shape) -> Finding | None:
         """A finding at ``path`` if ``params`` (the total so far) or ``output`` is over a limit."""
@@ -74,7 +77,7 @@ class Budget:
         return None
 
 
-NO_LIMITS = Budget(max_params=None, max_activations=None)
+NO_LIMITS = Budget(max_params=None, max_activations=None, max_modules=None)
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     root.findings.extend(_name_findings(spec, names))
     shapes: dict[str, Shape | None] = {INPUT: input_shape(spec)}
     rows: list[Row] = []
-    params = 0
+    params = modules = 0
     shape = shapes[INPUT]
     input_over = budget.max_activations is not None and shape.pixels is not None and \
         shape.channels * shape.pixels > budget.max_activations
@@ -232,6 +235,12 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
         rows.append(Row(name, layer, tuple(sources), tuple(inputs), info))  # type: ignore[arg-type]
         shapes[name] = info.shape
         params += info.params
+        modules += layer.build_units()
+        if budget.max_modules is not None and modules > budget.max_modules:
+            root.findings.append(Finding(("layers", index, layer.kind), f"building the network takes about {modules:,} "
+                                         f"torch modules here, over the limit of {budget.max_modules:,} (max_modules)",
+                                         on_key=True))
+            break
         over = budget.check(("layers", index, layer.kind), params, info.shape)
         if over is not None:
             root.findings.append(over)

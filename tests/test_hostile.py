@@ -704,3 +704,25 @@ def test_columns_count_characters_as_an_editor_does(before: str, parser: str, mo
     assert syntax.startswith(f"spec.yaml:1:{column}: YAML syntax error")
     (control,) = problems(f"{prefix}\x07}}}}]}}\n")
     assert control == f"spec.yaml:1:{column}: control character U+0007 is not allowed in YAML text"
+
+
+def test_a_network_too_costly_to_build_is_stopped_before_building(no_modules_built: None) -> None:
+    """Cheap to check, slow to build: thousands of blocks of one channel (few parameters, nothing over budget)."""
+    from netspec.compiler import DEFAULT_MAX_MODULES
+
+    text = "input: {channels: 1, size: 8}\nlayers:\n" + "  - stage: {block: plain, out: 1, depth: 1024}\n" * 200
+    spec = netspec.loads(text, name="spec.yaml")
+    with pytest.raises(netspec.SpecError) as caught:
+        bounded(lambda: netspec.build(spec), seconds=10, megabytes=50)
+    (problem,) = caught.value.problems
+    assert problem.message.startswith("building the network takes about ")
+    assert problem.message.endswith(f"torch modules here, over the limit of {DEFAULT_MAX_MODULES:,} (max_modules)")
+    assert problem.path[0] == "layers" and 50 < problem.path[1] < 200
+    assert netspec.summary(spec).params > 0  # the summary builds nothing: no limit
+
+
+def test_an_unwritable_output_with_a_newline_in_its_name_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "net.yaml"
+    spec.write_text(VALID)
+    status, _, err = run_cli("graph", str(spec), "-o", str(tmp_path / "no\nsuch" / "net.dot"))
+    assert status == 1 and len(err.splitlines()) == 1 and "no\\nsuch" in err

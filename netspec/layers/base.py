@@ -168,6 +168,11 @@ class Layer(SpecModel):
         """The ``torch.nn.Module`` for input shape ``x`` (only called on a valid spec)."""
         raise NotImplementedError
 
+    def build_units(self) -> int:
+        """About how many torch modules ``build`` creates: what building costs, bounded by the compiler's budget
+        (``max_modules``) before anything is built. Kinds that repeat blocks or branches override it."""
+        return 1
+
     def checked_infer(self, x: "Shape | list[Shape]", ctx: Context) -> LayerInfo:
         """``infer`` (``infer_inputs`` for a list of inputs), as the compiler calls it: a plugin kind's own bug or a
         result that is not a :class:`LayerInfo` becomes a located problem naming the plugin, never a traceback."""

@@ -40,6 +40,9 @@ class SK(AttentionConv):
     min_hidden: PositiveInt = 32
     """L, the least width d of the fuse fc"""
 
+    def build_units(self) -> int:
+        return 4 * self.branches + 6  # per branch: conv, norm, act (and a list entry); then fuse and select
+
     def hidden(self, channels: int) -> int:
         """d = max(C / r, L)."""
         return max(channels // self.reduction, self.min_hidden)

@@ -83,6 +83,12 @@ class Stage(Layer):
     def block_count(self) -> int:
         return self.depth
 
+    def build_units(self) -> int:
+        """Per block: its convs (conv, norm, act each), the shortcut, the attention or conv kind it holds."""
+        convs = 3 if self.block == "bottleneck" else 2
+        inner = (self.attention.build_units() if self.attention else 0) + (self.conv.build_units() if self.conv else 0)
+        return 1 + self.depth * (3 * convs + 4 + inner)
+
     def mid_channels(self) -> int:
         if self.width is not None:
             return self.width
