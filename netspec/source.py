@@ -471,8 +471,23 @@ def _syntax_problem(error: yaml.MarkedYAMLError, text: str, name: str | None) ->
         else:
             message = f"{what} is never closed: line {mark.line + 1} comes before its {closer!r} ({problem})"
         mark = opened
+    elif "mapping values are not allowed" in problem and mark is not None:
+        message += _bare_kind_hint(text, mark.line)
     line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     return Problem((), f"YAML syntax error: {message}", name, line, column)
+
+
+def _bare_kind_hint(text: str, line: int) -> str:
+    """A hint when ``name:``/``from:`` follows a bare kind (``- pam`` then ``  name: sa``), which YAML cannot read."""
+    lines = text.split("\n")
+    if not 0 < line < len(lines):
+        return ""
+    key = lines[line].strip().split(":", 1)[0]
+    before = lines[line - 1].strip()
+    if key in ("name", "from") and before.startswith("- ") and ":" not in before and " " not in before[2:].strip():
+        kind = before[2:].strip()
+        return f" (a bare kind cannot carry `{key}`: write `- {kind}:` or `- {kind}: {{}}`, then `{key}:` below it)"
+    return ""
 
 
 def parse_yaml(text: str | bytes, name: str | None = None) -> Source:

@@ -216,3 +216,9 @@ def test_reserved_names_cover_every_module_attribute() -> None:
     attributes = {n for n in set(dir(torch.fx.GraphModule)) | set(dir(torch.nn.Module))
                   if re.fullmatch(r"[a-z][a-z0-9_]*", n)}
     assert attributes <= RESERVED_NAMES
+
+
+def test_a_bare_kind_with_a_name_gets_a_hint() -> None:
+    found = problems("input: {channels: 3, size: 8}\nlayers:\n  - conv: {out: 8}\n  - pam\n    name: sa\n")
+    assert found == ["g.yaml:5:9: YAML syntax error: mapping values are not allowed here (a bare kind cannot carry "
+                     "`name`: write `- pam:` or `- pam: {}`, then `name:` below it)"]
