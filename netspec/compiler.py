@@ -224,7 +224,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
         root.findings.extend(problems)
         inputs = [shapes.get(source) for source in sources]
         shapes.setdefault(name, None)
-        if problems or any(shape is None for shape in inputs):
+        if problems or any(given is None for given in inputs):
             continue
         try:
             ctx = replace(root.at("layers", index, layer.kind), input_names=tuple(sources), first_block=firsts[index])

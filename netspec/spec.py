@@ -6,7 +6,7 @@ import stat
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation, parse_entry

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 import netspec
 import network_references as reference
-from netspec.layers import C2f, SPPF, Conv
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
 from hypothesis import currently_in_test_context, event, given, settings
 from hypothesis import strategies as st

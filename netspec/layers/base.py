@@ -307,6 +307,13 @@ class Merge(Layer):
     def accepts(cls, x: Shape) -> bool:
         return True
 
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
+        """A merge has no params of its own to draw (its inputs come from ``companions``)."""
+        from hypothesis import strategies as st
+
+        return st.just(cls())
+
 
 def broadcast_inputs(inputs: list[Shape], ctx: Context, kind: str) -> Shape:
     """The shape of an elementwise ``add``/``mul``: equal shapes, or an (N, C, 1, 1) (any size-1 dim) broadcast."""

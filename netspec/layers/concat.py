@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netspec.layers.base import Context, Layer, Merge, describe_inputs
+from netspec.layers.base import Context, Merge, describe_inputs
 from netspec.registry import register
 from netspec.shapes import LayerInfo, Shape
 
@@ -34,12 +34,6 @@ class Concat(Merge):
         from netspec.modules.merge import Concat as ConcatModule
 
         return ConcatModule()
-
-    @classmethod
-    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
-        from hypothesis import strategies as st
-
-        return st.just(cls())
 
     @classmethod
     def companions(cls, x: Shape) -> "SearchStrategy[list[Shape]]":

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Literal
 
 from netspec.layers.base import Attention, Context, Layer, PositiveInt, check_reduction
 from netspec.registry import register
-from netspec.shapes import Shape, scale_macs
+from netspec.shapes import Shape
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy

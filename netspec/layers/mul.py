@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netspec.layers.add import broadcast_companions
-from netspec.layers.base import Context, Layer, Merge, broadcast_inputs
+from netspec.layers.base import Context, Merge, broadcast_inputs
 from netspec.registry import register
 from netspec.shapes import LayerInfo, Shape, scale_macs
 
@@ -28,12 +28,6 @@ class Mul(Merge):
         from netspec.modules.merge import Mul as MulModule
 
         return MulModule()
-
-    @classmethod
-    def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
-        from hypothesis import strategies as st
-
-        return st.just(cls())
 
     @classmethod
     def companions(cls, x: Shape) -> "SearchStrategy[list[Shape]]":

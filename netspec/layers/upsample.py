@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, Strict
 
-from netspec.layers.base import Context, EntryName, Flag, Layer, PositiveInt
+from netspec.layers.base import Context, EntryName, Flag, Layer
 from netspec.registry import register
 from netspec.shapes import LayerInfo, Shape
 
