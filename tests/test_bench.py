@@ -103,7 +103,8 @@ def test_bad_spec_and_too_small_size_are_located(tmp_path: Path) -> None:
     path.write_text("input: {channels: 3, size: 16}\nlayers:\n  - conv: {out: 4, kernel: 5, padding: 0}\n")
     small = netspec("bench", str(path), "--size", "3")  # valid at 16x16, not at the --size given
     assert small.returncode == 1
-    assert small.stderr.startswith(f"{path}:3:11: layers[0].conv") and len(small.stderr.splitlines()) == 1
+    assert small.stderr.startswith(f"{path}:3:40: layers[0].conv.padding: the 3x3 map would shrink")  # what was written
+    assert len(small.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("option", [["--steps", "0"], ["--batch", "-1"], ["--size", "3,4,5"], ["--amp", "fp8"],
