@@ -398,7 +398,7 @@ class _Graph:
             shape = self.shapes[source]
             size = (target.height, target.width)
             if (shape.height, shape.width) != size:
-                references = [name for name in self.with_size(*size)]
+                references = self.with_size(*size)
                 if size == (1, 1) or (not references and target.height == target.width):
                     steps.append(AvgPool(size=target.height))
                 elif references:
