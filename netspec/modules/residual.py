@@ -18,5 +18,8 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.attention(self.body(x))
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            # in place, as torchvision's and timm's blocks (``out += identity``): the body's last op (a norm, a
+            # conv, a gate's multiply) does not keep its output for backward, and a new tensor for the sum
+            # would be one more feature map alive at the peak of a training step
+            out += self.shortcut(x)
         return self.act(out)
