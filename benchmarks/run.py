@@ -546,18 +546,30 @@ def bench_networks(args) -> Section:
     rows, compile_rows = [], []
     for name, twin in NETWORK_TWINS.items():
         torch.manual_seed(0)
-        models = {"netspec": netspec.build(f"specs/{name}.yaml"), "twin": twin()}
+        models = {"netspec": netspec.build(f"specs/{name}.yaml").to(args.device), "twin": twin().to(args.device)}
         params = {impl: sum(p.numel() for p in model.parameters()) for impl, model in models.items()}
-        x = torch.randn(batch, 3, size, size)
+        x = torch.randn(batch, 3, size, size, device=args.device)
         settings = Settings(modes=("train", "infer"), batch=batch, size=(size, size))
         ratios = {}
         for mode in ("train", "infer"):
             fns = {impl: make_step(model, x, mode, settings, 1000) for impl, model in models.items()}
-            samples = interleaved(fns, repeats=3 if args.quick else 9, target_s=0.3, warmup=2)
+            samples = interleaved(fns, repeats=3 if args.quick else 9, target_s=0.3, warmup=2, device=args.device)
             ratios[mode] = (median(samples["netspec"]), median(samples["twin"]),
                             paired(samples["netspec"], samples["twin"]))
-        peaks = {impl: median([network_peak(name, impl)["peak_bytes"] for _ in range(1 if args.quick else 2)])
-                 for impl in models}
+        if args.device.startswith("cuda"):  # max_memory_allocated of one training step above the resting model
+            peaks = {}
+            for impl, model in models.items():
+                step = make_step(model, x, "train", settings, 1000)
+                step()
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                resting = torch.cuda.memory_allocated()
+                step()
+                torch.cuda.synchronize()
+                peaks[impl] = torch.cuda.max_memory_allocated() - resting
+        else:
+            peaks = {impl: median([network_peak(name, impl)["peak_bytes"] for _ in range(1 if args.quick else 2)])
+                     for impl in models}
         memory_ratio = peaks["netspec"] / peaks["twin"]
         print(f"{name}: train {ratios['train'][2]:.3f}, infer {ratios['infer'][2]:.3f}, memory {memory_ratio:.3f}",
               flush=True)
