@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -355,26 +357,39 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 class Bottleneck(nn.Module):
+    """torchvision's Bottleneck; with ``attention`` the timm/SENet/CBAM layout (the gate after bn3, before the
+    residual add: timm ``resnet.py`` ``Bottleneck.se``); with ``sk`` the official SKNet unit (an SK unit with its
+    own BN + ReLU in place of conv2 + bn2 + relu, ``width`` = 2 x planes)."""
+
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 attention: Callable[[int], nn.Module] | None = None, sk: bool = False) -> None:
         super().__init__()
-        width = planes
+        width = 2 * planes if sk else planes
         self.conv1 = conv1x1(inplanes, width)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride)
-        self.bn2 = nn.BatchNorm2d(width)
+        if sk:
+            self.conv2: nn.Module = SKBaseline(width, stride=stride)
+            self.bn2: nn.Module = nn.Identity()
+        else:
+            self.conv2 = conv3x3(width, width, stride)
+            self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.se = attention(planes * self.expansion) if attention is not None else None
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
+        self.sk = sk
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.conv2(out) if self.sk else self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        if self.se is not None:
+            out = self.se(out)
         if self.downsample is not None:
             identity = self.downsample(x)
         out += identity
@@ -382,10 +397,13 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50(nn.Module):
-    """torchvision's ResNet-50 (25,557,032 parameters), written out with torch modules."""
+    """torchvision's ResNet-50 (25,557,032 parameters), written out with torch modules; ``attention`` (a module
+    factory taking the channel count, as timm's ``attn_layer``) and ``sk`` make the attention twins."""
 
-    def __init__(self, layers: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000) -> None:
+    def __init__(self, layers: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000,
+                 attention: Callable[[int], nn.Module] | None = None, sk: bool = False) -> None:
         super().__init__()
+        self.attention, self.sk = attention, sk
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
@@ -405,16 +423,26 @@ class ResNet50(nn.Module):
                 conv1x1(self.inplanes, planes * Bottleneck.expansion, stride),
                 nn.BatchNorm2d(planes * Bottleneck.expansion),
             )
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
+        layers = [Bottleneck(self.inplanes, planes, stride, downsample, self.attention, self.sk)]
         self.inplanes = planes * Bottleneck.expansion
         for _ in range(1, blocks):
-            layers.append(Bottleneck(self.inplanes, planes))
+            layers.append(Bottleneck(self.inplanes, planes, attention=self.attention, sk=self.sk))
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
+    "resnet50": ResNet50,  # torchvision resnet50
+    "se_resnet50": lambda: ResNet50(attention=SEBaseline),  # timm seresnet50
+    "eca_resnet50": lambda: ResNet50(attention=ECABaseline),  # timm ecaresnet50 layout, adaptive k
+    "cbam_resnet50": lambda: ResNet50(attention=CBAMBaseline),  # official CBAM ResNet-50
+    "sknet50": lambda: ResNet50(sk=True),  # official SKNet-50
+}
+"""specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
 
 
 # ---------------------------------------------------------------------------------------------

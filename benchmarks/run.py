@@ -18,6 +18,9 @@ Targets and how each is measured (details in RESULTS.md):
    kernels    Which SDPA kernel each spatial attention kind runs and the largest intermediate tensor compared with
               the whole (HW x HW) score matrix; with ``--device cuda`` it also checks that SDPA never falls back to
               the math kernel (``sdpa_kernel`` restricted to the fused backends).
+   networks   (issue 14) resnet50, se_resnet50, eca_resnet50, cbam_resnet50, sknet50 against their twins written
+              with torch modules (``baselines.NETWORK_TWINS``): train step time, inference time and training
+              peak memory <= 1.0x, side by side in one run (batch 2, 112x112 on the CPU).
 3. compile    ``torch.compile(fullgraph=True)`` of every kind and every spec in specs/ (the test is
               tests/test_compile.py; here only its times are reported).
 4. build      ``netspec.build("specs/resnet50.yaml")`` vs ``baselines.ResNet50()``: <= 1.1x.
@@ -48,7 +51,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = ("memory", "attention", "kernels", "compile", "build", "check", "validation")
+TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation")
 ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
 SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
@@ -251,7 +254,7 @@ def bench_memory(args) -> Section:
     repeats = {"rss": 1 if args.quick else 2, "profiler": 1, "cuda": 1 if args.quick else 2}
     rows = []
     for kind in MEMORY_KINDS:
-        for mode in ("inference", "training"):
+        for mode in ("inference", "training", "backward"):
             peaks = {}
             for impl in ("netspec", "baseline"):
                 for method in methods:
@@ -266,10 +269,16 @@ def bench_memory(args) -> Section:
                 if mode == "inference" and kind != "danet":
                     section.verdict(f"{kind} forward peak memory (method {method}) <= 1/4 baseline", ratio <= 0.25,
                                     f"{ratio:.3f}")
+                if mode == "backward" and kind != "cam":
+                    section.verdict(f"{kind} forward+backward peak memory (method {method}) <= 1/4 baseline (issue 14)",
+                                    ratio <= 0.25, f"{ratio:.3f}")
     section.add("Peak memory of one forward above what was allocated before it, the output included, MiB; each "
                 "value the median of fresh processes (`benchmarks/memprobe.py`: peak RSS, or the profiler's "
                 "allocator events). `inference`: under `torch.no_grad()`, the target; `training`: autograd on, so "
-                "what the forward keeps for backward counts too (information, no target). `ratio` is the target's; "
+                "what the forward keeps for backward counts too (information, no target); `backward`: forward and "
+                "backward of one training step (the input requires grad, the output's gradient made beforehand; the "
+                "input's and weights' gradients count), issue 14's target for nonlocal, pam and danet. "
+                "`ratio` is the target's; "
                 "`without output` leaves the output tensor (16 MiB in float32) out of both peaks; `floor` is the "
                 "output alone over the baseline's peak, the least any implementation that returns a new tensor "
                 "can reach.")
@@ -297,6 +306,24 @@ def bench_memory(args) -> Section:
                 "of the outputs (same weights):")
     section.add()
     section.table(["kind", "netspec ms", "baseline ms", "ratio", "max abs diff"], rows)
+    section.add()
+
+    rows = []
+    for kind in ("nonlocal", "pam", "danet"):
+        candidate, baseline = module_pair(kind, 512, 64, args.device, dtype)
+        candidate.train(), baseline.train()
+        x = torch.randn(2, 512, 64, 64, device=args.device, dtype=dtype, requires_grad=True)
+        samples = interleaved({"netspec": training_fn(candidate, x), "baseline": training_fn(baseline, x)},
+                              repeats=3 if args.quick else 7, target_s=0.3, device=args.device, warmup=1)
+        a, b = median(samples["netspec"]), median(samples["baseline"])
+        ratio = paired(samples["netspec"], samples["baseline"])
+        rows.append([kind, ms(a), ms(b), f"{ratio:.3f}"])
+        section.verdict(f"{kind} forward+backward time at 64x64x512 no worse than baseline (issue 14)",
+                        ratio <= 1 + NOISE, f"{ratio:.3f}")
+    section.add("Forward+backward time (train mode, the input requiring grad) at the same shape, median of "
+                "interleaved repeats, ms:")
+    section.add()
+    section.table(["kind", "netspec ms", "baseline ms", "ratio"], rows)
     return section
 
 
@@ -475,6 +502,99 @@ def bench_kernels(args) -> Section:
 
 # ---------------------------------------------------------------------------------------------
 # 3. torch.compile: times of the test
+
+
+NETWORK_BATCH, NETWORK_SIZE = 2, 112
+"""Whole networks on this shared 2-core machine: small steps, many back-to-back repeats."""
+
+NETWORK_PROBE = """
+import json, sys, torch
+sys.path.insert(0, {here!r})
+import baselines, netspec
+from netspec.bench import Settings, cpu_peak, make_step
+name, impl = {name!r}, {impl!r}
+torch.manual_seed(0)
+model = netspec.build(f"specs/{{name}}.yaml") if impl == "netspec" else baselines.NETWORK_TWINS[name]()
+settings = Settings(modes=("train",), batch={batch}, size=({size}, {size}))
+x = torch.randn({batch}, 3, {size}, {size})
+step = make_step(model, x, "train", settings, 1000)
+step(); step()
+print(json.dumps(dict(zip(("peak_bytes", "method"), cpu_peak(step)))))
+"""
+
+
+def network_peak(name: str, impl: str) -> dict:
+    code = NETWORK_PROBE.format(here=str(HERE), name=name, impl=impl, batch=NETWORK_BATCH, size=NETWORK_SIZE)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=plain_env())
+    if result.returncode != 0:
+        raise RuntimeError(f"network memory probe {name} {impl} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bench_networks(args) -> Section:
+    """Issue 14: whole networks against their twins written with torch modules (``baselines.NETWORK_TWINS``)."""
+    import torch
+
+    import netspec
+    from baselines import NETWORK_TWINS
+    from netspec.bench import Settings, make_step
+
+    section = Section("networks", "Whole networks against their twins (torchvision / timm layouts)")
+    section.add(f"## {section.title}")
+    section.add()
+    batch, size = NETWORK_BATCH, NETWORK_SIZE
+    rows, compile_rows = [], []
+    for name, twin in NETWORK_TWINS.items():
+        torch.manual_seed(0)
+        models = {"netspec": netspec.build(f"specs/{name}.yaml").to(args.device), "twin": twin().to(args.device)}
+        params = {impl: sum(p.numel() for p in model.parameters()) for impl, model in models.items()}
+        x = torch.randn(batch, 3, size, size, device=args.device)
+        settings = Settings(modes=("train", "infer"), batch=batch, size=(size, size))
+        ratios = {}
+        for mode in ("train", "infer"):
+            fns = {impl: make_step(model, x, mode, settings, 1000) for impl, model in models.items()}
+            samples = interleaved(fns, repeats=3 if args.quick else 9, target_s=0.3, warmup=2, device=args.device)
+            ratios[mode] = (median(samples["netspec"]), median(samples["twin"]),
+                            paired(samples["netspec"], samples["twin"]))
+        if args.device.startswith("cuda"):  # max_memory_allocated of one training step above the resting model
+            peaks = {}
+            for impl, model in models.items():
+                step = make_step(model, x, "train", settings, 1000)
+                step()
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                resting = torch.cuda.memory_allocated()
+                step()
+                torch.cuda.synchronize()
+                peaks[impl] = torch.cuda.max_memory_allocated() - resting
+        else:
+            peaks = {impl: median([network_peak(name, impl)["peak_bytes"] for _ in range(1 if args.quick else 2)])
+                     for impl in models}
+        memory_ratio = peaks["netspec"] / peaks["twin"]
+        print(f"{name}: train {ratios['train'][2]:.3f}, infer {ratios['infer'][2]:.3f}, memory {memory_ratio:.3f}",
+              flush=True)
+        rows.append([name, f"{params['netspec']:,}", f"{params['twin']:,}",
+                     ms(ratios["train"][0]), ms(ratios["train"][1]), f"{ratios['train'][2]:.3f}",
+                     ms(ratios["infer"][0]), ms(ratios["infer"][1]), f"{ratios['infer'][2]:.3f}",
+                     mib(peaks["netspec"]), mib(peaks["twin"]), f"{memory_ratio:.3f}"])
+        section.verdict(f"{name} train step time <= 1.0x its twin", ratios["train"][2] <= 1 + NOISE,
+                        f"{ratios['train'][2]:.3f}")
+        section.verdict(f"{name} inference time <= 1.0x its twin", ratios["infer"][2] <= 1 + NOISE,
+                        f"{ratios['infer'][2]:.3f}")
+        section.verdict(f"{name} training peak memory <= 1.0x its twin", memory_ratio <= 1.0, f"{memory_ratio:.3f}")
+    section.add(f"Batch {batch}, {size}x{size}, float32, NCHW, eager. `train`: one step of zero_grad, forward, "
+                "cross-entropy, backward, SGD step (`netspec.bench.make_step`, as `netspec bench` times it); "
+                "`infer`: forward under `torch.no_grad()` in eval mode. Median ms of interleaved repeats; ratio: "
+                "netspec / twin, the median of per-repeat ratios (both timed back to back). Peak memory: the peak "
+                "resident set of one training step above the resting model, in a fresh process per model "
+                "(`netspec.bench.cpu_peak`: VmHWM reset through /proc/self/clear_refs, glibc set to return freed "
+                "memory at once). Twins: `benchmarks/baselines.py` `NETWORK_TWINS` (torchvision's ResNet-50 "
+                "layout; the gate after bn3 before the residual add as timm's `Bottleneck.se`; the official SKNet "
+                "unit in place of conv2).")
+    section.add()
+    section.table(["network", "params", "twin params", "train ms", "twin ms", "train ratio", "infer ms", "twin ms",
+                   "infer ratio", "train peak", "twin peak", "memory ratio"], rows)
+    return section
 
 
 def bench_compile(args) -> Section:
@@ -778,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in header:
         print(line)
     benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
-               "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation}
+               "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation}
     sections = []
     for name in TARGETS:
         if name in chosen:

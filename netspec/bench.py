@@ -42,10 +42,6 @@ from torch import nn
 
 MODES = ("infer", "train")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-MAX_STEPS = 100_000
-MAX_WARMUP = 10_000
-MAX_BATCH = 65_536
-MAX_SIZE = 16_384
 
 _MMAP_THRESHOLD_BYTES = 64 << 10
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
@@ -176,7 +172,7 @@ def _loss(output: Any, targets: torch.Tensor | None) -> torch.Tensor:
     return sum(o.float().mean() for o in outputs)  # type: ignore[return-value]
 
 
-def _make_step(
+def make_step(
     model: nn.Module, example: torch.Tensor, mode: str, settings: Settings, classes: int | None
 ) -> Callable[[], None]:
     device = example.device
@@ -350,7 +346,7 @@ def run(model: nn.Module, settings: Settings, *, channels: int, classes: int | N
         what = f"{mode} step" + (f" under --amp {settings.amp}" if settings.amp else "") + (
             " with --compile" if settings.compile else "") + f" on {device.type}"
         try:
-            steps[mode] = _make_step(runnable, example, mode, settings, classes)
+            steps[mode] = make_step(runnable, example, mode, settings, classes)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)

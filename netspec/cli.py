@@ -216,6 +216,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCH_MAX_BATCH, BENCH_MAX_STEPS, BENCH_MAX_WARMUP, BENCH_MAX_SIZE = 65_536, 100_000, 10_000, 16_384
+"""Bounds of `netspec bench`'s counts (here, not in netspec.bench: building the parser must not import torch)."""
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import netspec
 
@@ -279,10 +283,8 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
 
 def _spatial_size(text: str) -> tuple[int, int]:
     """``224`` (square), ``224,192`` or ``224x192``: (H, W)."""
-    from netspec.bench import MAX_SIZE
-
     parts = text.lower().replace("x", ",").split(",")
-    parse = _bounded(1, MAX_SIZE)
+    parse = _bounded(1, BENCH_MAX_SIZE)
     if len(parts) == 1:
         return parse(parts[0]), parse(parts[0])
     if len(parts) == 2:
@@ -358,8 +360,6 @@ def parser() -> argparse.ArgumentParser:
     _scale_options(graph)
     graph.set_defaults(run=cmd_graph)
 
-    from netspec.bench import MAX_BATCH, MAX_STEPS, MAX_WARMUP
-
     bench = commands.add_parser(
         "bench", help="measure a built network: images/s, ms per step, peak memory (as timm's benchmark.py)",
         description="Build SPEC and time inference (no_grad, eval) and/or training steps (forward, loss, backward, "
@@ -369,15 +369,15 @@ def parser() -> argparse.ArgumentParser:
                     "set to return freed memory at once so RSS follows live tensors.")
     bench.add_argument("spec", help="YAML spec file")
     bench.add_argument("--mode", choices=["infer", "train", "both"], default="both", help="what to time (default both)")
-    bench.add_argument("--batch", type=_bounded(1, MAX_BATCH), default=8, metavar="N", help="batch size (default 8)")
+    bench.add_argument("--batch", type=_bounded(1, BENCH_MAX_BATCH), default=8, metavar="N", help="batch size (default 8)")
     bench.add_argument("--size", type=_spatial_size, metavar="H[,W]",
                        help="input size (default: the spec's input.size; required when the spec sets none)")
     bench.add_argument("--channels-last", action="store_true", help="model and input in channels_last memory format")
     bench.add_argument("--amp", choices=["bf16", "fp16"], help="torch.autocast to bfloat16 / float16 (default: float32)")
     bench.add_argument("--compile", action="store_true", help="torch.compile the model first (warm-up steps compile)")
     bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="default cpu")
-    bench.add_argument("--steps", type=_bounded(1, MAX_STEPS), default=20, metavar="N", help="timed steps (default 20)")
-    bench.add_argument("--warmup", type=_bounded(0, MAX_WARMUP), default=5, metavar="N",
+    bench.add_argument("--steps", type=_bounded(1, BENCH_MAX_STEPS), default=20, metavar="N", help="timed steps (default 20)")
+    bench.add_argument("--warmup", type=_bounded(0, BENCH_MAX_WARMUP), default=5, metavar="N",
                        help="untimed steps first (default 5)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON (and no progress bar)")
     _scale_options(bench)

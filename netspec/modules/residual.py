@@ -27,5 +27,8 @@ class ResidualBlock(nn.Module):
         if self.drop_path is not None:
             out = self.drop_path(out)
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            # in place, as torchvision's and timm's blocks (``out += identity``): the body's last op (a norm, a
+            # conv, a gate's multiply) does not keep its output for backward, and a new tensor for the sum
+            # would be one more feature map alive at the peak of a training step
+            out += self.shortcut(x)
         return self.act(out)
