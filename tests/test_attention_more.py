@@ -23,6 +23,7 @@ PUBLISHED_PARAMS = {  # the official builds' counts (DESIGN.md section 6b)
     "bam_resnet50.yaml": 25_915_099,
     "triplet_resnet50.yaml": 25_561_832,
     "resnest50.yaml": 27_483_240,
+    "mobilenet_v2_ca.yaml": 3_950_648,  # houqb/CoordAttention mbv2_ca.py
 }
 
 FEWER = settings(max_examples=max(10, settings.default.max_examples // 3))

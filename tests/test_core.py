@@ -50,6 +50,8 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
     "resnest50.yaml": (27_483_240, ["conv1", "conv2", "conv3", *RESNET_CHILDREN[1:]]),
     "mobilenet_v2.yaml": (3_504_872, ["conv1", *(f"stage{i}" for i in range(1, 8)), "conv2", "avgpool1", "dropout1",
                                       "linear1"]),
+    "mobilenet_v2_ca.yaml": (3_950_648, ["conv1", *(f"stage{i}" for i in range(1, 8)), "conv2", "avgpool1", "dropout1",
+                                         "linear1"]),
     "mobilenet_v3_large.yaml": (5_483_032, ["conv1", *(f"stage{i}" for i in range(1, 13)), "conv2", "avgpool1",
                                             "linear1", "dropout1", "linear2"]),
     "mobilenet_v3_small.yaml": (2_542_856, ["conv1", *(f"stage{i}" for i in range(1, 10)), "conv2", "avgpool1",
@@ -57,7 +59,8 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
     "efficientnet_b0.yaml": (5_288_548, ["conv1", *(f"stage{i}" for i in range(1, 8)), "conv2", "avgpool1",
                                          "dropout1", "linear1"]),
 }
-GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml"}
+GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml",
+          "attention_unet.yaml", "unet_leejunhyun.yaml"}
 """Graph specs: tests/test_networks.py checks that they build GraphModules with the reference builds' counts and outputs."""
 
 

@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 DEFAULT_SIZE = (64, 64)  # for a spec without input.size (none in specs/ today)
 TOLERANCE = 0.01
+GATING_SHARE = {"mobilenet_v2_ca": 0.02}
+"""Specs whose gating multiplies (counted by netspec, not by FlopCounterMode's default) exceed 1% of the MACs:
+coord's x·a_w·a_h on MobileNetV2's expanded maps is 1.2% (the per-layer test below counts them exactly)."""
 
 # Exercises what the published specs do not: grouped/dilated/biased convs, every block type,
 # local pooling, flatten, dropout, norm "none" and instance norm.
@@ -106,11 +109,11 @@ def count(model: torch.nn.Module, x: torch.Tensor, *, gating: bool) -> FlopCount
     return counter
 
 
-def near(static: int | None, measured: float) -> bool:
+def near(static: int | None, measured: float, tolerance: float = TOLERANCE) -> bool:
     assert static is not None
     if measured == 0:
         return static == 0
-    return abs(static - measured) <= TOLERANCE * measured
+    return abs(static - measured) <= tolerance * measured
 
 
 @dataclass
@@ -152,7 +155,8 @@ def test_shapes_and_params_equal_torchinfo(case: Case) -> None:
 def test_network_macs_equal_flop_counter(case: Case) -> None:
     """FlopCounterMode's count (conv, mm, bmm, sdpa; no elementwise op) / 2, within 1%."""
     measured = sum(flops for op, flops in case.counts["Global"].items() if op not in MUL) / 2
-    assert near(case.summary.macs, measured), f"static {case.summary.macs:,} vs FlopCounterMode/2 {measured:,.0f}"
+    tolerance = GATING_SHARE.get(case.spec.name or "", TOLERANCE)
+    assert near(case.summary.macs, measured, tolerance), f"static {case.summary.macs:,} vs FlopCounterMode/2 {measured:,.0f}"
 
 
 def test_layer_macs_equal_flop_counter_with_gating(case: Case) -> None:
