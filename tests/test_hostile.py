@@ -698,7 +698,7 @@ def test_columns_count_characters_as_an_editor_does(before: str, parser: str, mo
     column = len(prefix) + 1
     assert problems(f"{prefix}outt: 8}}}}]}}\n") == [
         f"spec.yaml:1:{column}: layers[0].conv.outt: unknown field 'outt' (did you mean 'out'?); known: out, kernel, "
-        "stride, padding, dilation, groups, bias, norm, act"
+        "stride, padding, dilation, groups, bias, norm, act, widen_only"
     ]
     (syntax,) = problems(f"{prefix}: : 8}}}}]}}\n")
     assert syntax.startswith(f"spec.yaml:1:{column}: YAML syntax error")
