@@ -104,8 +104,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             status = 1
             continue
-        print(f"{printable(path)}: ok ({len(summary.rows)} layers, output {summary.output}, "
-              f"{format_int(summary.params)} params)")
+        shapes = summary.output_shapes
+        returned = (f"output {summary.output}" if len(shapes) == 1 else
+                    "outputs " + ", ".join(f"{name} {shape}" for name, shape in shapes))
+        print(f"{printable(path)}: ok ({len(summary.rows)} layers, {returned}, {format_int(summary.params)} params)")
     return status
 
 

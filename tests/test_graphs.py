@@ -222,3 +222,9 @@ def test_a_bare_kind_with_a_name_gets_a_hint() -> None:
     found = problems("input: {channels: 3, size: 8}\nlayers:\n  - conv: {out: 8}\n  - pam\n    name: sa\n")
     assert found == ["g.yaml:5:9: YAML syntax error: mapping values are not allowed here (a bare kind cannot carry "
                      "`name`: write `- pam:` or `- pam: {}`, then `name:` below it)"]
+
+
+def test_check_lists_every_output_of_a_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "specs/yolov8n_cbam.yaml"]) == 0
+    assert capsys.readouterr().out == ("specs/yolov8n_cbam.yaml: ok (23 layers, outputs p3 (N, 64, 80, 80), "
+                                       "p4 (N, 128, 40, 40), p5 (N, 256, 20, 20), 2,268,100 params)\n")
