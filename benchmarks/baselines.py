@@ -316,17 +316,22 @@ ATTENTION_BASELINES = {
 """netspec kind -> baseline class taking the channel count (every kind at its defaults)."""
 
 
-def _official() -> ModuleType:
-    """``tests/official_attention.py``, where the issue-13 kinds' official code is written out (imported on use)."""
+def _from_tests(name: str) -> ModuleType:
+    """A reference module written out in ``tests/`` (the official code, torchvision's layouts), imported on use."""
+    import importlib
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     try:
-        import official_attention
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return official_attention
+
+
+def _official() -> ModuleType:
+    """``tests/official_attention.py``, where the issue-13 kinds' official code is written out."""
+    return _from_tests("official_attention")
 
 
 ATTENTION_BASELINES.update({
@@ -441,6 +446,8 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "eca_resnet50": lambda: ResNet50(attention=ECABaseline),  # timm ecaresnet50 layout, adaptive k
     "cbam_resnet50": lambda: ResNet50(attention=CBAMBaseline),  # official CBAM ResNet-50
     "sknet50": lambda: ResNet50(sk=True),  # official SKNet-50
+    "mobilenet_v3_large": lambda: _from_tests("torchvision_mobilenets").MobileNetV3("large"),  # torchvision's layout
+    "efficientnet_b0": lambda: _from_tests("torchvision_mobilenets").EfficientNetB0(),  # torchvision's layout
 }
 """specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
 
