@@ -119,12 +119,16 @@ def test_every_graph_error_is_reported_at_once_at_its_line() -> None:
                                                           "already called so (its automatic name)"),
     ("- conv: {out: 8}\n- upsample: {to: conv9}", "layers[1].upsample.to: unknown name 'conv9' (did you mean 'conv1'?)"),
     ("- conv: {out: 8}\n- mul: {}\n  from: conv1", "layers[1].from: mul takes 2 or more inputs, got one"),
+    ("- conv: {out: 8}\n  from: 7", "layers[0].from: `from` is an earlier entry's name (or `input`), or a list of names "
+                                   "for a merge (got 7)"),
+    ("- conv: {out: 8}\n- add: {}\n  from: [conv1, Bad]", "layers[1].from[1]: a name is lower case letters"),
 ])
 def test_graph_mistakes_are_located(entries: str, expected: str) -> None:
     text = "input: {channels: 3, size: 16}\nlayers:\n" + "\n".join("  " + line for line in entries.splitlines()) + "\n"
     found = problems(text)
     assert any(expected in line for line in found), found
     assert all(line.startswith("g.yaml:") for line in found)
+    assert not any("constrained-str" in line or "tuple[" in line for line in found), found  # no pydantic internals
 
 
 def test_gates_broadcast_in_mul_and_add() -> None:

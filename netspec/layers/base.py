@@ -546,12 +546,7 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
         try:
             _WIRING_CHECK.model_validate({python: wiring[key] for python, key in WIRING.items() if key in wiring})
         except ValidationError as error:
-            for item in error.errors(include_url=False):
-                where = tuple(WIRING.get(p, p) if isinstance(p, str) else p for p in item["loc"] if isinstance(p, (str, int)))
-                message = item["msg"]
-                if "pattern" in item["type"]:
-                    message = "a name is lower case letters, digits and _, not starting with a digit: [a-z_][a-z0-9_]*"
-                wiring_findings.append(Finding(path + where, f"{message} (got {_short(item.get('input'))})"))
+            wiring_findings = _wiring_findings(error, wiring, path)
     if wiring_findings:
         return None, findings + wiring_findings
     try:
@@ -559,6 +554,30 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
     except ValidationError as error:
         return None, findings + findings_from_validation(error, path + (kind,), cls)
     return (layer if not findings else None), findings
+
+
+NAME_RULE = "a name is lower case letters, digits and _, not starting with a digit: [a-z_][a-z0-9_]*"
+
+
+def _wiring_findings(error: ValidationError, wiring: dict[str, Any], path: Path) -> list[Finding]:
+    """One finding per bad `name`/`from` (or per bad name in a `from` list), not pydantic's one per union branch."""
+    findings: dict[Path, Finding] = {}
+    for item in error.errors(include_url=False):
+        field_name = WIRING.get(str(item["loc"][0]), str(item["loc"][0]))
+        indices = tuple(part for part in item["loc"][1:] if isinstance(part, int))
+        if "pattern" in item["type"]:
+            where = path + (field_name, *indices)
+            findings[where] = Finding(where, f"{NAME_RULE} (got {_short(item.get('input'))})")
+        elif field_name == "from":
+            where = path + ("from",)
+            findings.setdefault(where, Finding(where, "`from` is an earlier entry's name (or `input`), or a list of "
+                                                      f"names for a merge (got {_short(wiring['from'])})"))
+        else:
+            where = path + (field_name,)
+            findings.setdefault(where, Finding(where, f"{item['msg'][:1].lower()}{item['msg'][1:]} "
+                                                      f"(got {_short(item.get('input'))})"))
+    pattern_paths = {where[:len(path) + 1] for where, finding in findings.items() if NAME_RULE in finding.message}
+    return [finding for where, finding in findings.items() if where not in pattern_paths or NAME_RULE in finding.message]
 
 
 class _Wiring(BaseModel):
