@@ -232,3 +232,12 @@ def test_check_lists_every_output_of_a_graph(capsys: pytest.CaptureFixture[str])
     assert main(["check", "specs/yolov8n_cbam.yaml"]) == 0
     assert capsys.readouterr().out == ("specs/yolov8n_cbam.yaml: ok (23 layers, outputs p3 (N, 64, 80, 80), "
                                        "p4 (N, 128, 40, 40), p5 (N, 256, 20, 20), 2,268,100 params)\n")
+
+
+def test_blocks_describes_the_graph_kinds_and_the_wiring(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["blocks"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("concat", "add", "mul", "upsample", "upconv", "c2f", "sppf", "attention_gate"):
+        assert f"\n{kind}: " in out
+    assert "  to: default None - resize to the H x W of this earlier entry's output" in out
+    assert out.rstrip().splitlines()[-1].startswith("every entry also takes, beside its kind: name (")

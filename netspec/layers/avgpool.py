@@ -21,8 +21,10 @@ MAX_POOLED_SIZE = 4096
 
 @register
 class AvgPool(Layer):
-    """Average pooling: global to (N, C) by default; to (N, C, size, size) with `size` (adaptive, as DeepLab's image
-    pooling); over `kernel` windows (stride defaults to kernel) if given."""
+    """Average pooling: global to (N, C); adaptive to (N, C, size, size) with `size`; or over `kernel` windows.
+
+    `stride` defaults to `kernel`; `size: 1` is DeepLab's image pooling (the map kept as (N, C, 1, 1)).
+    """
 
     kind = "avgpool"
 
