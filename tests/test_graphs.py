@@ -238,6 +238,6 @@ def test_blocks_describes_the_graph_kinds_and_the_wiring(capsys: pytest.CaptureF
     assert main(["blocks"]) == 0
     out = capsys.readouterr().out
     for kind in ("concat", "add", "mul", "upsample", "upconv", "c2f", "sppf", "attention_gate"):
-        assert f"\n{kind}: " in out
+        assert f"\n{kind}: " in "\n" + out
     assert "  to: default None - resize to the H x W of this earlier entry's output" in out
     assert out.rstrip().splitlines()[-1].startswith("every entry also takes, beside its kind: name (")
