@@ -440,6 +440,21 @@ class ResNet50(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+def yolov8n_cbam() -> nn.Module:
+    """Ultralytics' YOLOv8n backbone and neck (``tests/network_references.py``) with ``CBAMBaseline`` after SPPF.
+
+    The CBAM sits in SPPF's slot (layer 9), so everything that read SPPF reads the CBAM's output, as in
+    specs/yolov8n_cbam.yaml; the norms get Ultralytics' ``initialize_weights`` statistics (eps 1e-3, momentum 0.03).
+    """
+    model = _from_tests("network_references").YOLOv8Neck()
+    sppf = model.model[9]
+    model.model[9] = nn.Sequential(sppf, CBAMBaseline(sppf.cv2.conv.out_channels))
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eps, module.momentum = 1e-3, 0.03
+    return model
+
+
 NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "resnet50": ResNet50,  # torchvision resnet50
     "se_resnet50": lambda: ResNet50(attention=SEBaseline),  # timm seresnet50
@@ -448,6 +463,8 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "sknet50": lambda: ResNet50(sk=True),  # official SKNet-50
     "mobilenet_v3_large": lambda: _from_tests("torchvision_mobilenets").MobileNetV3("large"),  # torchvision's layout
     "efficientnet_b0": lambda: _from_tests("torchvision_mobilenets").EfficientNetB0(),  # torchvision's layout
+    "deeplabv3_resnet50": lambda: _from_tests("network_references").DeepLabV3(),  # torchvision deeplabv3_resnet50
+    "yolov8n_cbam": yolov8n_cbam,  # Ultralytics YOLOv8n layers 0-21, the official CBAM after SPPF
 }
 """specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
 

@@ -165,6 +165,12 @@ def resolve_device(name: str, amp: str | None) -> torch.device:
     return torch.device(name)
 
 
+def loss_classes(output: tuple[int, ...]) -> int | None:
+    """The class count of a classifier's ``(classes,)`` output (a cross-entropy loss against random targets in
+    training), or None for any other output shape (the training loss is then the outputs' mean)."""
+    return output[0] if len(output) == 1 and output[0] > 1 else None
+
+
 def _loss(output: Any, targets: torch.Tensor | None) -> torch.Tensor:
     outputs = output if isinstance(output, (tuple, list)) else (output,)
     if targets is not None:

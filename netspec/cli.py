@@ -244,14 +244,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     import torch
 
-    from netspec.bench import BenchError, Report, Settings, resolve_device, run
+    from netspec.bench import BenchError, Report, Settings, loss_classes, resolve_device, run
 
     modes = ("infer", "train") if args.mode == "both" else (args.mode,)
     settings = Settings(modes=modes, batch=args.batch, size=(size[0], size[1]), device=args.device, amp=args.amp,
                         channels_last=args.channels_last, compile=args.compile, steps=args.steps,
                         warmup=args.warmup, progress=not args.json)
-    output = summary.output.dims()
-    classes = output[0] if len(output) == 1 and output[0] > 1 else None
+    classes = loss_classes(summary.output.dims())
     try:
         device = resolve_device(args.device, args.amp)
         model = netspec.build(spec, **_budget(args)).to(device)

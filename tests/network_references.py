@@ -397,11 +397,16 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def copy_by_order(source: nn.Module, target: nn.Module) -> None:
-    """Load ``source``'s state dict into ``target`` entry by entry, in order, as a by-architecture loader does."""
+def copy_by_order(source: nn.Module, target: nn.Module, *, reshape: bool = False) -> None:
+    """Load ``source``'s state dict into ``target`` entry by entry, in order, as a by-architecture loader does.
+
+    ``reshape``: a tensor may change shape where its elements do not (a 1x1 conv's weight into a Linear's).
+    """
     source_items = list(source.state_dict().items())
     target_items = list(target.state_dict().items())
     assert len(source_items) == len(target_items), (len(source_items), len(target_items))
     for (source_name, value), (target_name, slot) in zip(source_items, target_items):
-        assert value.shape == slot.shape, f"{source_name} {tuple(value.shape)} -> {target_name} {tuple(slot.shape)}"
-    target.load_state_dict({name: value for (_, value), (name, _) in zip(source_items, target_items)})
+        fits = value.numel() == slot.numel() if reshape and value.dim() > 1 else value.shape == slot.shape
+        assert fits, f"{source_name} {tuple(value.shape)} -> {target_name} {tuple(slot.shape)}"
+    target.load_state_dict({name: value.reshape(slot.shape) for (_, value), (name, slot) in zip(source_items,
+                                                                                             target_items)})

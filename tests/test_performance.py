@@ -186,6 +186,27 @@ def test_benchmark_resnet50_is_resnet50(baselines) -> None:  # noqa: ANN001
     assert sum(p.numel() for p in direct.parameters()) == sum(p.numel() for p in built.parameters()) == 25_557_032
 
 
+@pytest.mark.parametrize("name", ["resnet50", "se_resnet50", "eca_resnet50", "cbam_resnet50", "sknet50",
+                                  "mobilenet_v3_large", "efficientnet_b0", "deeplabv3_resnet50", "yolov8n_cbam"])
+def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, baselines) -> None:  # noqa: ANN001
+    """The whole-network ratios compare equal functions: same weights copied by order, same outputs."""
+    from network_references import copy_by_order, randomize
+
+    torch.manual_seed(0)
+    built, twin = netspec.build(ROOT / "specs" / f"{name}.yaml"), baselines.NETWORK_TWINS[name]()
+    randomize(built)
+    copy_by_order(built, twin, reshape=True)  # netspec's SE and CBAM MLPs are 1x1 convs, the twins' Linear
+    norms = [(m.eps, m.momentum) for m in built.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms == [(m.eps, m.momentum) for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    built.eval(), twin.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = built(x), twin(x)
+    for mine, reference in zip(ours if isinstance(ours, tuple) else (ours,),
+                               theirs if isinstance(theirs, tuple) else (theirs,), strict=True):
+        torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-4)
+
+
 def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
     builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
     assert builtin_attention == set(baselines.ATTENTION_BASELINES)
