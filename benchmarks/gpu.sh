@@ -6,8 +6,8 @@ set -u
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
-for dtype in float32 bfloat16 float16; do  # memory, kernels (SDPA never the math fallback), networks
-  timeout 150 python benchmarks/run.py --device cuda --dtype "$dtype" --quick --only memory,kernels,networks \
+for dtype in float32 bfloat16 float16; do  # memory, kernels (SDPA never the math fallback), networks (autocast)
+  timeout 150 python benchmarks/run.py --device cuda --dtype "$dtype" --quick --only memory,kernels,networks --channels-last \
     --output "$out/RESULTS-$dtype.md" > "$out/run-$dtype.log" 2>&1
 done
 for spec in resnet50 se_resnet50; do  # images/s at batch 256, 224x224, AMP, channels_last

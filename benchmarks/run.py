@@ -187,9 +187,13 @@ def module_pair(kind: str, channels: int, size: int, device: str, dtype):
 
     torch.manual_seed(0)
     candidate = netspec_module(kind, channels, size)
-    with torch.no_grad():
-        for tensor in candidate.parameters():  # not the zero init of gamma / the last BN: a non-trivial function
-            tensor.copy_(torch.randn_like(tensor) * 0.1 + (1.0 if tensor.ndim == 1 else 0.0))
+    with torch.no_grad():  # not the zero init of gamma / the last BN: a non-trivial function
+        for tensor in candidate.parameters():
+            if tensor.ndim == 1:  # gammas, norms' affine, biases; conv weights keep PyTorch's default init
+                tensor.copy_(torch.randn_like(tensor) * 0.1 + 1.0)
+    # (Conv weights of std 0.1 on 512 channels gave attention energies of std ~49: 6% of the softmax's
+    # probabilities were subnormal floats, and a bmm over them ran ~50x slower on Intel CPUs (microcode assists
+    # per subnormal operand), for netspec and the baseline alike; AMD's cores take them at nearly full speed.)
     baseline = ATTENTION_BASELINES[kind](channels)
     copy_weights(kind, candidate, baseline)
     return candidate.to(device=device, dtype=dtype), baseline.to(device=device, dtype=dtype)
@@ -512,6 +516,8 @@ def bench_kernels(args) -> Section:
 
 NETWORK_BATCH, NETWORK_SIZE = 2, 112
 """Whole networks on this shared 2-core machine: small steps, many back-to-back repeats."""
+NETWORK_AMP = {"float32": None, "bfloat16": "bf16", "float16": "fp16"}
+"""Whole networks train under autocast at a reduced ``--dtype`` (as users train them), not with halved weights."""
 NETWORK_SIZES = {"yolov8n_cbam": 128}
 """Networks that need another input size: YOLOv8's concats join maps at strides 8-32, so its side is a multiple of 32."""
 
@@ -549,25 +555,29 @@ class NetworkCase:
         return cls(name, NETWORK_SIZES.get(name, NETWORK_SIZE),
                    loss_classes(netspec.check(ROOT / "specs" / f"{name}.yaml").output.dims()))
 
-    def models(self, device: str) -> dict:
+    def models(self, device: str, channels_last: bool = False) -> dict:
         import torch
 
         import netspec
         from baselines import NETWORK_TWINS
 
         torch.manual_seed(0)
-        return {"netspec": netspec.build(ROOT / "specs" / f"{self.name}.yaml").to(device),
-                "twin": NETWORK_TWINS[self.name]().to(device)}
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        return {"netspec": netspec.build(ROOT / "specs" / f"{self.name}.yaml").to(device, memory_format=layout),
+                "twin": NETWORK_TWINS[self.name]().to(device, memory_format=layout)}
 
-    def example(self, device: str):
+    def example(self, device: str, channels_last: bool = False):
         import torch
 
-        return torch.randn(NETWORK_BATCH, 3, self.size, self.size, device=device)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        return torch.randn(NETWORK_BATCH, 3, self.size, self.size, device=device).contiguous(memory_format=layout)
 
-    def step(self, model, x, mode: str):
+    def step(self, model, x, mode: str, amp: str | None = None):
+        """``netspec.bench.make_step``: a training step or an inference forward, under ``torch.autocast`` with
+        ``amp`` (bf16 / fp16, a GradScaler for fp16 training) when given."""
         from netspec.bench import Settings, make_step
 
-        settings = Settings(modes=(mode,), batch=NETWORK_BATCH, size=(self.size, self.size))
+        settings = Settings(modes=(mode,), batch=NETWORK_BATCH, size=(self.size, self.size), amp=amp)
         return make_step(model, x, mode, settings, self.classes)
 
     def peak(self, impl: str) -> dict:
@@ -597,22 +607,23 @@ def bench_networks(args) -> Section:
     section.add(f"## {section.title}")
     section.add()
     methods = ["cuda"] if args.device.startswith("cuda") else ["profiler", "rss"]
+    amp = NETWORK_AMP[args.dtype]
     rows = []
     for name in network_names(args):
         case = NetworkCase.of(name)
-        models = case.models(args.device)
+        models = case.models(args.device, args.channels_last)
         params = {impl: sum(p.numel() for p in model.parameters()) for impl, model in models.items()}
-        x = case.example(args.device)
+        x = case.example(args.device, args.channels_last)
         ratios = {}
         for mode in ("train", "infer"):
-            fns = {impl: case.step(model, x, mode) for impl, model in models.items()}
+            fns = {impl: case.step(model, x, mode, amp) for impl, model in models.items()}
             samples = interleaved(fns, repeats=3 if args.quick else 9, target_s=0.3, warmup=2, device=args.device)
             ratios[mode] = (median(samples["netspec"]), median(samples["twin"]),
                             paired(samples["netspec"], samples["twin"]))
         peaks: dict[str, dict[str, float]] = {method: {} for method in methods}  # method -> impl -> bytes
         if args.device.startswith("cuda"):  # max_memory_allocated of one training step above the resting model
             for impl, model in models.items():
-                step = case.step(model, x, "train")
+                step = case.step(model, x, "train", amp)
                 step()
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -620,7 +631,7 @@ def bench_networks(args) -> Section:
                 step()
                 torch.cuda.synchronize()
                 peaks["cuda"][impl] = torch.cuda.max_memory_allocated() - resting
-        else:
+        else:  # (the CPU probe measures float32, NCHW: the layout and precision of the timed steps above)
             for impl in models:
                 readings = [case.peak(impl) for _ in range(1 if args.quick else 3)]
                 for method in methods:
@@ -640,7 +651,9 @@ def bench_networks(args) -> Section:
         for method, ratio in memory.items():  # the allocator's count is exact; RSS moves by a few % run to run
             section.verdict(f"{name} training peak memory (method {method}) <= 1.0x its twin",
                             ratio <= (1 + NOISE if method == "rss" else 1.0), f"{ratio:.3f}")
-    section.add(f"Batch {NETWORK_BATCH}, float32, NCHW, eager, at the `size` shown (square). `train`: one step of "
+    precision = f"autocast {args.dtype}" if amp else "float32"
+    section.add(f"Batch {NETWORK_BATCH}, {precision}, {'channels_last' if args.channels_last else 'NCHW'}, eager, at "
+                "the `size` shown (square). `train`: one step of "
                 "zero_grad, forward, loss (cross-entropy for a classifier, else the mean of the outputs), backward, "
                 "SGD step (`netspec.bench.make_step`, as `netspec bench` times it); `infer`: forward under "
                 "`torch.no_grad()` in eval mode. Median ms of interleaved repeats; ratio: netspec / twin, the "
@@ -668,16 +681,18 @@ def compile_speedups(args, section: Section) -> None:
     compiled netspec model against the compiled twin."""
     import torch
 
+    amp = NETWORK_AMP[args.dtype]
     rows = []
     for name in network_names(args):
         case = NetworkCase.of(name)
-        models = case.models(args.device)
+        models = case.models(args.device, args.channels_last)
         compiled = {impl: torch.compile(model) for impl, model in models.items()}
-        x = case.example(args.device)
+        x = case.example(args.device, args.channels_last)
         cells = [name]
         for mode in ("train", "infer"):
-            fns = {"eager": case.step(models["netspec"], x, mode), "compiled": case.step(compiled["netspec"], x, mode),
-                   "twin compiled": case.step(compiled["twin"], x, mode)}
+            fns = {"eager": case.step(models["netspec"], x, mode, amp),
+                   "compiled": case.step(compiled["netspec"], x, mode, amp),
+                   "twin compiled": case.step(compiled["twin"], x, mode, amp)}
             compile_s = {}
             for impl in ("compiled", "twin compiled"):  # the first call compiles
                 start = time.perf_counter()
@@ -698,7 +713,8 @@ def compile_speedups(args, section: Section) -> None:
     section.add()
     section.add("### torch.compile speed-up per network (issue 14)")
     section.add()
-    section.add(f"`torch.compile(model)` (inductor, default mode) on this CPU, batch {NETWORK_BATCH}, float32, the "
+    section.add(f"`torch.compile(model)` (inductor, default mode) on {args.device}, batch {NETWORK_BATCH}, "
+                f"{'autocast ' + args.dtype if amp else 'float32'}, {'channels_last' if args.channels_last else 'NCHW'}, the "
                 "networks' sizes and steps of the table above. `compile`: the first call (tracing and code "
                 "generation); `speed-up`: eager / compiled time of netspec's model (median of per-repeat ratios of "
                 "interleaved repeats); `vs twin`: compiled netspec / compiled twin (information: the compiled "
@@ -979,6 +995,8 @@ def main(argv: list[str] | None = None) -> int:
                              "tens of ms per op")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--channels-last", action="store_true",
+                        help="networks and compile targets: models and inputs in channels_last")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the report ('-': nowhere)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="keep glibc's default (dynamic) malloc thresholds in the timing process")
