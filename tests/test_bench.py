@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from netspec.bench import StepTimes, _progress, cpu_peak, quantile
+from netspec.bench import StepTimes, _progress, cpu_peak, loss_classes, quantile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +76,12 @@ def test_a_non_classifier_output_trains_on_its_mean(tmp_path: Path) -> None:
     result = netspec("bench", str(path), "--size", "8", "--steps", "1", "--warmup", "0", "--mode", "train", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["results"][0]["mode"] == "train"
+
+
+def test_only_a_classifier_output_gets_cross_entropy() -> None:
+    assert loss_classes((1000,)) == 1000
+    assert loss_classes((1,)) is None  # one logit: no classes to draw targets from
+    assert loss_classes((21, 64, 64)) is None  # a segmentation map (or the first of several outputs)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

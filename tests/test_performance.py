@@ -186,8 +186,15 @@ def test_benchmark_resnet50_is_resnet50(baselines) -> None:  # noqa: ANN001
     assert sum(p.numel() for p in direct.parameters()) == sum(p.numel() for p in built.parameters()) == 25_557_032
 
 
-@pytest.mark.parametrize("name", ["resnet50", "se_resnet50", "eca_resnet50", "cbam_resnet50", "sknet50",
-                                  "mobilenet_v3_large", "efficientnet_b0", "deeplabv3_resnet50", "yolov8n_cbam"])
+NETWORK_PAIRS = ["resnet50", "se_resnet50", "eca_resnet50", "cbam_resnet50", "sknet50", "mobilenet_v3_large",
+                 "efficientnet_b0", "deeplabv3_resnet50", "yolov8n_cbam"]
+
+
+def test_every_network_twin_is_checked(baselines) -> None:  # noqa: ANN001
+    assert list(baselines.NETWORK_TWINS) == NETWORK_PAIRS
+
+
+@pytest.mark.parametrize("name", NETWORK_PAIRS)
 def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, baselines) -> None:  # noqa: ANN001
     """The whole-network ratios compare equal functions: same weights copied by order, same outputs."""
     from network_references import copy_by_order, randomize
