@@ -665,7 +665,7 @@ def bench_networks(args) -> Section:
                 "the resting model, MiB, the median of fresh processes per model, two ways: `profiler`, the c10 "
                 "allocator's live tensor bytes (`torch.profiler` memory events, `memprobe.profiler_peak`: exact "
                 "and repeatable, the verdict at 1.0x as printed, three decimals: equal networks differ there "
-                "by a few dozen bytes of 0-dim scalars) and `rss`, the peak resident set (`netspec.bench.cpu_peak`, "
+                "by a few dozen bytes) and `rss`, the peak resident set (`netspec.bench.cpu_peak`, "
                 "as `netspec bench` reports it: VmHWM reset through /proc/self/clear_refs, glibc set to return "
                 "freed memory at once; it also counts oneDNN's scratch and heap state, which moves it by a few "
                 "percent from run to run for equal allocator peaks, so its verdict takes the 5% band). Twins: "
