@@ -3,7 +3,9 @@
 
     python benchmarks/run.py                      # everything; prints the tables, writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick              # fewer repeats and shapes: a smoke run (minutes)
-    python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels compile build check validation
+    python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels networks compile build
+                                                  # check validation
+    python benchmarks/run.py --only networks --networks resnet50,yolov8n_cbam   # some of the network pairs
     python benchmarks/run.py --device cuda --dtype float16   # on a GPU (float16 / bfloat16 / float32)
 
 Targets and how each is measured (details in RESULTS.md):
@@ -652,7 +654,7 @@ def bench_networks(args) -> Section:
             extra = peaks[method]["netspec"] - peaks[method]["twin"]
             small = method != "rss" and extra and abs(extra) < 1 << 20
             shown = f"{ratio:.3f}" + (f" ({extra:+,.0f} B)" if small else "")
-            # the verdict reads the ratio as printed: equal peaks but for a few scalars' bytes count as equal
+            # the verdict reads the ratio as printed: peaks equal but for a few dozen bytes count as equal
             section.verdict(f"{name} training peak memory (method {method}) <= 1.0x its twin",
                             round(ratio, 3) <= (1 + NOISE if method == "rss" else 1.0), shown)
     precision = f"autocast {args.dtype}" if amp else "float32"
