@@ -516,7 +516,8 @@ def test_cam_flushes_subnormal_weights(layout: str) -> None:
     weights = torch.tensor([1.0, 1e-39, -1e-40, 2e-38, -0.5, 0.0])
     assert cam.flush_subnormals_(weights).tolist() == pytest.approx([1.0, 0.0, 0.0, 2e-38, -0.5, 0.0])
 
-    x = torch.randn(2, 16, 8, 8) * 8  # energies in the thousands: most probabilities subnormal or zero
+    # energies of a few hundred: 42 of the 512 probabilities (x 0.7) are subnormal at this seed, in both layouts
+    x = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(0)) * 2
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     module = built(CAM(), x)
@@ -534,4 +535,4 @@ def test_cam_flushes_subnormal_weights(layout: str) -> None:
         y = module(x)
     tiny = torch.finfo(torch.float32).tiny
     assert seen and all(not ((t != 0) & (t.abs() < tiny)).any() for t in seen)
-    torch.testing.assert_close(y, cam.reference(module, x), rtol=1e-4, atol=1e-3)  # energies in the thousands
+    torch.testing.assert_close(y, cam.reference(module, x), rtol=1e-4, atol=1e-4)
