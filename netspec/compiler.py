@@ -3,21 +3,21 @@
 Every entry's shape rule (or builder) comes from its kind (the registry's params models); there is no
 per-kind branch here. A spec without ``name``/``from``/``outputs`` (and no kind that names other entries)
 is a plain sequence and builds an ``nn.Sequential``; otherwise the same rows become a ``torch.fx.GraphModule``
-whose children are named after the entries.
+whose children are named after the entries. ``repeat:`` instances are expanded into plain entries before the
+loop (:mod:`netspec.entries`), each keeping the path of its definition's line for problems.
 """
 from __future__ import annotations
 
-import keyword
 import warnings
-from collections import Counter
 from itertools import accumulate
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from netspec.errors import Finding, Invalid, SpecWarning
+from netspec.entries import INPUT, RESERVED_NAMES, Flat, Note, flatten, merged, with_instances
+from netspec.errors import Finding, Invalid, Path, SpecWarning
 from netspec.layers.base import Context, Layer
-from netspec.registry import suggest
 from netspec.shapes import LayerInfo, Shape
+from netspec.source import Mark
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,25 +31,6 @@ DEFAULT_MAX_MODULES = 1_000_000
 """Default limit on the torch modules a build creates (ResNet-152 has about 500): building a million takes ~30 s."""
 DEFAULT_MAX_ACTIVATIONS = 2**31 - 1
 """Default limit on the values one layer outputs per sample (C*H*W): past it int32 indexing fails in torch kernels."""
-
-INPUT = "input"
-"""The name of the network's input, which ``from:``, ``to:`` and ``outputs:`` may refer to."""
-
-RESERVED_NAMES = frozenset({
-    INPUT, "training", "meta", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init",
-    "children", "code", "compile", "cpu", "cuda", "delete_all_unused_submodules", "delete_submodule", "double",
-    "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter",
-    "get_submodule", "graph", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
-    "named_modules", "named_parameters", "parameters", "print_readable", "recompile", "register_backward_hook",
-    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
-    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
-    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
-    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "to_folder",
-    "train", "type", "xpu", "zero_grad",
-})
-"""Names an entry cannot take: the input's, and attributes of ``torch.nn.Module``/``torch.fx.GraphModule``
-(an entry is a child module of that name). Names starting with ``_`` are reserved too."""
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -89,6 +70,10 @@ class Row:
     inputs: tuple[str, ...]
     input_shapes: tuple[Shape, ...]
     info: LayerInfo
+    path: Path = ()
+    """where the entry is written (``("layers", 3)``; inside ``define:`` for an instance's entries)"""
+    instance: str | None = None
+    """the ``repeat:`` instance the entry was expanded from (``None``: a top-level entry)"""
 
     @property
     def kind(self) -> str:
@@ -107,6 +92,8 @@ class Network:
     rows: list[Row]
     outputs: tuple[str, ...]
     graph: bool
+    blocks: int = 0
+    """stage blocks in the whole (scaled) network, for the stochastic-depth schedule"""
 
 
 def input_shape(spec: "Spec") -> Shape:
@@ -114,100 +101,25 @@ def input_shape(spec: "Spec") -> Shape:
     return Shape(spec.input.channels, *(size if size is not None else (None, None)))
 
 
-def context(spec: "Spec") -> Context:
-    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path,
-                   total_blocks=sum(layer.block_count() for layer in spec.scaled_layers()))
-
-
-def layer_names(spec: "Spec") -> list[str]:
-    """Each entry's name: its ``name:``, else the kind and its running count (``conv1``, ``stage1`` ... ``stage4``)."""
-    seen: Counter[str] = Counter()
-    names = []
-    for layer in spec.layers:
-        seen[layer.kind] += 1
-        names.append(layer.name if layer.name is not None else f"{layer.kind}{seen[layer.kind]}")
-    return names
-
-
-def is_graph(spec: "Spec") -> bool:
-    """Whether the spec is more than a plain sequence: named or wired entries, ``outputs``, or references."""
-    return spec.outputs is not None or any(layer.wired or layer.references() or layer.arity != (1, 1)
-                                           for layer in spec.layers)
-
-
-def _name_findings(spec: "Spec", names: list[str]) -> list[Finding]:
-    findings = []
-    first: dict[str, int] = {}
-    for index, (name, layer) in enumerate(zip(names, spec.layers)):
-        where = ("layers", index, "name") if layer.name is not None else ("layers", index, layer.kind)
-        if layer.name is not None and (name in RESERVED_NAMES or name.startswith("_") or keyword.iskeyword(name)):
-            what = ("the network's input" if name == INPUT else "a Python keyword" if keyword.iskeyword(name)
-                    else "an attribute of torch modules")
-            findings.append(Finding(where, f"the name {name!r} is reserved ({what}): choose another"))
-        elif name in first:
-            other = first[name]
-            findings.append(Finding(where, f"duplicate name {name!r}: layers[{other}] is already called so"
-                                           + ("" if spec.layers[other].name is not None else " (its automatic name)")))
-        first.setdefault(name, index)
-    return findings
-
-
-def _sources(spec: "Spec", index: int, names: list[str], known: dict[str, int]) -> tuple[list[str], list[Finding]]:
-    """The names entry ``index`` reads (``from:``, else the entry before; then its references), or findings."""
-    layer = spec.layers[index]
-    fewest, most = layer.arity
-    written = layer.inputs
-    findings: list[Finding] = []
-    takes = f"{fewest}" if most == fewest else f"{fewest} or more"
-    if written is None:
-        if fewest > 1:
-            return [], [Finding(("layers", index, layer.kind),
-                                f"{layer.kind} takes {takes} inputs: write `from: [a, b]` beside it")]
-        listed: list[tuple[tuple[str | int, ...], str]] = [((), names[index - 1] if index else INPUT)]
-    elif isinstance(written, str):
-        if fewest > 1:
-            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes {takes} inputs, got one: "
-                                                            f"write a list, `from: [a, b]`")]
-        listed = [(("from",), written)]
-    else:
-        if most == 1:
-            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes one input: write `from: {written[0]}`"
-                                                            if len(written) == 1 else
-                                                            f"{layer.kind} takes one input, got a list of {len(written)}")]
-        if len(written) < fewest or (most is not None and len(written) > most):
-            count = f"{fewest}" if most == fewest else f"at least {fewest}" if most is None else f"{fewest} to {most}"
-            return [], [Finding(("layers", index, "from"), f"{layer.kind} takes {count} inputs, got {len(written)}")]
-        listed = [(("from", position), name) for position, name in enumerate(written)]
-    listed += [((layer.kind, param), name) for param, name in layer.references().items()]
-    sources = []
-    for where, name in listed:
-        path = ("layers", index, *where)
-        if name == INPUT or (name in known and known[name] < index):
-            sources.append(name)
-        elif name == names[index]:
-            findings.append(Finding(path, f"{name!r} refers to this entry itself: an entry reads earlier ones only"))
-        elif name in known:
-            findings.append(Finding(path, f"{name!r} is defined later (layers[{known[name]}]): an entry reads "
-                                          "earlier ones only, so move it below"))
-        else:
-            earlier = [INPUT, *names[:index]]
-            findings.append(Finding(path, f"unknown name {name!r}{suggest(name, earlier)}"))
-    return sources, findings
+def context(spec: "Spec", total_blocks: int | None = None) -> Context:
+    if total_blocks is None:
+        total_blocks = sum(spec.scale.apply(entry.layer).block_count() if spec.scale else entry.layer.block_count()
+                           for entry in flatten(spec).entries)
+    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path, total_blocks=total_blocks)
 
 
 def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     """Infer every entry's output shape, parameters and MACs statically; raise ``SpecError`` with all problems.
 
-    Entries are inferred in order, each from the shapes of the entries it reads; an entry whose input could
-    not be inferred is skipped (its cause is reported once). Stops at the first entry that takes the network
-    over ``budget`` (a problem located at that entry).
+    The spec is flattened first (:func:`netspec.entries.flatten`: ``repeat:`` instances expanded, names
+    resolved); then entries are inferred in order, each from the shapes of the entries it reads; an entry whose
+    input could not be inferred is skipped (its cause is reported once). Stops at the first entry that takes
+    the network over ``budget`` (a problem located at that entry).
     """
-    root = context(spec)
-    names = layer_names(spec)
-    known = {}
-    for index, name in enumerate(names):
-        known.setdefault(name, index)
-    root.findings.extend(_name_findings(spec, names))
+    flat: Flat = flatten(spec)
+    notes: list[Note] = list(flat.notes)
+    layers = [spec.scale.apply(entry.layer) if spec.scale else entry.layer for entry in flat.entries]
+    root = context(spec, sum(layer.block_count() for layer in layers))
     shapes: dict[str, Shape | None] = {INPUT: input_shape(spec)}
     rows: list[Row] = []
     params = modules = 0
@@ -215,52 +127,41 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     input_over = budget.max_activations is not None and shape.pixels is not None and \
         shape.channels * shape.pixels > budget.max_activations
     if input_over:
-        root.findings.append(Finding(("input",), f"the input alone holds {shape.channels * shape.pixels:,} values per "
-                                     f"sample {shape}, over the limit of {budget.max_activations:,} (max_activations)"))
-    layers = spec.scaled_layers()
+        notes.append(Note(Finding(("input",), f"the input alone holds {shape.channels * shape.pixels:,} values per "
+                                  f"sample {shape}, over the limit of {budget.max_activations:,} (max_activations)")))
     firsts = list(accumulate((layer.block_count() for layer in layers), initial=0))  # blocks before each entry
-    for index, (name, layer) in enumerate(zip(names, layers) if not input_over else ()):
-        sources, problems = _sources(spec, index, names, known)
-        root.findings.extend(problems)
-        inputs = [shapes.get(source) for source in sources]
-        shapes.setdefault(name, None)
-        if problems or any(given is None for given in inputs):
+    for index, (entry, layer) in enumerate(zip(flat.entries, layers) if not input_over else ()):
+        inputs = [shapes.get(source) for source in entry.sources]
+        if any(given is None for given in inputs):
             continue
+        where = (*entry.path, layer.kind)
+        ctx = replace(root.at(*where), findings=[], input_names=entry.sources, first_block=firsts[index])
         try:
-            ctx = replace(root.at("layers", index, layer.kind), input_names=tuple(sources), first_block=firsts[index])
             info = layer.checked_infer(inputs, ctx)  # type: ignore[arg-type]
         except Invalid as problem:
-            root.findings.append(Finding(problem.path, problem.message))
+            ctx.findings.append(Finding(problem.path, problem.message))
             continue
-        rows.append(Row(name, layer, tuple(sources), tuple(inputs), info))  # type: ignore[arg-type]
-        shapes[name] = info.shape
+        finally:
+            notes += [Note(finding, entry.instance) for finding in ctx.findings]
+        rows.append(Row(entry.name, layer, entry.sources, tuple(inputs), info, entry.path, entry.instance))  # type: ignore[arg-type]
+        shapes[entry.name] = info.shape
         params += info.params
         modules += layer.build_units()
         if budget.max_modules is not None and modules > budget.max_modules:
-            root.findings.append(Finding(("layers", index, layer.kind), f"building the network takes about {modules:,} "
-                                         f"torch modules here, over the limit of {budget.max_modules:,} (max_modules)",
-                                         on_key=True))
+            notes.append(Note(Finding(where, f"building the network takes about {modules:,} torch modules here, over "
+                                             f"the limit of {budget.max_modules:,} (max_modules)", on_key=True),
+                              entry.instance))
             break
-        over = budget.check(("layers", index, layer.kind), params, info.shape)
+        over = budget.check(where, params, info.shape)
         if over is not None:
-            root.findings.append(over)
+            notes.append(Note(over, entry.instance))
             break
-    outputs = tuple(spec.outputs) if spec.outputs is not None else (names[-1],)
-    for position, name in enumerate(spec.outputs or ()):
-        if name not in shapes and name != INPUT:
-            root.findings.append(Finding(("outputs", position), f"unknown name {name!r}{suggest(name, [INPUT, *names])}"))
-    if root.findings:
-        ordered = sorted(dict.fromkeys(root.findings), key=_entry_order)  # a rule broken by several convs: once
-        raise spec.locate(ordered)
-    return Network(rows, outputs, is_graph(spec))
-
-
-def _entry_order(finding: Finding) -> tuple[int, int]:
-    """Problems in the order of the file: by entry, then ``outputs``."""
-    path = finding.path
-    if len(path) > 1 and path[0] == "layers" and isinstance(path[1], int):
-        return 0, path[1]
-    return (1, 0) if path[:1] == ("outputs",) else (-1, 0)
+    if notes:
+        findings = merged(notes, flat.order)
+        if spec.define and spec.source is not None:  # definitions are met after the entries using them: file order
+            findings.sort(key=lambda f: spec.source.locate(f.path, on_key=f.on_key) or Mark(0, 0))  # type: ignore[union-attr]
+        raise spec.locate(findings)
+    return Network(rows, flat.outputs, flat.graph, root.total_blocks)
 
 
 def analyse(spec: "Spec", budget: Budget = NO_LIMITS) -> list[Row]:
@@ -275,11 +176,18 @@ def unused_entries(spec: "Spec", network: Network) -> list[int]:
 
 
 def warn_unused(spec: "Spec", network: Network) -> None:
-    """A :class:`~netspec.SpecWarning` at the line of each entry nobody reads (see :func:`unused_entries`)."""
+    """A :class:`~netspec.SpecWarning` at the line of each entry nobody reads (see :func:`unused_entries`); an entry
+    of a definition is reported once, naming the instances."""
+    unused: dict[Finding, list[str]] = {}
     for index in unused_entries(spec, network):
         row = network.rows[index]
-        problem = spec.locate([Finding(("layers", index, row.kind), f"the output of {row.name!r} is not used by any "
-                                       "entry nor listed in `outputs`: it is computed for nothing", on_key=True)]).problems[0]
+        written = row.name[len(row.instance) + 1:] if row.instance else row.name
+        where = "entry of its definition nor listed in its `outputs`" if row.instance else "entry nor listed in `outputs`"
+        finding = Finding((*row.path, row.kind), f"the output of {written!r} is not used by any {where}: it is "
+                                                 "computed for nothing", on_key=True)
+        unused.setdefault(finding, []).extend([row.instance] if row.instance else [])
+    for finding, instances in unused.items():
+        problem = spec.locate([with_instances(finding, instances)]).problems[0]
         warnings.warn(SpecWarning(problem), stacklevel=1)  # one place: the same warning from check and build shows once
 
 
@@ -293,15 +201,16 @@ def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
 
     network = infer_network(spec, budget)
     warn_unused(spec, network)
-    root = context(spec)
+    root = context(spec, network.blocks)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     firsts = accumulate((row.layer.block_count() for row in network.rows), initial=0)  # blocks before each entry
-    try:
-        for index, (row, first) in enumerate(zip(network.rows, firsts)):
-            ctx = replace(root.at("layers", index, row.kind), input_names=row.inputs, first_block=first)
+    for row, first in zip(network.rows, firsts):
+        ctx = replace(root.at(*row.path, row.kind), input_names=row.inputs, first_block=first)
+        try:
             modules[row.name] = row.layer.checked_build(list(row.input_shapes), ctx)
-    except Invalid as problem:  # a plugin kind's module that fails or disagrees with its shape rule
-        raise spec.locate([Finding(problem.path, problem.message)]) from None
+        except Invalid as problem:  # a plugin kind's module that fails or disagrees with its shape rule
+            finding = Finding(problem.path, problem.message)
+            raise spec.locate([with_instances(finding, [row.instance] if row.instance else [])]) from None
     model = _graph_module(network, modules, spec.name) if network.graph else nn.Sequential(modules)  # type: ignore[arg-type]
     set_norm_statistics(model, eps=spec.defaults.eps, momentum=spec.defaults.momentum)
     return model

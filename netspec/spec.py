@@ -9,7 +9,8 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation, parse_entry
+from netspec.layers.base import EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation
+from netspec.repeat import Definition, Item, parse_item, parse_items
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
@@ -45,18 +46,7 @@ class Defaults(SpecModel):
 
 
 def _layer_entries(value: Any) -> Any:
-    if not isinstance(value, list):
-        return value
-    layers = []
-    for index, entry in enumerate(value):
-        if isinstance(entry, Layer):
-            layers.append(entry)
-            continue
-        layer, findings = parse_entry(entry, ("layers", index))
-        if findings:
-            raise ValueError("; ".join(f"{format_path(f.path)}: {f.message}" for f in findings))
-        layers.append(layer)
-    return layers
+    return parse_items(value, ("layers",))
 
 
 def _text(value: Any) -> Any:
@@ -82,7 +72,10 @@ class Spec(SpecModel):
         0.0, description="stochastic depth rate (timm's drop_path_rate, torchvision's stochastic_depth_prob): block i of "
                          "the network's N stage blocks drops its residual branch with probability rate * i / N"
     )
-    layers: Annotated[list[Layer], BeforeValidator(_layer_entries), Field(min_length=1)]
+    define: dict[EntryName, Definition] | None = Field(
+        None, description="named sub-graphs, each written once and used by `repeat:` entries with their own inputs"
+    )
+    layers: Annotated[list[Item], BeforeValidator(_layer_entries), Field(min_length=1)]
     outputs: Annotated[list[EntryName], Field(min_length=1)] | None = Field(
         None, description="the entries the model returns, in order (several: a tuple); default: the last entry"
     )
@@ -106,8 +99,12 @@ class Spec(SpecModel):
         return SpecError(self._source.problem(f.path, f.message, on_key=f.on_key) for f in findings)
 
     def scaled_layers(self) -> list[Layer]:
-        """The layers as built: ``scale`` applied to their channel and depth params (as written when unset)."""
-        return list(self.layers) if self.scale is None else [self.scale.apply(layer) for layer in self.layers]
+        """The entries as built, ``repeat:`` instances expanded: ``scale`` applied to their channel and depth params
+        (as written when unset)."""
+        from netspec.entries import flatten
+
+        layers = [entry.layer for entry in flatten(self).entries]
+        return layers if self.scale is None else [self.scale.apply(layer) for layer in layers]
 
     def with_scale(self, *, width: float | None = None, depth: float | None = None) -> "Spec":
         """A copy whose ``scale`` has ``width``/``depth`` overridden (``netspec build --width/--depth``)."""
@@ -130,6 +127,8 @@ class Spec(SpecModel):
             data["scale"] = self.scale.model_dump(mode="json", exclude_defaults=True)
         if self.drop_path:
             data["drop_path"] = self.drop_path
+        if self.define is not None:
+            data["define"] = {name: definition.to_data() for name, definition in self.define.items()}
         data["layers"] = [layer.to_entry() for layer in self.layers]
         if self.outputs is not None:
             data["outputs"] = list(self.outputs)
@@ -148,32 +147,55 @@ def spec_from_source(source: Source) -> Spec:
     """Validate parsed YAML into a :class:`Spec`, reporting every problem with its location."""
     data = dict(source.data)
     findings: list[Finding] = []
-    valid_prefix: list[Layer] = []  # the layers before the first one that failed to validate
+    valid_prefix: list[Item] = []  # the layers before the first one that failed to validate
+    broken: set[tuple[str | int, ...]] = set()  # lists whose entries were reported one by one
+    if isinstance(data.get("define"), dict):
+        data["define"] = dict(data["define"])
+        for name, body in data["define"].items():
+            if isinstance(body, dict) and isinstance(body.get("layers"), list):
+                where = ("define", name, "layers")
+                items, body_findings = _parse_list(body["layers"], where)
+                data["define"][name] = {**body, "layers": items}
+                findings += body_findings
+                broken |= {where} if body_findings else set()
+    define_problems = bool(findings)
+    before = len(findings)
     if isinstance(data.get("layers"), list):
         layers = []
         for index, entry in enumerate(data["layers"]):
-            layer, entry_findings = parse_entry(entry, ("layers", index))
+            layer, entry_findings = parse_item(entry, ("layers", index))
             findings += entry_findings
             if layer is not None:
                 layers.append(layer)
             if not findings:
                 valid_prefix.append(layer)  # type: ignore[arg-type]
         data["layers"] = layers
-    layer_problems = bool(findings)
+        broken |= {("layers",)} if len(findings) > before else set()
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
         spec = None
         for finding in findings_from_validation(error, (), Spec):
-            if not (layer_problems and finding.path[:1] == ("layers",)):  # already reported per entry
+            if not any(finding.path[:len(where)] == where for where in broken):  # already reported per entry
                 findings.append(finding)
-    if findings:
+    if findings and not define_problems:
         findings += _semantic_findings(data, valid_prefix)
     if findings or spec is None:
         findings.sort(key=lambda f: source.locate(f.path, on_key=f.on_key) or Mark(0, 0))
         raise SpecError(source.problem(f.path, f.message, on_key=f.on_key) for f in findings)
     spec._source = source
     return spec
+
+
+def _parse_list(raw: list[Any], where: tuple[str | int, ...]) -> tuple[list[Item], list[Finding]]:
+    """Each item of a list of entries parsed, with every problem found (the items that did validate, in order)."""
+    items, findings = [], []
+    for index, entry in enumerate(raw):
+        item, item_findings = parse_item(entry, where + (index,))
+        findings += item_findings
+        if item is not None:
+            items.append(item)
+    return items, findings
 
 
 def _semantic_findings(data: dict[str, Any], layers: list[Layer]) -> list[Finding]:
