@@ -34,6 +34,7 @@ PARAM_DOCS: dict[str, str] = {
     "scale": "width/depth multipliers, as Ultralytics' model scales (n/s/m/l/x)",
     "layers": "the layers in order; each takes its input from the one before, or from the entries `from` names",
     "outputs": "the entries the model returns, in order (several: a tuple); default: the last entry",
+    "define": "named sub-graphs, each written once and used by `repeat:` entries with their own inputs",
     "channels": "channels of the input tensor (3 for RGB images)",
     "size": "input height and width: [H, W], or one int for a square; leave out if unknown (MACs are then '?')",
     # Params shared by many kinds: the same name means the same thing everywhere.
@@ -94,8 +95,10 @@ def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, A
             }
         definitions.update(_reachable(params, params.pop("definitions")))
         definitions[f"kind.{kind}"] = params
-    definitions["entry"] = _entry_schema(chosen, "a layer: a kind name, or {kind: {params}} (with `name`, `from`)",
-                                         wiring=True)
+    definitions["entry"] = _entry_schema(chosen, "a layer: a kind name, or {kind: {params}} (with `name`, `from`); "
+                                                 "or `repeat: DEFINITION` (with `name`, `from`)", wiring=True)
+    definitions["entry"]["oneOf"].append({"$ref": "#/definitions/Instance"})  # `repeat:`: netspec.repeat
+    definitions["Definition"]["properties"]["layers"]["items"] = {"$ref": "#/definitions/entry"}
     for role in sorted(roles):
         fitting = {kind: cls for kind, cls in chosen.items() if _fills(cls, role)}
         definitions[f"entry.{role}"] = _entry_schema(fitting, f"a kind of role {role!r}: a name, or {{kind: {{params}}}}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Merge, broadcast_inputs
+from netspec.ops import ActName
 from netspec.registry import register
 from netspec.shapes import LayerInfo, Shape
 
@@ -27,13 +28,23 @@ class Add(Merge):
 
     kind = "add"
 
+    act: ActName = "none"
+    """activation applied to the sum (HRNet's fuse layers: `relu`); not the spec's `defaults.act`"""
+
     def merge(self, inputs: list[Shape], ctx: Context) -> LayerInfo:
         return LayerInfo(broadcast_inputs(inputs, ctx, self.kind))  # additions are not counted as MACs
 
     def build_inputs(self, inputs: list[Shape], ctx: Context) -> "nn.Module":
-        from netspec.modules.merge import Add as AddModule
+        from netspec.modules.merge import Add as AddModule, AddAct
+        from netspec.ops import make_act
 
-        return AddModule()
+        return AddModule() if self.act == "none" else AddAct(make_act(self.act))
+
+    @classmethod
+    def strategy(cls, x: Shape) -> "SearchStrategy[Add]":  # type: ignore[override]
+        from hypothesis import strategies as st
+
+        return st.builds(cls, act=st.sampled_from(["none", "none", "relu", "silu"]))
 
     @classmethod
     def companions(cls, x: Shape) -> "SearchStrategy[list[Shape]]":

@@ -22,6 +22,17 @@ class Add(nn.Module):
         return total
 
 
+class AddAct(Add):
+    """The sum of the inputs, then an activation (HRNet's fuse: ``relu(x0 + up(x1) + ...)``; BiFPN's nodes)."""
+
+    def __init__(self, act: nn.Module) -> None:
+        super().__init__()
+        self.act = act
+
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(first, *rest))
+
+
 class Mul(nn.Module):
     """The elementwise product of the inputs (broadcast: an (N, C, 1, 1) gate scales every position)."""
 
