@@ -56,6 +56,7 @@ except ImportError as missing:  # pragma: no cover - hypothesis is a test depend
 
 from netspec.compiler import INPUT, RESERVED_NAMES, infer_network
 from netspec.errors import Finding, Invalid, SpecError, format_path
+from netspec.layers.add import Add
 from netspec.layers.avgpool import AvgPool
 from netspec.layers.base import Context, Layer
 from netspec.layers.conv import Conv
@@ -508,3 +509,80 @@ def graph_specs(
             raise StrategyError(f"{row.name} ({row.kind}): {row.info.shape} in the spec, {graph.shapes[row.name]} "
                                 "when drawn: a shape rule that is not deterministic")
     return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Sub-graphs: `define:` once, `repeat:` several times
+
+
+def _reads(layer: Layer, old: str, new: str) -> Layer:
+    """``layer`` with every reference to ``old`` (``from:`` and params such as ``upsample.to``) pointed at ``new``."""
+    updates: dict[str, Any] = {param: new for param, name in layer.references().items() if name == old}
+    if layer.inputs == old:
+        updates["inputs"] = new
+    elif isinstance(layer.inputs, tuple) and old in layer.inputs:
+        updates["inputs"] = tuple(new if name == old else name for name in layer.inputs)
+    return layer.model_copy(update=updates) if updates else layer
+
+
+@st.composite
+def repeat_specs(
+    draw: st.DrawFn,
+    *,
+    max_instances: int = 3,
+    kinds: Iterable[str] | None = None,
+    max_steps: int = 4,
+) -> Spec:
+    """A valid spec with ``define:`` and ``repeat:``: a drawn graph (:func:`graph_specs`, up to ``max_steps`` steps,
+    several outputs possible) becomes a definition of one or two inputs (two are first summed by an ``add``),
+    instantiated 1 to ``max_instances`` times, each on tensors of the input's shape: ``input`` or a 3x3 ``conv``
+    drawn between instances (a later instance reads it). The spec returns every instance's outputs (by the
+    instance's name, or ``NAME_OUTPUT`` for each of several); ``netspec.summary(spec)`` succeeds.
+    """
+    from netspec.repeat import Definition, Instance
+
+    body = draw(graph_specs(min_steps=1, max_steps=max_steps, kinds=kinds, max_outputs=2))
+    two = draw(st.booleans())
+    formals = ["x0", "x1"] if two else ["x0"]
+    if two:  # the drawn graph reads the sum of the two inputs where it read `input`; its automatic names are
+        # written out first, as the `add` before them would renumber them
+        from netspec.entries import written_names
+
+        named = [layer if layer.name is not None else layer.model_copy(update={"name": name})
+                 for layer, name in zip(body.layers, written_names(list(body.layers)))]
+        head: list[Any] = [Add(name="sum0", inputs=("x0", "x1"))]
+        entries = head + [_reads(layer, INPUT, "sum0") for layer in named]
+    else:
+        entries = [_reads(layer, INPUT, "x0") for layer in body.layers]
+    outputs = list(body.outputs) if body.outputs is not None else None
+    definition = Definition(inputs=formals, layers=entries, outputs=outputs)
+    produced = list(body.outputs) if body.outputs is not None else [_last_name(body)]
+    x = body.input
+    layers: list[Any] = []
+    pool = [INPUT]
+    returned: list[str] = []
+    for index in range(draw(st.integers(1, max_instances))):
+        fresh = None
+        if draw(st.booleans()):
+            fresh = f"keep{index}"
+            layers.append(Conv(out=x.channels, kernel=3, name=fresh, inputs=draw(st.sampled_from(pool))))
+            pool.append(fresh)
+        chosen = [draw(st.sampled_from(pool)) for _ in formals]
+        if fresh is not None:
+            chosen[0] = fresh  # every drawn conv is read
+        name = f"r{index}"
+        layers.append(Instance(repeat="block", name=name, inputs=tuple(chosen) if two or draw(st.booleans())
+                               else chosen[0]))
+        returned += [name] if len(produced) == 1 else [f"{name}_{output}" for output in produced]
+    spec = Spec(input=x, defaults=body.defaults, define={"block": definition}, layers=layers, outputs=returned)
+    try:
+        infer_network(spec)
+    except SpecError as error:
+        raise StrategyError(f"repeat_specs drew an invalid spec ({error}):\n{spec.to_yaml()}") from None
+    return spec
+
+
+def _last_name(spec: Spec) -> str:
+    from netspec.entries import written_names
+
+    return written_names(list(spec.layers))[-1]
