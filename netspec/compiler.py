@@ -74,6 +74,8 @@ class Row:
     """where the entry is written (``("layers", 3)``; inside ``define:`` for an instance's entries)"""
     instance: str | None = None
     """the ``repeat:`` instance the entry was expanded from (``None``: a top-level entry)"""
+    scope: tuple[tuple[str, str], ...] = ()
+    """the instances the entry is inside, outermost first, as (instance, definition) (drawn as nested boxes)"""
 
     @property
     def kind(self) -> str:
@@ -143,7 +145,8 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
             continue
         finally:
             notes += [Note(finding, entry.instance) for finding in ctx.findings]
-        rows.append(Row(entry.name, layer, entry.sources, tuple(inputs), info, entry.path, entry.instance))  # type: ignore[arg-type]
+        rows.append(Row(entry.name, layer, entry.sources, tuple(inputs), info, entry.path, entry.instance,
+                        entry.scope))  # type: ignore[arg-type]
         shapes[entry.name] = info.shape
         params += info.params
         modules += layer.build_units()

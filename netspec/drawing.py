@@ -73,6 +73,26 @@ def edges(summary: Summary) -> list[tuple[str, str]]:
     return [(ids[source], ids[row.name]) for row in summary.rows for source in row.inputs]
 
 
+Cluster = tuple[str, list[Any]]
+"""A ``repeat:`` instance as drawn: its label and what it holds (node ids, and the clusters of inner instances)."""
+
+
+def clusters(summary: Summary) -> list[Any]:
+    """The node ids in order, those of each ``repeat:`` instance gathered in a cluster ``(label, members)``, nested
+    as the instances are (``stage3 (hr3)`` holding ``stage3_u0_1 (up16)``): boxes around each instance's entries."""
+    top: list[Any] = ["n0"]
+    opened: dict[tuple[tuple[str, str], ...], list[Any]] = {(): top}
+    for index, row in enumerate(summary.rows, start=1):
+        for depth in range(1, len(row.scope) + 1):
+            key = row.scope[:depth]
+            if key not in opened:
+                instance, definition = key[-1]
+                opened[key] = []
+                opened[key[:-1]].append((printable(f"{instance} ({definition})"), opened[key]))
+        opened[row.scope].append(f"n{index}")
+    return top
+
+
 def _title(summary: Summary) -> str:
     return printable(
         f"{summary.name or 'network'}: {format_int(summary.params)} params, {format_count(summary.macs)} MACs per "
@@ -98,10 +118,24 @@ def to_dot(summary: Summary) -> str:
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
         '  edge [arrowsize=0.6];',
     ]
-    nodes = node_lines(summary)
-    for node_id, label, role in nodes:
-        text = _dot_string("\n".join(label)).replace("\n", "\\n")
-        lines.append(f'  {node_id} [label={text}, fillcolor="{_DOT_FILL[role]}"];')
+    nodes = {node_id: (label, role) for node_id, label, role in node_lines(summary)}
+    count = 0
+
+    def emit(members: list[Any], indent: str) -> None:
+        nonlocal count
+        for member in members:
+            if isinstance(member, str):
+                label, role = nodes[member]
+                text = _dot_string("\n".join(label)).replace("\n", "\\n")
+                lines.append(f'{indent}{member} [label={text}, fillcolor="{_DOT_FILL[role]}"];')
+                continue
+            count += 1
+            lines.append(f"{indent}subgraph cluster_{count} {{")
+            lines.append(f'{indent}  label={_dot_string(member[0])}; style="rounded,dashed"; color="#777777";')
+            emit(member[1], indent + "  ")
+            lines.append(f"{indent}}}")
+
+    emit(clusters(summary), "  ")
     for source, target in edges(summary):
         lines.append(f"  {source} -> {target};")
     lines.append("}")
@@ -115,10 +149,23 @@ def _mermaid_text(text: str) -> str:
 def to_mermaid(summary: Summary) -> str:
     """A Mermaid flowchart (``flowchart TD``); paste it in a Markdown ```` ```mermaid ```` block."""
     lines = [f"%% {_mermaid_text(_title(summary))}", "flowchart TD"]
-    nodes = node_lines(summary)
-    for node_id, label, role in nodes:
-        text = "<br/>".join(_mermaid_text(line) for line in label)
-        lines.append(f'  {node_id}["{text}"]:::{role}')
+    nodes = {node_id: (label, role) for node_id, label, role in node_lines(summary)}
+    count = 0
+
+    def emit(members: list[Any], indent: str) -> None:
+        nonlocal count
+        for member in members:
+            if isinstance(member, str):
+                label, role = nodes[member]
+                text = "<br/>".join(_mermaid_text(line) for line in label)
+                lines.append(f'{indent}{member}["{text}"]:::{role}')
+                continue
+            count += 1
+            lines.append(f'{indent}subgraph c{count}["{_mermaid_text(member[0])}"]')
+            emit(member[1], indent + "  ")
+            lines.append(f"{indent}end")
+
+    emit(clusters(summary), "  ")
     for source, target in edges(summary):
         lines.append(f"  {source} --> {target}")
     for role, fill in _DOT_FILL.items():

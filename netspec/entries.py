@@ -68,6 +68,8 @@ class Entry:
     sources: tuple[str, ...]
     instance: str | None = None
     """the instance it was expanded from (``p3``, ``stage3_m1``); ``None`` for a top-level entry"""
+    scope: tuple[tuple[str, str], ...] = ()
+    """the instances it is inside, outermost first, each as (instance, definition): ``(("stage3", "hr3"), ...)``"""
 
 
 @dataclass(frozen=True)
@@ -183,12 +185,13 @@ class _Flattener:
         self.notes: list[Note] = [Note(finding) for finding in cycles]
         self.taken: dict[str, str] = {INPUT: "the network's input"}  # flat name -> who has it
         self.order: dict[Path, int] = {}
+        self.scope: tuple[tuple[str, str], ...] = ()  # the instances the body being flattened is inside
 
     def note(self, path: Path, message: str, instance: str | None = None, *, on_key: bool = False) -> None:
         self.notes.append(Note(Finding(path, message, on_key=on_key), instance))
 
     def body(self, items: list[Item], where: Path, formals: dict[str, str | None], first: Target, prefix: str,
-             instance: str | None) -> dict[str, Target]:
+             instance: str | None, scope: tuple[tuple[str, str], ...] = ()) -> dict[str, Target]:
         """Flatten one list of items (the spec's ``layers`` or a definition's); returns its names' targets.
 
         ``formals`` maps the names the items may read besides each other (``input``; a definition's ``inputs``) to
@@ -207,6 +210,7 @@ class _Flattener:
         targets: dict[str, Target] = {}
         previous: Target = first
         for index, (name, item) in enumerate(zip(names, items)):
+            self.scope = scope
             path = where + (index,)
             if isinstance(item, Instance):
                 previous = self.instance(item, name, path, formals, positions, targets, previous, prefix, instance)
@@ -298,7 +302,7 @@ class _Flattener:
             return flat
         self.taken.setdefault(flat, f"{format_path(path)}" + (f" (in instance {instance})" if instance else ""))
         if resolved and all(source is not None for source in sources):
-            self.entries.append(Entry(flat, layer, path, tuple(sources), instance))  # type: ignore[arg-type]
+            self.entries.append(Entry(flat, layer, path, tuple(sources), instance, self.scope))  # type: ignore[arg-type]
         return flat
 
     def _listed(self, layer: Layer, path: Path, instance: str | None) -> list[tuple[Path, str | None]] | None:
@@ -372,7 +376,7 @@ class _Flattener:
         label = prefix + name
         definition_path: Path = ("define", item.repeat)
         inner = self.body(definition.layers, definition_path + ("layers",), dict(zip(definition.inputs, actual)),
-                          actual[0], f"{label}_", label)
+                          actual[0], f"{label}_", label, (*self.scope, (label, item.repeat)))
         outputs: list[str | None] = []
         for position, output in enumerate(output_names(definition)):
             target = inner.get(output)
