@@ -95,10 +95,15 @@ def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, A
             }
         definitions.update(_reachable(params, params.pop("definitions")))
         definitions[f"kind.{kind}"] = params
-    definitions["entry"] = _entry_schema(chosen, "a layer: a kind name, or {kind: {params}} (with `name`, `from`); "
-                                                 "or `repeat: DEFINITION` (with `name`, `from`)", wiring=True)
-    definitions["entry"]["oneOf"].append({"$ref": "#/definitions/Instance"})  # `repeat:`: netspec.repeat
-    definitions["Definition"]["properties"]["layers"]["items"] = {"$ref": "#/definitions/entry"}
+    definitions["entry"] = _entry_schema(chosen, "a layer: a kind name, or {kind: {params}} (with `name`, `from`)",
+                                         wiring=True)
+    definitions["item"] = {  # an item of `layers`: `repeat: NAME` (netspec.repeat) is an instance, else an entry
+        "description": "an entry of `layers`: a layer, or `repeat: DEFINITION` (with `name`, `from`)",
+        "if": {"type": "object", "required": ["repeat"]},
+        "then": {"$ref": "#/definitions/Instance"},
+        "else": {"$ref": "#/definitions/entry"},
+    }
+    definitions["Definition"]["properties"]["layers"]["items"] = {"$ref": "#/definitions/item"}
     for role in sorted(roles):
         fitting = {kind: cls for kind, cls in chosen.items() if _fills(cls, role)}
         definitions[f"entry.{role}"] = _entry_schema(fitting, f"a kind of role {role!r}: a name, or {{kind: {{params}}}}")
@@ -106,7 +111,7 @@ def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, A
         "description": PARAM_DOCS["layers"],
         "type": "array",
         "minItems": 1,
-        "items": {"$ref": "#/definitions/entry"},
+        "items": {"$ref": "#/definitions/item"},
     }
     schema["definitions"] = dict(sorted(definitions.items()))
     return _draft7({
