@@ -189,6 +189,11 @@ def warn_unused(spec: "Spec", network: Network) -> None:
         finding = Finding((*row.path, row.kind), f"the output of {written!r} is not used by any {where}: it is "
                                                  "computed for nothing", on_key=True)
         unused.setdefault(finding, []).extend([row.instance] if row.instance else [])
+    used = {definition for row in network.rows for _, definition in row.scope}
+    for name in spec.define or {}:
+        if name not in used:
+            unused.setdefault(Finding(("define", name), f"the definition {name!r} is not used by any `repeat:` entry "
+                                                        "(so it is not checked either)", on_key=True), [])
     for finding, instances in unused.items():
         problem = spec.locate([with_instances(finding, instances)]).problems[0]
         warnings.warn(SpecWarning(problem), stacklevel=1)  # one place: the same warning from check and build shows once

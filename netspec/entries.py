@@ -43,6 +43,8 @@ RESERVED_NAMES = frozenset({
 
 MAX_ENTRIES = 100_000
 """Most entries a spec may expand to (instances of instances multiply): past it, a located error, nothing built."""
+MAX_NESTING = 32
+"""Deepest chain of definitions holding instances of definitions (HRNet's spec has 2 levels)."""
 
 
 @dataclass(frozen=True)
@@ -138,49 +140,62 @@ def merged(notes: list[Note], order: dict[Path, int]) -> list[Finding]:
     return sorted(findings, key=rank)
 
 
-def _sizes(spec: "Spec") -> tuple[dict[str, int], list[Finding]]:
-    """How many entries each definition expands to, and the definitions that use themselves (cycles)."""
+def _sizes(spec: "Spec") -> tuple[dict[str, int], list[Finding], set[Path]]:
+    """How many entries each definition expands to; problems with the instances in definitions: a definition that
+    uses itself (a cycle), or definitions nested deeper than :data:`MAX_NESTING`; and the instances not to expand."""
     definitions = spec.define or {}
     sizes: dict[str, int] = {}
+    depths: dict[str, int] = {}
     findings: list[Finding] = []
-    # iterative depth-first walk: definitions may nest deeply, and a cycle must not recurse forever
+    cut: set[Path] = set()
+    # iterative depth-first walk, memoized: definitions may nest deeply, and a cycle must not recurse forever
     for root in definitions:
         if root in sizes:
             continue
-        stack: list[tuple[str, int, int]] = [(root, 0, 0)]  # (definition, next item, entries so far)
+        stack: list[tuple[str, int, int, int]] = [(root, 0, 0, 1)]  # (definition, next item, entries, depth)
         active = [root]
         while stack:
-            name, index, total = stack.pop()
+            name, index, total, depth = stack.pop()
             items = definitions[name].layers
             if index == len(items):
-                sizes[name] = min(total, MAX_ENTRIES + 1)
+                sizes[name], depths[name] = min(total, MAX_ENTRIES + 1), depth
                 active.pop()
                 if stack:
-                    parent, parent_index, parent_total = stack.pop()
-                    stack.append((parent, parent_index + 1, parent_total + sizes[name]))
+                    parent, parent_index, parent_total, parent_depth = stack.pop()
+                    stack.append((parent, parent_index, parent_total, parent_depth))  # the item is looked at again
                 continue
             item = items[index]
+            where = ("define", name, "layers", index, "repeat")
             if not isinstance(item, Instance):
-                stack.append((name, index + 1, total + 1))
+                stack.append((name, index + 1, total + 1, depth))
             elif item.repeat in active:
                 cycle = " -> ".join(active[active.index(item.repeat):] + [item.repeat])
-                findings.append(Finding(("define", name, "layers", index, "repeat"),
-                                        f"{item.repeat!r} uses itself ({cycle}): a definition cannot contain itself"))
-                stack.append((name, index + 1, total))
-            elif item.repeat not in definitions or item.repeat in sizes:
-                stack.append((name, index + 1, total + sizes.get(item.repeat, 0)))
+                findings.append(Finding(where, f"{item.repeat!r} uses itself ({cycle}): a definition cannot contain "
+                                               "itself"))
+                cut.add(where)
+                stack.append((name, index + 1, total, depth))
+            elif item.repeat not in definitions:
+                stack.append((name, index + 1, total, depth))  # reported when expanded
+            elif item.repeat in sizes and depths[item.repeat] >= MAX_NESTING:
+                if depths[item.repeat] == MAX_NESTING:  # deeper ones are cut below this one: reported once
+                    findings.append(Finding(where, f"definitions nest deeper than {MAX_NESTING} levels here "
+                                                   f"({name} -> {item.repeat} -> ...)"))
+                cut.add(where)
+                stack.append((name, index + 1, total, MAX_NESTING + 1))
+            elif item.repeat in sizes:
+                stack.append((name, index + 1, total + sizes[item.repeat], max(depth, depths[item.repeat] + 1)))
             else:
-                stack.append((name, index, total))
-                stack.append((item.repeat, 0, 0))
+                stack.append((name, index, total, depth))
+                stack.append((item.repeat, 0, 0, 1))
                 active.append(item.repeat)
-    return sizes, list(dict.fromkeys(findings))
+    return sizes, list(dict.fromkeys(findings)), cut
 
 
 class _Flattener:
-    def __init__(self, spec: "Spec", sizes: dict[str, int], cycles: list[Finding]) -> None:
+    def __init__(self, spec: "Spec", sizes: dict[str, int], cycles: list[Finding], cut: set[Path]) -> None:
         self.definitions = spec.define or {}
         self.sizes = sizes
-        self.cyclic = {finding.path for finding in cycles}
+        self.cut = cut  # instances not expanded (cycles, nesting too deep)
         self.entries: list[Entry] = []
         self.notes: list[Note] = [Note(finding) for finding in cycles]
         self.taken: dict[str, str] = {INPUT: "the network's input"}  # flat name -> who has it
@@ -347,7 +362,7 @@ class _Flattener:
                                           f"{suggest(item.repeat, list(self.definitions))}"
                                           + ("" if self.definitions else ": define it under `define:`"), instance)
             return None
-        if path + ("repeat",) in self.cyclic:
+        if path + ("repeat",) in self.cut:
             return None
         arity = len(definition.inputs)
         written = item.inputs
@@ -401,8 +416,8 @@ class _Flattener:
 
 def flatten(spec: "Spec") -> Flat:
     """The spec's entries with every instance expanded, each name resolved; problems are returned as notes."""
-    sizes, cycles = _sizes(spec)
-    flattener = _Flattener(spec, sizes, cycles)
+    sizes, cycles, cut = _sizes(spec)
+    flattener = _Flattener(spec, sizes, cycles, cut)
     total = 0
     for index, item in enumerate(spec.layers):
         total += sizes.get(item.repeat, 0) if isinstance(item, Instance) else 1

@@ -19,7 +19,7 @@ import network_references as reference
 import timm_hrnet
 from netspec import strategies as nst
 from netspec.drawing import to_dot, to_mermaid
-from netspec.entries import MAX_ENTRIES
+from netspec.entries import MAX_ENTRIES, MAX_NESTING
 from netspec.layers import Conv
 from netspec.repeat import Definition, Instance
 
@@ -164,7 +164,7 @@ def test_several_outputs_nested_instances_and_automatic_names() -> None:
 
 
 def test_the_default_output_of_a_last_instance_is_all_its_outputs() -> None:
-    text = SEVERAL.split("layers:\n  - repeat: split")[0] + "layers:\n  - repeat: split\n"
+    text = SEVERAL.split("  twice:")[0] + "layers:\n  - repeat: split\n"
     assert netspec.summary(netspec.loads(text)).outputs == ("split1_a", "split1_b")
 
 
@@ -229,6 +229,26 @@ def test_an_exponential_expansion_is_refused_before_anything_is_expanded() -> No
     assert problems(text) == [f"net.yaml:{text.count(chr(10))}:13: layers[0].repeat: the spec expands to more than "
                               f"{MAX_ENTRIES:,} entries here (instances of definitions that hold instances multiply): "
                               "use fewer or smaller instances"]
+
+
+def test_definitions_nested_too_deep_are_one_located_error_not_a_recursion_error() -> None:
+    chain = ["  d0:\n    inputs: [x]\n    layers: [conv: {out: 2}]"]
+    chain += [f"  d{i}:\n    inputs: [x]\n    layers:\n      - repeat: d{i - 1}" for i in range(1, 3000)]
+    text = "input: {channels: 2, size: 4}\ndefine:\n" + "\n".join(chain) + "\nlayers:\n  - repeat: d2999\n"
+    line = text.split("\n").index(f"  d{MAX_NESTING}:") + 4
+    assert problems(text) == [f"net.yaml:{line}:17: define.d{MAX_NESTING}.layers[0].repeat: definitions nest deeper "
+                              f"than {MAX_NESTING} levels here (d{MAX_NESTING} -> d{MAX_NESTING - 1} -> ...)"]
+
+
+def test_an_unused_definition_is_a_warning() -> None:
+    text = FUSE.replace("layers:\n  - conv: {out: 16}\n    name: c1",
+                        "  spare:\n    inputs: [x]\n    layers: [se]\nlayers:\n  - conv: {out: 16}\n    name: c1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        netspec.summary(netspec.loads(text, name="net.yaml"))
+    assert [str(w.message) for w in caught] == [
+        "net.yaml:12:3: define.spare: the definition 'spare' is not used by any `repeat:` entry (so it is not "
+        "checked either)"]
 
 
 def test_an_unused_entry_of_a_definition_is_one_warning_naming_the_instances() -> None:
