@@ -193,6 +193,8 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
             description = param_description(cls, name)
             print(f"  {name}: {default}" + (f" - {description}" if description else ""))
+    print("an entry `repeat: NAME` (with name and from) instantiates the sub-graph `define: {NAME: {inputs, layers, "
+          "outputs}}`, its entries named <instance>_<entry>; see the README's define/repeat section")
     print("every entry also takes, beside its kind: name (a name others refer to) and from (what it reads: an "
           "earlier entry, `input`, or a list for merges); see the README's graphs section")
     return 0
