@@ -9,7 +9,9 @@ after it is inferred with the layer's own ``infer`` to choose the next layer. Sp
 :func:`graph_specs` draws graphs: named entries, branches (``from:`` an earlier entry or ``input``), merges
 (``concat``, ``add``, ``mul`` and any kind with several inputs, e.g. an SE-style gate multiplied onto a map),
 ``upsample`` by a scale or ``to:`` an earlier entry's size, and several ``outputs``. Its one-input entries come
-from the kinds' own strategies, so every registered kind can appear in a graph too.
+from the kinds' own strategies, so every registered kind can appear in a graph too. :func:`repeat_specs` draws
+specs with ``define:``/``repeat:``: such a graph as a definition of one or two inputs, instantiated several
+times on different tensors.
 
 Writing a kind's strategy: ``strategy(x)`` returns a strategy of instances that are valid for input ``x``
 under any ``defaults`` (let ``norm``/``act`` params default to ``None``); ``accepts(x)`` says for which
