@@ -102,6 +102,8 @@ def register(cls: LayerType) -> LayerType:
     kind = getattr(cls, "kind", "")
     if not isinstance(kind, str) or not kind.isidentifier():
         raise TypeError(f"{cls.__name__}.kind must be an identifier string, got {kind!r}")
+    if kind == "repeat":  # `- repeat: NAME` instantiates a `define:` sub-graph (netspec.repeat)
+        raise ValueError("the kind name 'repeat' is reserved: `- repeat: NAME` instantiates a `define:` sub-graph")
     existing = dict.get(KINDS, kind)
     reimported = existing is not None and (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
     if existing is not None and existing is not cls and not (reimported and not is_builtin(existing)):

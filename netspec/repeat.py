@@ -80,6 +80,9 @@ def parse_item(raw: Any, path: Path) -> tuple[Item | None, list[Finding]]:
     """Validate one list item: ``{repeat: NAME, name, from}`` is an :class:`Instance`, anything else an entry."""
     if isinstance(raw, (Instance, Layer)):
         return raw, []
+    if raw == REPEAT or (isinstance(raw, dict) and raw.get(REPEAT, "") is None):
+        return None, [Finding(path + ((REPEAT,) if isinstance(raw, dict) else ()),
+                              "`repeat` names the definition it instantiates: `- repeat: NAME` (a key of `define`)")]
     if not (isinstance(raw, dict) and REPEAT in raw):
         return parse_entry(raw, path)
     findings = [Finding(path + (key,), f"unknown field {key!r} beside `repeat`: an instance has only "

@@ -352,3 +352,24 @@ def test_hrnet_w18_small_computes_what_timm_computes(hrnet_spec: netspec.Spec) -
         expected, got = theirs(x), ours.eval()(x)
     assert expected.abs().max() > 1e-3
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ("- repeat", "net.yaml:3:5: layers[0]: `repeat` names the definition it instantiates: `- repeat: NAME` "
+                 "(a key of `define`)"),
+    ("- repeat:", "net.yaml:3:12: layers[0].repeat: `repeat` names the definition it instantiates: "
+                  "`- repeat: NAME` (a key of `define`)"),
+    ("- {repeat: fuse, conv: {out: 8}}", "net.yaml:3:20: layers[0].conv: unknown field 'conv' beside `repeat`: an "
+                                         "instance has only `repeat`, `name` and `from` (its entries are in its "
+                                         "definition)"),
+])
+def test_a_malformed_instance_is_located(entry: str, expected: str) -> None:
+    assert problems(f"input: {{channels: 3}}\nlayers:\n  {entry}\n") == [expected]
+
+
+def test_no_kind_can_take_the_name_repeat() -> None:
+    class Repeat(netspec.Layer):
+        kind = "repeat"
+
+    with pytest.raises(ValueError, match="reserved"):
+        netspec.register(Repeat)
