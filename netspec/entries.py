@@ -314,7 +314,8 @@ class _Flattener:
         if flat in self.taken and positions.get(name) == index:
             spot = path + ("name",) if layer.name is not None else path + (layer.kind,)
             self.note(spot, f"the name {flat!r} is taken by {self.taken[flat]}: choose another", instance)
-            return flat
+            targets[name] = None  # its readers are not inferred against the other entry of that name
+            return None
         self.taken.setdefault(flat, f"{format_path(path)}" + (f" (in instance {instance})" if instance else ""))
         if resolved and all(source is not None for source in sources):
             self.entries.append(Entry(flat, layer, path, tuple(sources), instance, self.scope))  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
 
 from netspec.errors import Finding, Path, format_path
 from netspec.layers.base import (
@@ -109,12 +109,19 @@ def parse_items(value: Any, where: Path) -> Any:
     return items
 
 
+def _unique(names: list[str]) -> list[str]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"each input needs its own name: {', '.join(map(repr, repeated))} is listed twice")
+    return names
+
+
 class Definition(SpecModel):
     """A sub-graph written once: its formal ``inputs``, its ``layers`` (reading those names) and its ``outputs``."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    inputs: Annotated[list[EntryName], Field(min_length=1, max_length=MAX_INPUTS)] = Field(
+    inputs: Annotated[list[EntryName], Field(min_length=1, max_length=MAX_INPUTS), AfterValidator(_unique)] = Field(
         description="names its entries read the instance's inputs by (the instance's `from:` list, in this order); "
                     "the first entry reads the first one by default")
     layers: Annotated[list[Item], BeforeValidator(lambda value: parse_items(value, ("layers",))),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation
+from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation
 from netspec.repeat import Definition, Item, parse_item, parse_items
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale
@@ -151,6 +152,10 @@ def spec_from_source(source: Source) -> Spec:
     broken: set[tuple[str | int, ...]] = set()  # lists whose entries were reported one by one
     if isinstance(data.get("define"), dict):
         data["define"] = dict(data["define"])
+        for name in data["define"]:
+            if not (isinstance(name, str) and re.fullmatch(r"[a-z_][a-z0-9_]{0,63}", name)):
+                findings.append(Finding(("define", name), f"{NAME_RULE}, at most 64 characters (got {name!r})",
+                                        on_key=True))
         for name, body in data["define"].items():
             if isinstance(body, dict) and isinstance(body.get("layers"), list):
                 where = ("define", name, "layers")
@@ -176,8 +181,11 @@ def spec_from_source(source: Source) -> Spec:
     except ValidationError as error:
         spec = None
         for finding in findings_from_validation(error, (), Spec):
-            if not any(finding.path[:len(where)] == where for where in broken):  # already reported per entry
-                findings.append(finding)
+            if any(finding.path[:len(where)] == where for where in broken):  # already reported per entry
+                continue
+            if finding.path[:1] == ("define",) and "[key]" in finding.path:  # a definition's name: reported above
+                continue
+            findings.append(finding)
     if findings and not define_problems:
         findings += _semantic_findings(data, valid_prefix)
     if findings or spec is None:

@@ -373,3 +373,17 @@ def test_no_kind_can_take_the_name_repeat() -> None:
 
     with pytest.raises(ValueError, match="reserved"):
         netspec.register(Repeat)
+
+
+@pytest.mark.parametrize(("define", "expected"), [
+    ("{Bad: {inputs: [x], layers: [se]}}", "net.yaml:1:10: define.Bad: a name is lower case letters, digits and _, "
+                                           "not starting with a digit: [a-z_][a-z0-9_]*, at most 64 characters "
+                                           "(got 'Bad')"),
+    ("{a: {inputs: [x, x], layers: [se]}}", "net.yaml:1:22: define.a.inputs: each input needs its own name: 'x' is "
+                                            "listed twice (got ['x', 'x'])"),
+    ("{a: {inputs: [x], layers: []}}", "net.yaml:1:35: define.a.layers: value should have at least 1 item after "
+                                       "validation, not 0 (got [])"),
+    ("{a: 5}", "net.yaml:1:13: define.a: input should be a valid dictionary or instance of Definition (got 5)"),
+])
+def test_a_malformed_definition_is_located(define: str, expected: str) -> None:
+    assert problems(f"define: {define}\ninput: {{channels: 3, size: 8}}\nlayers:\n  - repeat: a\n") == [expected]
