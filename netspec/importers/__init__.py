@@ -1,0 +1,74 @@
+"""Importers: other tools' network descriptions read into netspec specs (``netspec import``, ``netspec.from_*``).
+
+One module per source. :data:`SOURCES` is the dispatch table, keyed by the prefix of a source string
+(``ultralytics:yolov8.yaml``); a source without a known prefix is a file, read by the first entry of
+:data:`FILE_READERS` that recognises it (an Ultralytics model YAML: a mapping with ``backbone:``).
+Each importer returns an :class:`Imported`: the validated :class:`~netspec.Spec` and its YAML text with comments.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from netspec.errors import Problem, SpecError
+from netspec.spec import Spec
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an importer produces: ``spec`` (validated), ``text`` (the spec as YAML, with comments, loadable with
+    :func:`netspec.loads` into ``spec``) and ``notes`` (choices the importer made that the user should know)."""
+
+    spec: Spec
+    text: str
+    notes: tuple[str, ...] = field(default=())
+
+
+Importer = Callable[..., Imported]
+"""``importer(target, **options) -> Imported``; raises :class:`~netspec.SpecError` (located where it can be)."""
+
+
+def _ultralytics(target: str, **options: Any) -> Imported:
+    from netspec.importers.ultralytics import import_file
+
+    return import_file(target, **options)
+
+
+SOURCES: dict[str, Importer] = {"ultralytics": _ultralytics}
+"""Prefix (before the first ``:``) -> importer of what follows it."""
+
+FILE_READERS: list[tuple[Callable[[str], bool], Importer]] = []
+"""(recognises(path), importer) for sources given as a plain file path, tried in order."""
+
+
+def _is_ultralytics_file(path: str) -> bool:
+    from netspec.importers.ultralytics import looks_like_ultralytics
+
+    return looks_like_ultralytics(path)
+
+
+FILE_READERS.append((_is_ultralytics_file, _ultralytics))
+
+
+def known_sources() -> str:
+    """The sources ``netspec import`` accepts, in words."""
+    prefixes = ", ".join(f"{prefix}:..." for prefix in SOURCES)
+    return f"an Ultralytics model YAML file (backbone:/head:), or {prefixes}"
+
+
+def import_source(source: str, **options: Any) -> Imported:
+    """Import ``source`` with the importer its prefix names, or as a file; :class:`~netspec.SpecError` if none fits."""
+    prefix, colon, rest = source.partition(":")
+    if colon and prefix in SOURCES and not os.path.exists(source):
+        return SOURCES[prefix](rest, **options)
+    if not os.path.exists(source):
+        raise SpecError([Problem((), f"no such file, and not a known source prefix: expected {known_sources()}",
+                                 source)])
+    for recognises, importer in FILE_READERS:
+        if recognises(source):
+            return importer(source, **options)
+    raise SpecError([Problem((), f"not a file netspec can import: expected {known_sources()}", source, 1, 1)])
+
+
+__all__ = ["FILE_READERS", "Imported", "Importer", "SOURCES", "import_source", "known_sources"]
