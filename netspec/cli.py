@@ -117,7 +117,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:
-    """``spec`` with ``--width``/``--depth`` overriding its ``scale``."""
+    """``spec`` at ``--scale NAME`` (a row of its ``scales:``), then with ``--width``/``--depth`` overriding it."""
+    if getattr(args, "scale", None) is not None:
+        spec = spec.at_scale(args.scale)
     if args.width is None and args.depth is None:
         return spec
     return spec.with_scale(width=args.width, depth=args.depth)
@@ -334,6 +336,8 @@ def _output_path(path: str) -> str:
 
 
 def _scale_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--scale", metavar="NAME",
+                         help="a row of the spec's `scales:` table (Ultralytics' n/s/m/l/x), instead of its `scale:`")
     command.add_argument("--width", type=_multiplier, metavar="W",
                          help="width multiplier: overrides the spec's scale.width (channels -> multiple of 8)")
     command.add_argument("--depth", type=_multiplier, metavar="D",

@@ -115,7 +115,7 @@ def input_shape(spec: "Spec") -> Shape:
 
 
 def context(spec: "Spec") -> Context:
-    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path,
+    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path, input=input_shape(spec),
                    total_blocks=sum(layer.block_count() for layer in spec.scaled_layers()))
 
 
