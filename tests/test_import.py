@@ -53,8 +53,9 @@ def test_names_replace_indices_and_comments_are_kept() -> None:
     assert "# YOLOv8 detector, P3-P5 outputs" in text  # the header
     assert "  # neck: top-down then bottom-up, and the head" in text  # a section comment
     assert "[from, repeats, module, args]" not in text  # Ultralytics' format line says nothing here
-    assert "#  n: [0.33, 0.25, 1024]  # 3,157,200 params" in text  # the scale table
-    assert "scale: {width: 0.25, depth: 0.33, max_channels: 1024}" in text
+    assert "  n: {depth: 0.33, width: 0.25, max_channels: 1024}" in text  # the scale table
+    assert next(line for line in text.splitlines() if line.startswith("  s: {")).endswith("# 11,166,560 params")
+    assert "\nscale: n\n" in text
     lines = text.splitlines()
     first = lines.index(next(line for line in lines if line.startswith("  - conv: {out: 64")))
     assert lines[first].endswith("# 0-P1/2")
@@ -93,16 +94,18 @@ def test_dump_load_round_trip_and_the_scale_flag() -> None:
     text = headless(YOLOV8.read_text())
     for letter, (depth, width, cap) in {"n": (0.33, 0.25, 1024), "m": (0.67, 0.75, 768), "x": (1.0, 1.25, 512)}.items():
         spec = convert(text, scale=letter).spec
-        assert (spec.scale.depth, spec.scale.width, spec.scale.max_channels) == (depth, width, cap)
+        assert spec.scale == letter
+        applied = spec.resolved_scale
+        assert (applied.depth, applied.width, applied.max_channels) == (depth, width, cap)
         assert netspec.loads(spec.to_yaml()) == spec
-    assert netspec.from_ultralytics(text, scale="s").scale.width == 0.5
+    assert netspec.from_ultralytics(text, scale="s").resolved_scale.width == 0.5
 
 
 def test_scale_from_the_file_name_as_ultralytics(tmp_path: Path) -> None:
     path = tmp_path / "yolov8s.yaml"
     path.write_text(headless(YOLOV8.read_text()))
     imported = import_source(str(path))
-    assert imported.spec.scale.width == 0.5 and imported.spec.name == "yolov8s"
+    assert imported.spec.scale == "s" and imported.spec.name == "yolov8s"
     assert "file name" in imported.notes[0]
 
 
@@ -194,7 +197,7 @@ def test_cli_prints_writes_and_never_writes_on_error(tmp_path: Path) -> None:
     source.write_text(headless(YOLOV8.read_text()))
     printed = netspec_cli("import", str(source), "--scale", "s")
     assert printed.returncode == 0, printed.stderr
-    assert "scale: {width: 0.5, depth: 0.33, max_channels: 1024}" in printed.stdout
+    assert "\nscale: s\n" in printed.stdout
     assert netspec.loads(printed.stdout) == netspec.from_ultralytics(source, scale="s")
     out = tmp_path / "spec.yaml"
     written = netspec_cli("import", str(source), "-o", str(out))

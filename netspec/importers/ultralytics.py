@@ -261,16 +261,13 @@ def c3(row: Row, entries: list[Entry], model: Model) -> Entry:
 
 
 def c3k2(row: Row, entries: list[Entry], model: Model) -> Entry:
-    """``C3k2(c1, c2, n, c3k=False, e=0.5, g=1, shortcut=True)``: args ``[c2, c3k, e]``; c3k forced at m/l/x."""
+    """``C3k2(c1, c2, n, c3k=False, e=0.5, g=1, shortcut=True)``: args ``[c2, c3k, e]`` (c3k forced at m/l/x by
+    the kind, from the spec's scale name)."""
     source = _one_input(row, entries)
     _only(row, 5, "out, c3k, e, groups, shortcut")
     _unchanged(row, 3, 1, "groups")
     params: dict[str, Any] = {"out": _int(row, 0, "out"), "depth": row.repeats}
-    c3k = _flag(row, 1, "c3k", False)
-    entry_note = ""
-    if model.scale in ("m", "l", "x") and not c3k:
-        c3k, entry_note = True, f"c3k forced at scale {model.scale}, as Ultralytics"
-    if c3k:
+    if _flag(row, 1, "c3k", False):  # at scales m, l, x the kind itself forces it, as parse_model
         params["c3k"] = True
     e = _arg(row, 2, 0.5)
     if type(e) not in (int, float) or not 0 < e <= 1:
@@ -279,9 +276,7 @@ def c3k2(row: Row, entries: list[Entry], model: Model) -> Entry:
         params["e"] = float(e)
     if not _flag(row, 4, "shortcut", True):
         params["shortcut"] = False
-    entry = _block("c3k2", row, source, model, params)
-    entry.note = entry_note
-    return entry
+    return _block("c3k2", row, source, model, params)
 
 
 def c2psa(row: Row, entries: list[Entry], model: Model) -> Entry:
@@ -544,27 +539,29 @@ def _scale(source: Source, requested: str | None, file_name: str | None
         where = ("scale",) if requested is None and data.get("scale") else ("scales",)
         raise _fail(source, where, f"no scale {name!r} in `scales` (it has {', '.join(map(str, scales))})",
                     on_key=where == ("scales",))
-    row = scales[name]
-    if not isinstance(row, list) or len(row) != 3:
-        raise _fail(source, ("scales", name), f"scale {name}: expected [depth, width, max_channels], got {row!r}")
-    depth = _number(source, ("scales", name, 0), row[0], "depth")
-    width = _number(source, ("scales", name, 1), row[1], "width")
-    cap = _number(source, ("scales", name, 2), row[2], "max_channels", whole=True)
+    for key, row in scales.items():
+        if not isinstance(row, list) or len(row) != 3:
+            raise _fail(source, ("scales", key), f"scale {key}: expected [depth, width, max_channels], got {row!r}")
+        _number(source, ("scales", key, 0), row[0], "depth")
+        _number(source, ("scales", key, 1), row[1], "width")
+        _number(source, ("scales", key, 2), row[2], "max_channels", whole=True)
+    depth, width, cap = scales[name]
     return str(name), (depth, width, cap), reason
 
 
 def _scale_table(text: str, source: Source) -> list[str]:
-    """The ``scales:`` rows as comment lines (``n: [0.33, 0.25, 1024]  # YOLOv8n summary: ...``)."""
+    """The ``scales:`` rows as netspec writes them (``n: {depth: 0.33, width: 0.25, max_channels: 1024}``), each with
+    its comment (after :func:`_scale` has checked every row)."""
     scales = source.data.get("scales")
     if not isinstance(scales, dict):
         return []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     table = []
-    for name, row in scales.items():
+    for name, (depth, width, cap) in scales.items():
         mark = source.key_marks.get(("scales", name))
         comment = _comment_of(lines[mark.line - 1]) if mark is not None else ""
-        shown = yaml.safe_dump(row, default_flow_style=True, width=1000).strip()
-        table.append(f"  {name}: {shown}" + (f"  # {comment}" if comment else ""))
+        table.append(_comment_line(f"  {name}: {_flow({'depth': depth, 'width': width, 'max_channels': cap})}",
+                                   comment))
     return table
 
 
@@ -658,13 +655,14 @@ def convert(text: str | bytes, *, name: str | None = None, scale: str | None = N
     out.append(f"defaults: {DEFAULTS.replace('act: silu', f'act: {act_name}')}")
     table = _scale_table(text, source)
     if table:
-        out.append(f"# Ultralytics scales [depth, width, max_channels]; this spec is scale {letter} "
-                   "(netspec import --scale S for another):")
-        out += [f"#{line}" for line in table]
-    scale_params: dict[str, Any] = {"width": width, "depth": depth}
-    if cap is not None:
-        scale_params["max_channels"] = cap
-    out.append(f"scale: {_flow(scale_params)}")
+        out.append(_comment_line("scales:", "Ultralytics' [depth, width, max_channels]; `scale:` picks a row"))
+        out += table
+        out.append(f"scale: {letter}")
+    else:
+        scale_params: dict[str, Any] = {"width": width, "depth": depth}
+        if cap is not None:
+            scale_params["max_channels"] = cap
+        out.append(f"scale: {_flow(scale_params)}")
     out.append("layers:")
     line_rows: dict[int, int] = {}  # layers[k] -> row index
     for k, (row, entry) in enumerate(zip(rows, entries)):
