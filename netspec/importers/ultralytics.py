@@ -593,7 +593,7 @@ COMMENT_COLUMN = 50
 
 
 def _comment_line(body: str, comment: str) -> str:
-    return f"{body.ljust(COMMENT_COLUMN)}# {comment}" if comment else body
+    return f"{body}{' ' * max(COMMENT_COLUMN - len(body), 2)}# {comment}" if comment else body
 
 
 def convert(text: str | bytes, *, name: str | None = None, scale: str | None = None) -> Imported:
