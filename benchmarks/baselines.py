@@ -455,6 +455,32 @@ def yolov8n_cbam() -> nn.Module:
     return model
 
 
+def yolov8n_detector() -> nn.Module:
+    """Ultralytics' YOLOv8n detector (``tests/ultralytics_references.py``, Ultralytics 8.4's layout and init)."""
+    return _from_tests("ultralytics_references").DetectionModel("yolov8", "n")
+
+
+def ultralytics_fuse(model: nn.Module) -> nn.Module:
+    """What Ultralytics' ``BaseModel.fuse()`` does to a model of its ``Conv`` modules, in place: every module with a
+    ``conv`` and a ``bn`` gets the BN folded into the conv (``torch.nn.utils.fusion.fuse_conv_bn_weights``, as
+    ``fuse_conv_and_bn``), loses its ``bn`` and runs ``act(conv(x))`` (``Conv.forward_fuse``)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    for module in model.modules():
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and hasattr(module, "act"):
+            conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                          bn.eps, bn.weight, bn.bias)
+            conv.requires_grad_(False)
+            del module.bn
+            module.forward = (lambda m: lambda x: m.act(m.conv(x)))(module)  # forward_fuse
+    return model
+
+
+FUSED_TWINS: dict[str, Callable[[], nn.Module]] = {"yolov8n": yolov8n_detector}
+"""specs/NAME.yaml -> its twin in Ultralytics' layout, which ``ultralytics_fuse`` fuses (the fuse target)."""
+
+
 NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "resnet50": ResNet50,  # torchvision resnet50
     "se_resnet50": lambda: ResNet50(attention=SEBaseline),  # timm seresnet50
