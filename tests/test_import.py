@@ -241,3 +241,41 @@ def test_more_official_detect_yamls_import_and_build(stem: str) -> None:
     names = {layer.name for layer in imported.spec.layers}
     assert ({"p2", "p3", "p4", "p5"} if stem.endswith("p2") else {"p3", "p4", "p5", "p6"}) <= names
     netspec.check(imported.spec)
+
+
+def _outputs(result: object) -> list[torch.Tensor]:
+    """Every tensor of a model's output (dicts by key, tuples in order)."""
+    if isinstance(result, dict):
+        return [t for key in sorted(result) for t in _outputs(result[key])]
+    if isinstance(result, (list, tuple)):
+        return [t for value in result for t in _outputs(value)]
+    return [result]  # type: ignore[list-item]
+
+
+@needs_heads
+@pytest.mark.parametrize(("stem", "scale"), [("yolov8", "n"), ("yolo11", "n"), ("yolov5", "n"), ("yolo11", "m")])
+def test_imported_detector_computes_ultralytics_function(stem: str, scale: str) -> None:
+    """The imported spec's model, given the weights of the Ultralytics-layout reference of the same YAML
+    (``tests/ultralytics_references.py``, checked against the real package), computes its training dict and its
+    eval output, on a non-square input (at scale m, YOLO11's C3k2 use C3k blocks, as parse_model forces)."""
+    references = pytest.importorskip("ultralytics_references")
+    torch.manual_seed(0)
+    reference = references.DetectionModel(stem, scale)
+    generator = torch.Generator().manual_seed(1)
+    for module in reference.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.rand(module.num_features, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+    model = netspec.build(netspec.from_ultralytics(DATA / f"{stem}.yaml", scale=scale), seed=0)
+    assert netspec.load_weights(model, reference.state_dict(), strict=True).complete
+    x = torch.randn(2, 3, 64, 96, generator=generator)
+    for train in (True, False):
+        reference.train(train)
+        model.train(train)
+        with torch.no_grad():
+            expected, got = reference(x), model(x)
+        if not train and isinstance(expected, tuple):
+            expected = expected[0]  # Ultralytics' eval output is (decoded, training dict); netspec's the decoded
+        assert len(_outputs(got)) == len(_outputs(expected))
+        for a, b in zip(_outputs(got), _outputs(expected)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * max(1.0, b.abs().max().item()))

@@ -30,6 +30,7 @@ import yaml
 
 from netspec.errors import Path, Problem, SpecError
 from netspec.importers import Imported
+from netspec.registry import KINDS
 from netspec.scaling import make_divisible
 from netspec.source import Source, parse_yaml
 
@@ -641,6 +642,9 @@ def convert(text: str | bytes, *, name: str | None = None, scale: str | None = N
             entries.append(mapping(row, entries, model))
         except Rejected as error:
             raise _fail(source, error.path, f"layer {row.index}: {error.message}") from None
+        if entries[-1].kind not in KINDS:
+            raise _fail(source, row.path + (2,), f"layer {row.index}: {row.module} maps to netspec's kind "
+                                                 f"{entries[-1].kind!r}, which this installation does not have")
     names = _names(rows, entries)
 
     title = os.path.splitext(os.path.basename(name))[0] if name else "imported"
