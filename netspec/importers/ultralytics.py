@@ -647,13 +647,15 @@ def convert(text: str | bytes, *, name: str | None = None, scale: str | None = N
                                                  f"{entries[-1].kind!r}, which this installation does not have")
     names = _names(rows, entries)
 
-    title = os.path.splitext(os.path.basename(name))[0] if name else "imported"
-    if letter and not re.search(r"[nslmx]$", title):
-        title += letter
+    title = os.path.splitext(os.path.basename(name))[0] if name else None
+    versioned = re.match(r"^(yolo(?:e-)?v?\d+)(.*)$", title or "")
+    if title and letter and versioned and reason != "the letter in the file name":
+        title = f"{versioned.group(1)}{letter}{versioned.group(2)}"  # yolov8-p2 at n: yolov8n-p2, as Ultralytics
     out = [f"# {line}" if line else "#" for line in header]
     origin = os.path.basename(name) if name else "an Ultralytics model YAML"
     out.append(f"# Imported by `netspec import` from {origin}: numbers in comments are Ultralytics' layer indices.")
-    out.append(yaml.safe_dump({"name": title}, default_flow_style=False, width=10_000).strip())
+    if title:
+        out.append(yaml.safe_dump({"name": title}, default_flow_style=False, width=10_000).strip())
     out.append(f"input: {{channels: {channels}, size: {INPUT_SIZE}}}")
     act_name = ACTIVATIONS.get(act, "silu") if act else "silu"
     out.append(f"defaults: {DEFAULTS.replace('act: silu', f'act: {act_name}')}")
@@ -732,6 +734,8 @@ def from_ultralytics(path_or_text: str | os.PathLike[str], scale: str | None = N
     file name, else the first row). Raises :class:`~netspec.SpecError` located in the file.
     """
     text = os.fspath(path_or_text)
-    if "\n" not in text and (os.path.exists(text) or text.lower().endswith((".yaml", ".yml"))):
+    if isinstance(path_or_text, os.PathLike) or "\n" not in text and (
+        os.path.exists(text) or text.lower().endswith((".yaml", ".yml"))
+    ):
         return import_file(text, scale=scale).spec
     return convert(text, scale=scale).spec
