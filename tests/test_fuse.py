@@ -42,7 +42,7 @@ def small(spec: netspec.Spec) -> netspec.Spec:
     size = 64 if spec.input.size is None else min(64, spec.input.size[0])
     spec = spec.model_copy(update={"input": spec.input.model_copy(update={"size": (size, size)})})
     try:
-        narrow = spec.with_scale(width=0.25 * (spec.scale.width if spec.scale else 1.0))
+        narrow = spec.with_scale(width=0.25 * (spec.resolved_scale.width if spec.resolved_scale else 1.0))
         netspec.check(narrow)
         return narrow
     except netspec.SpecError:
@@ -127,3 +127,26 @@ def test_fuse_a_plain_graph_module_and_a_traced_module() -> None:
         netspec.fuse(model)
         assert norms(model) == []
         torch.testing.assert_close(outputs(model, x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_yolov8n_equals_ultralytics_fused_reference() -> None:
+    """``netspec.fuse`` of specs/yolov8n.yaml computes what the Ultralytics-layout reference computes after
+    Ultralytics' own fusion (``benchmarks/baselines.ultralytics_fuse``: ``fuse_conv_bn_weights``, ``act(conv(x))``)."""
+    import sys
+
+    references = pytest.importorskip("ultralytics_references")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        from baselines import ultralytics_fuse
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    reference = references.DetectionModel("yolov8", "n").eval()
+    randomise_norms(reference)
+    model = netspec.build(Path(__file__).resolve().parent.parent / "specs" / "yolov8n.yaml", seed=0).eval()
+    assert netspec.load_weights(model, reference.state_dict(), strict=True).complete
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    expected = outputs(ultralytics_fuse(reference), x)[0]
+    fused = netspec.fuse(model)
+    assert norms(fused) == []
+    torch.testing.assert_close(outputs(fused, x)[0], expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
