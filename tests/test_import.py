@@ -279,3 +279,33 @@ def test_imported_detector_computes_ultralytics_function(stem: str, scale: str) 
         assert len(_outputs(got)) == len(_outputs(expected))
         for a, b in zip(_outputs(got), _outputs(expected)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * max(1.0, b.abs().max().item()))
+
+
+# ------------------------------------------------------------------------------------------- hostile input
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(st.integers(-3, 2048), st.booleans(), st.none(), st.floats(allow_nan=True),
+                    st.sampled_from(["nc", "None", "nearest", "bilinear", "True", "[1, 2]", "1e999", "(("]),
+                    st.lists(st.integers(-2, 8), max_size=3))
+_ROWS = st.lists(st.tuples(
+    st.one_of(st.integers(-4, 12), st.lists(st.integers(-4, 12), min_size=0, max_size=4), st.text(max_size=3)),
+    st.one_of(st.integers(-1, 4), st.booleans(), st.floats(0, 3)),
+    st.one_of(st.sampled_from(sorted(MODULES)), st.sampled_from(["C2", "GhostConv", "nn.Identity", ""])),
+    st.one_of(st.lists(_VALUES, max_size=5), st.integers(), st.none()),
+), min_size=1, max_size=8)
+
+
+@given(rows=_ROWS, nc=st.one_of(st.integers(-1, 100), st.none(), st.text(max_size=3)))
+def test_any_rows_give_a_spec_or_located_errors_never_a_traceback(rows: list[tuple], nc: object) -> None:
+    import yaml
+
+    text = yaml.safe_dump({"nc": nc, "scales": {"n": [0.33, 0.25, 1024]},
+                           "backbone": [list(row) for row in rows[:4]], "head": [list(row) for row in rows[4:]]})
+    try:
+        imported = convert(text, name="fuzz.yaml")
+    except netspec.SpecError as error:
+        assert error.problems and all(problem.line is not None for problem in error.problems), str(error)
+    else:
+        assert netspec.loads(imported.text) == imported.spec
