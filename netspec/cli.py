@@ -280,7 +280,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.output is not None and same_file(args.output, args.source):
         print(f"{printable(args.output)}: this is the file being imported; choose another output file", file=sys.stderr)
         return 1
-    options = {} if args.scale is None else {"scale": args.scale}
+    options: dict[str, object] = {} if args.scale is None else {"scale": args.scale}
+    if args.verify:
+        options["verify"] = True
     try:
         imported = import_source(args.source, **options)
     except SpecError as error:
@@ -423,6 +425,10 @@ def parser() -> argparse.ArgumentParser:
                           help="the row of the file's `scales:` table to use (n, s, m, l, x); default as Ultralytics: "
                                "the letter in the file name, else the first row")
     importer.add_argument("-o", "--output", metavar="OUT", help="write the spec to OUT (default: print it)")
+    importer.add_argument("--verify", action="store_true",
+                          help="also build Ultralytics' own model of the file (needs the ultralytics package), load "
+                               "its weights into the spec's model and compare outputs; nothing is written if they "
+                               "differ")
     importer.set_defaults(run=cmd_import)
     return root
 

@@ -309,3 +309,20 @@ def test_any_rows_give_a_spec_or_located_errors_never_a_traceback(rows: list[tup
         assert error.problems and all(problem.line is not None for problem in error.problems), str(error)
     else:
         assert netspec.loads(imported.text) == imported.spec
+
+
+def test_verify_proves_against_ultralytics_or_says_what_it_needs(tmp_path: Path) -> None:
+    """``--verify`` builds Ultralytics' own model of the file: with the package installed it loads that model's
+    weights into the spec's model and compares outputs; without it, exit 1 naming the package, nothing written."""
+    out = tmp_path / "spec.yaml"
+    result = netspec_cli("import", str(DATA / "yolov5.yaml"), "--verify", "-o", str(out))
+    try:
+        import ultralytics  # noqa: F401
+    except ImportError:
+        assert result.returncode == 1
+        assert "install the ultralytics package" in result.stderr and "Traceback" not in result.stderr
+        assert not out.exists()
+    else:
+        assert result.returncode == 0, result.stderr
+        assert "verified against Ultralytics" in result.stderr and "2,654,816 parameters" in result.stderr
+        assert out.exists()

@@ -597,8 +597,9 @@ def _comment_line(body: str, comment: str) -> str:
     return f"{body}{' ' * max(COMMENT_COLUMN - len(body), 2)}# {comment}" if comment else body
 
 
-def convert(text: str | bytes, *, name: str | None = None, scale: str | None = None) -> Imported:
-    """Convert the Ultralytics model YAML ``text`` (file ``name``) at ``scale`` into a netspec spec."""
+def convert(text: str | bytes, *, name: str | None = None, scale: str | None = None, verify: bool = False) -> Imported:
+    """Convert the Ultralytics model YAML ``text`` (file ``name``) at ``scale`` into a netspec spec; ``verify``:
+    also prove it against Ultralytics' own model of the file (:func:`verify_with_ultralytics`)."""
     from netspec.compiler import analyse
     from netspec.spec import loads
 
@@ -697,7 +698,89 @@ def convert(text: str | bytes, *, name: str | None = None, scale: str | None = N
         analyse(spec)  # shapes: a channel or size mismatch is found here, at its row
     except SpecError as error:
         raise SpecError(_back_to_rows(error, source, rows)) from None
+    if verify:
+        notes.append(verify_with_ultralytics(spec, data, letter, channels, name))
     return Imported(spec, spec_text, tuple(notes))
+
+
+VERIFY_SIZE = 256
+"""Side of the input ``verify_with_ultralytics`` compares on (Ultralytics' own stride probe size: any P3-P6 model)."""
+
+
+def verify_with_ultralytics(spec: "Spec", data: dict[str, Any], scale: str | None, channels: int,  # noqa: F821
+                            name: str | None) -> str:
+    """Prove ``spec`` computes Ultralytics' model of ``data`` (the parsed YAML), when ``ultralytics`` is installed:
+    its ``DetectionModel`` is built with random weights (random BN statistics too), they are loaded into netspec's
+    model with ``netspec.load_weights(strict=True)`` (every tensor, by architecture order), and the outputs are
+    compared in training and eval mode on a 256 x 256 input. Returns a one-line report; raises
+    :class:`~netspec.SpecError` when the package is missing, cannot build the file, or the two differ."""
+    import copy
+
+    def fail(message: str) -> SpecError:
+        return SpecError([Problem((), message, name)])
+
+    try:
+        import torch
+        import ultralytics
+        from ultralytics.nn.tasks import DetectionModel
+    except ImportError as error:
+        raise fail(f"verifying builds Ultralytics' own model of the file: install the ultralytics package ({error})")
+    import netspec
+
+    cfg = copy.deepcopy(data)
+    cfg.setdefault("nc", 80)
+    if scale is not None:
+        cfg["scale"] = scale
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            theirs = DetectionModel(cfg, ch=channels, verbose=False)
+    except Exception as error:  # a module Ultralytics does not know (a user's CBAM), a bad argument
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise fail(f"Ultralytics {ultralytics.__version__} could not build this file to verify against: "
+                   f"{type(error).__name__}: {reason}") from None
+    generator = torch.Generator().manual_seed(1)
+    for module in theirs.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.rand(module.num_features, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+    ours = netspec.build(spec, seed=0)
+    params = sum(p.numel() for p in ours.parameters())
+    expected_params = sum(p.numel() for p in theirs.parameters())
+    if params != expected_params:
+        raise fail(f"verification failed: {params:,} parameters, Ultralytics' model has {expected_params:,}")
+    netspec.load_weights(ours, theirs.state_dict(), strict=True)  # WeightsError (a SpecError) lists what differs
+    x = torch.randn(2, channels, VERIFY_SIZE, VERIFY_SIZE, generator=generator)
+    worst = 0.0
+    for mode in ("train", "eval"):
+        theirs.train(mode == "train")
+        ours.train(mode == "train")
+        with torch.no_grad():
+            expected, got = theirs(x), ours(x)
+        if mode == "eval" and isinstance(expected, tuple) and not isinstance(got, tuple):
+            expected = expected[0]  # Ultralytics' eval output is (decoded, training dict)
+        pairs = list(zip(_tensors(got), _tensors(expected)))
+        if len(pairs) != len(_tensors(expected)) or len(pairs) != len(_tensors(got)):
+            raise fail(f"verification failed in {mode} mode: {len(_tensors(got))} output tensors, Ultralytics "
+                       f"returns {len(_tensors(expected))}")
+        for ours_out, their_out in pairs:
+            scale_of = max(1.0, their_out.abs().max().item())
+            if ours_out.shape != their_out.shape or not torch.allclose(ours_out, their_out, rtol=1e-4,
+                                                                       atol=1e-4 * scale_of):
+                raise fail(f"verification failed in {mode} mode: an output of shape {tuple(ours_out.shape)} differs "
+                           f"from Ultralytics' {tuple(their_out.shape)}")
+            worst = max(worst, (ours_out - their_out).abs().max().item() / scale_of)
+    return (f"verified against Ultralytics {ultralytics.__version__}: {params:,} parameters, every tensor loaded in "
+            f"architecture order, equal training and eval outputs (largest difference {worst:.1e} of the largest "
+            "output)")
+
+
+def _tensors(result: object) -> list[Any]:
+    if isinstance(result, dict):
+        return [t for key in sorted(result) for t in _tensors(result[key])]
+    if isinstance(result, (list, tuple)):
+        return [t for value in result for t in _tensors(value)]
+    return [result]
 
 
 def _back_to_rows(error: SpecError, source: Source, rows: list[Row]) -> list[Problem]:
@@ -714,7 +797,7 @@ def _back_to_rows(error: SpecError, source: Source, rows: list[Row]) -> list[Pro
     return problems
 
 
-def import_file(path: str, *, scale: str | None = None) -> Imported:
+def import_file(path: str, *, scale: str | None = None, verify: bool = False) -> Imported:
     """Read the Ultralytics model YAML at ``path`` and convert it (:func:`convert`)."""
     from netspec.spec import load  # noqa: F401  (same reading rules as a spec file)
 
@@ -724,7 +807,7 @@ def import_file(path: str, *, scale: str | None = None) -> Imported:
             raw = handle.read()
     except OSError as error:
         raise SpecError([Problem((), f"cannot read the file: {error.strerror or error}", name)]) from None
-    return convert(raw, name=name, scale=scale)
+    return convert(raw, name=name, scale=scale, verify=verify)
 
 
 def from_ultralytics(path_or_text: str | os.PathLike[str], scale: str | None = None) -> "Spec":  # noqa: F821
