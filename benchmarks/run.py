@@ -523,7 +523,7 @@ NETWORK_BATCH, NETWORK_SIZE = 2, 112
 """Whole networks on this shared 2-core machine: small steps, many back-to-back repeats."""
 NETWORK_AMP = {"float32": None, "bfloat16": "bf16", "float16": "fp16"}
 """Whole networks train under autocast at a reduced ``--dtype`` (as users train them), not with halved weights."""
-NETWORK_SIZES = {"yolov8n_cbam": 128}
+NETWORK_SIZES = {"yolov8n_cbam": 128, "yolov8n": 128, "yolo11n": 128}
 """Networks that need another input size: YOLOv8's concats join maps at strides 8-32 (its side: a multiple of 32)."""
 
 NETWORK_PROBE = """

@@ -39,6 +39,8 @@ def assert_static_matches_runtime(spec: Spec, model: nn.Module, *, batch: int = 
     network = infer_network(spec)
     assert isinstance(model, torch.fx.GraphModule if network.graph else nn.Sequential), type(model)
     x = torch.randn(batch, *input_shape(spec).dims())
+    if any(row.info.shape.sequence for row in network.rows):
+        model.eval()  # a detection head's static (N, C, A) is its eval output (in training it returns a dict)
     seen, result = run_recording(model, x)
     assert list(seen) == [row.name for row in network.rows], "the entries ran in another order, or some did not"
     for row in network.rows:

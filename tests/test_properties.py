@@ -66,7 +66,7 @@ def test_each_kind_static_shape_params_match_runtime(kind: str, data: st.DataObj
     assert info is not None and not findings
     if kind in ATTENTION_KINDS:
         assert info.shape == inputs[0]
-    module = layer.build_inputs(inputs, Context())
+    module = layer.build_inputs(inputs, Context()).eval()  # eval: a detection head's decoded (N, C, A) output
     assert sum(p.numel() for p in module.parameters()) == info.params
     tensors = [_runtime_input(x) for x in inputs]
     before = [t.clone() for t in tensors]

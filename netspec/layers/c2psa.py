@@ -30,8 +30,8 @@ class C2PSA(Layer):
     kind = "c2psa"
     paper = "Jocher, Qiu. Ultralytics YOLO11 (2024), ultralytics/nn/modules/block.py C2PSA"
 
-    out: Channels
-    """output channels, equal to the input's (as Ultralytics asserts)"""
+    out: Channels | None = None
+    """output channels, equal to the input's (as Ultralytics asserts); default: the input's"""
     depth: Depth = 1
     """number of PSABlocks"""
     e: Expansion = 0.5
@@ -42,7 +42,7 @@ class C2PSA(Layer):
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         if x.flat:
             raise ctx.invalid(None, f"c2psa needs a feature map (N, C, H, W), got {x}")
-        if self.out != x.channels:
+        if self.out is not None and self.out != x.channels:
             raise ctx.invalid("out", f"must equal the input channels ({x.channels}), got {self.out} (Ultralytics' "
                                      "C2PSA keeps the width)")
         if self.depth > MAX_BLOCKS:
@@ -59,7 +59,7 @@ class C2PSA(Layer):
         block = psa_info(half, ctx, heads=heads, key_dim=hidden // heads // 2, norm=norm)
         macs = None if block.macs is None else self.depth * block.macs
         total = total.then(LayerInfo(half, self.depth * block.params, macs))
-        return total.then(conv_info(Shape(2 * hidden, half.height, half.width), ctx, out=self.out, kernel=1,
+        return total.then(conv_info(Shape(2 * hidden, half.height, half.width), ctx, out=x.channels, kernel=1,
                                     bias=bias, norm=norm))
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
@@ -67,7 +67,7 @@ class C2PSA(Layer):
 
         hidden = int(x.channels * self.e)
         heads = psa_heads(hidden, None)
-        return C2PSAModule(x.channels, self.out, hidden=hidden, depth=self.depth, heads=heads,
+        return C2PSAModule(x.channels, x.channels, hidden=hidden, depth=self.depth, heads=heads,
                            key_dim=hidden // heads // 2, norm=self.norm or ctx.norm, act=self.act or ctx.act)
 
     def build_units(self) -> int:
@@ -81,5 +81,5 @@ class C2PSA(Layer):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        return st.builds(cls, out=st.just(x.channels), depth=st.integers(1, 2), e=st.sampled_from([0.5, 1.0]),
+        return st.builds(cls, out=st.sampled_from([None, x.channels]), depth=st.integers(1, 2), e=st.sampled_from([0.5, 1.0]),
                          norm=st.sampled_from([None, "batch", "none"]), act=st.sampled_from([None, "silu", "relu"]))
