@@ -460,11 +460,6 @@ def yolov8n_cbam() -> nn.Module:
     return UltralyticsDetector("yolov8", insert={9: CBAMBaseline})
 
 
-def yolov8n_detector() -> nn.Module:
-    """Ultralytics' YOLOv8n detector (``tests/ultralytics_references.py``, Ultralytics 8.4's layout and init)."""
-    return _from_tests("ultralytics_references").DetectionModel("yolov8", "n")
-
-
 def ultralytics_fuse(model: nn.Module) -> nn.Module:
     """What Ultralytics' ``BaseModel.fuse()`` does to a model of its ``Conv`` modules, in place: every module with a
     ``conv`` and a ``bn`` gets the BN folded into the conv (``torch.nn.utils.fusion.fuse_conv_bn_weights``, as
@@ -482,10 +477,6 @@ def ultralytics_fuse(model: nn.Module) -> nn.Module:
     return model
 
 
-FUSED_TWINS: dict[str, Callable[[], nn.Module]] = {"yolov8n": yolov8n_detector}
-"""specs/NAME.yaml -> its twin in Ultralytics' layout, which ``ultralytics_fuse`` fuses (the fuse target)."""
-
-
 NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "resnet50": ResNet50,  # torchvision resnet50
     "se_resnet50": lambda: ResNet50(attention=SEBaseline),  # timm seresnet50
@@ -500,6 +491,10 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "yolo11n": lambda: UltralyticsDetector("yolo11"),  # Ultralytics 8.4 yolo11n.yaml
 }
 """specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
+
+FUSED_TWINS: dict[str, Callable[[], nn.Module]] = {name: NETWORK_TWINS[name] for name in ("yolov8n", "yolo11n")}
+"""specs/NAME.yaml -> its twin in Ultralytics' layout, which ``ultralytics_fuse`` fuses (the fuse target)."""
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ Targets and how each is measured (details in RESULTS.md):
 4. build      ``netspec.build("specs/resnet50.yaml")`` vs ``baselines.ResNet50()``: <= 1.1x.
 5. check      ``netspec check specs/resnet50.yaml`` whole process vs ``python -c "import pydantic, yaml"``: <= 3x.
 6. validation A generated 10,000-layer spec checks in < 2 s; 10,000 : 1,000 time ratio <= 12.
-7. fuse       (issue 19) inference of ``netspec.fuse(model)`` for specs/yolov8n.yaml against its Ultralytics-layout
+7. fuse       (issue 19) inference of ``netspec.fuse(model)`` for specs/yolov8n.yaml, yolo11n.yaml against its Ultralytics-layout
               twin fused as Ultralytics' ``model.fuse()`` (``baselines.ultralytics_fuse``): <= 1.0x; and against the
               unfused netspec model: <= 0.8x. Eval mode, ``torch.no_grad()``, batch 1 at 320x320 on the CPU.
 """
