@@ -329,3 +329,22 @@ def test_verify_proves_against_ultralytics_or_says_what_it_needs(tmp_path: Path)
         assert result.returncode == 0, result.stderr
         assert "verified against Ultralytics" in result.stderr and "2,654,816 parameters" in result.stderr
         assert out.exists()
+
+
+def test_unreadable_sources_are_one_line_errors(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    cases = {str(folder): "a directory, not a regular file", str(tmp_path / "missing.yaml"): "no such file",
+             str(ROOT / "pyproject.toml"): "not a file netspec can import"}
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.yaml")  # nobody writes to it: reading it must not block
+        cases[str(tmp_path / "pipe.yaml")] = "a pipe, not a regular file"
+    for source, message in cases.items():
+        with pytest.raises(netspec.SpecError, match=message):
+            import_source(source)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (5 << 20))
+    with pytest.raises(netspec.SpecError, match="too large"):
+        import_source(str(big))

@@ -799,12 +799,20 @@ def _back_to_rows(error: SpecError, source: Source, rows: list[Row]) -> list[Pro
 
 def import_file(path: str, *, scale: str | None = None, verify: bool = False) -> Imported:
     """Read the Ultralytics model YAML at ``path`` and convert it (:func:`convert`)."""
-    from netspec.spec import load  # noqa: F401  (same reading rules as a spec file)
+    import stat
+
+    from netspec.source import MAX_BYTES
 
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
+    try:  # as netspec.load reads a spec: only a regular file, never blocking on a FIFO, never past the size limit
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(descriptor)
+            what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise SpecError([Problem((), f"cannot read the file: {what}, not a regular file", name)])
+        with os.fdopen(descriptor, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as error:
         raise SpecError([Problem((), f"cannot read the file: {error.strerror or error}", name)]) from None
     return convert(raw, name=name, scale=scale, verify=verify)
