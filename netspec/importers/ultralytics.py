@@ -329,6 +329,12 @@ def segment(row: Row, entries: list[Entry], model: Model) -> Entry:
         params["reg_max"] = model.reg_max
     if model.modern:
         params["legacy"] = False
+    fields = KINDS["segment"].model_fields if "segment" in KINDS else {}
+    missing = [name for name in ("reg_max", "legacy") if name in params and name not in fields]
+    if fields and missing:
+        raise Rejected(row.path + (2,), f"Segment: this model needs {', '.join(missing)} "
+                                        f"({', '.join(f'{n}: {params[n]}' for n in missing)}), which netspec's segment "
+                                        "kind does not take")
     return Entry("segment", params, None, None, inputs[0].stride, head=True)
 
 
