@@ -7,7 +7,8 @@ network computes the same eval-mode function with one op less per conv.
 Found, in every submodule of the model:
 
 - in an ``nn.Sequential`` (netspec's ``ConvNormAct``, torchvision-style ``Sequential(conv, bn, act)``), a ``Conv2d``
-  child directly followed by a ``BatchNorm2d`` child: the norm child is removed;
+  (or ungrouped ``ConvTranspose2d``, netspec's ``upconv``) child directly followed by a ``BatchNorm2d`` child: the
+  norm child is removed;
 - in any other module (a ``torch.fx.GraphModule`` included), a ``Conv2d`` child whose output goes only into a
   ``BatchNorm2d`` child, found by tracing that module's own ``forward`` (children as leaves): the norm child becomes
   ``nn.Identity``, so the forward is unchanged. A module whose forward cannot be traced is left as it is (its
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 ModuleT = TypeVar("ModuleT", bound="nn.Module")
 
 
-def fold(conv: "nn.Conv2d", norm: "nn.modules.batchnorm._BatchNorm") -> None:
+def fold(conv: "nn.Conv2d | nn.ConvTranspose2d", norm: "nn.modules.batchnorm._BatchNorm") -> None:
     """Fold ``norm`` (eval mode: running statistics) into ``conv`` in place; ``conv`` gains a bias if it had none."""
     import torch
     from torch import nn
@@ -39,7 +40,11 @@ def fold(conv: "nn.Conv2d", norm: "nn.modules.batchnorm._BatchNorm") -> None:
         if norm.bias is not None:
             shift = shift + norm.bias.double()
         bias = conv.bias.double() * scale + shift if conv.bias is not None else shift
-        conv.weight.copy_((weight.double() * scale.reshape(-1, *([1] * (weight.dim() - 1)))).to(weight.dtype))
+        if isinstance(conv, nn.ConvTranspose2d):  # weight (in, out, kh, kw): the output channel is dim 1
+            shape = (1, -1, *([1] * (weight.dim() - 2)))
+        else:
+            shape = (-1, *([1] * (weight.dim() - 1)))
+        conv.weight.copy_((weight.double() * scale.reshape(shape)).to(weight.dtype))
         if conv.bias is None:
             conv.bias = nn.Parameter(bias.to(device=weight.device, dtype=weight.dtype), requires_grad=weight.requires_grad)
         else:
@@ -51,7 +56,7 @@ def _foldable(conv: "nn.Module", norm: "nn.Module") -> bool:
     from torch.nn.modules.batchnorm import _BatchNorm
 
     return (
-        type(conv) is nn.Conv2d
+        (type(conv) is nn.Conv2d or type(conv) is nn.ConvTranspose2d and conv.groups == 1)
         and isinstance(norm, _BatchNorm)
         and norm.track_running_stats
         and norm.running_mean is not None
@@ -146,7 +151,7 @@ def fuse(model: ModuleT) -> ModuleT:
             _fuse_sequential(module)
         elif len(module._modules) >= 2:
             children = list(module.children())
-            if any(type(child) is nn.Conv2d for child in children) and any(
+            if any(type(child) in (nn.Conv2d, nn.ConvTranspose2d) for child in children) and any(
                 _foldable_norm(child) for child in children
             ) or isinstance(module, fx.GraphModule):
                 _fuse_traced(module)

@@ -150,3 +150,14 @@ def test_fused_yolov8n_equals_ultralytics_fused_reference() -> None:
     fused = netspec.fuse(model)
     assert norms(fused) == []
     torch.testing.assert_close(outputs(fused, x)[0], expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_fuse_a_transposed_conv_and_its_norm() -> None:
+    spec = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - upconv: {out: 6, norm: batch, act: relu}\n")
+    model = netspec.build(spec, seed=0).eval()
+    randomise_norms(model)
+    x = torch.randn(2, 3, 8, 8)
+    before = outputs(model, x)
+    netspec.fuse(model)
+    assert norms(model) == []
+    torch.testing.assert_close(outputs(model, x), before, rtol=1e-5, atol=1e-5)

@@ -26,7 +26,10 @@ class Imported:
 
 
 Importer = Callable[..., Imported]
-"""``importer(target, **options) -> Imported``; raises :class:`~netspec.SpecError` (located where it can be)."""
+"""``importer(target, **options) -> Imported``; raises :class:`~netspec.SpecError` (located where it can be).
+
+``options`` are the ``netspec import`` options the user gave, as keywords (``scale``, ``verify``; absent when not
+given): an importer raises :class:`~netspec.SpecError` for one it does not take (``TypeError`` is not caught)."""
 
 
 def _ultralytics(target: str, **options: Any) -> Imported:
