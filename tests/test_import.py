@@ -348,3 +348,12 @@ def test_unreadable_sources_are_one_line_errors(tmp_path: Path) -> None:
     big.write_bytes(b"#" * (5 << 20))
     with pytest.raises(netspec.SpecError, match="too large"):
         import_source(str(big))
+
+
+def test_an_option_a_source_does_not_take_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def plain(target: str) -> object:
+        raise AssertionError("not called")
+
+    monkeypatch.setitem(SOURCES, "plain", plain)
+    with pytest.raises(netspec.SpecError, match="--scale does not apply to this source"):
+        import_source("plain:thing", scale="s")

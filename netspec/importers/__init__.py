@@ -29,13 +29,26 @@ Importer = Callable[..., Imported]
 """``importer(target, **options) -> Imported``; raises :class:`~netspec.SpecError` (located where it can be).
 
 ``options`` are the ``netspec import`` options the user gave, as keywords (``scale``, ``verify``; absent when not
-given): an importer raises :class:`~netspec.SpecError` for one it does not take (``TypeError`` is not caught)."""
+given): one the importer's signature does not name is a :class:`~netspec.SpecError` before it is called."""
 
 
-def _ultralytics(target: str, **options: Any) -> Imported:
+def _ultralytics(target: str, *, scale: str | None = None, verify: bool = False) -> Imported:
     from netspec.importers.ultralytics import import_file
 
-    return import_file(target, **options)
+    return import_file(target, scale=scale, verify=verify)
+
+
+def _call(importer: Importer, target: str, source: str, options: dict[str, Any]) -> Imported:
+    """``importer(target, **options)``, once every option is one it takes (else a one-line error)."""
+    import inspect
+
+    parameters = inspect.signature(importer).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(options) - set(parameters))
+        if unknown:
+            given = ", ".join(f"--{name}" for name in unknown)
+            raise SpecError([Problem((), f"{given} does not apply to this source", source)])
+    return importer(target, **options)
 
 
 SOURCES: dict[str, Importer] = {"ultralytics": _ultralytics}
@@ -64,13 +77,13 @@ def import_source(source: str, **options: Any) -> Imported:
     """Import ``source`` with the importer its prefix names, or as a file; :class:`~netspec.SpecError` if none fits."""
     prefix, colon, rest = source.partition(":")
     if colon and prefix in SOURCES and not os.path.exists(source):
-        return SOURCES[prefix](rest, **options)
+        return _call(SOURCES[prefix], rest, source, options)
     if not os.path.exists(source):
         raise SpecError([Problem((), f"no such file, and not a known source prefix: expected {known_sources()}",
                                  source)])
     for recognises, importer in FILE_READERS:
         if recognises(source):
-            return importer(source, **options)
+            return _call(importer, source, source, options)
     raise SpecError([Problem((), f"not a file netspec can import: expected {known_sources()}", source, 1, 1)])
 
 
