@@ -357,3 +357,13 @@ def test_an_option_a_source_does_not_take_is_an_error(monkeypatch: pytest.Monkey
     monkeypatch.setitem(SOURCES, "plain", plain)
     with pytest.raises(netspec.SpecError, match="--scale does not apply to this source"):
         import_source("plain:thing", scale="s")
+
+
+@pytest.mark.skipif("segment" not in KINDS, reason="the segment kind is not registered")
+@pytest.mark.parametrize(("stem", "count"), [("yolov8-seg", 3_409_968), ("yolo11-seg", 2_876_848)])
+def test_segmentation_yaml_imports_at_ultralytics_count(stem: str, count: int) -> None:
+    imported = convert((DATA / f"{stem}.yaml").read_text(), name=f"{stem}.yaml")
+    head = imported.spec.layers[-1]
+    assert head.kind == "segment" and head.inputs == ("p3", "p4", "p5")
+    assert netspec.loads(imported.spec.to_yaml()) == imported.spec
+    assert netspec.check(imported.spec).params == count
