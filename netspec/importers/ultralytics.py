@@ -763,8 +763,8 @@ def verify_with_ultralytics(spec: "Spec", data: dict[str, Any], scale: str | Non
         ours.train(mode == "train")
         with torch.no_grad():
             expected, got = theirs(x), ours(x)
-        if mode == "eval" and isinstance(expected, tuple) and not isinstance(got, tuple):
-            expected = expected[0]  # Ultralytics' eval output is (decoded, training dict)
+        if mode == "eval" and isinstance(expected, tuple) and len(expected) == 2 and isinstance(expected[1], dict):
+            expected = expected[0]  # Ultralytics' eval output is (decoded, training dict); netspec's the decoded
         pairs = list(zip(_tensors(got), _tensors(expected)))
         if len(pairs) != len(_tensors(expected)) or len(pairs) != len(_tensors(got)):
             raise fail(f"verification failed in {mode} mode: {len(_tensors(got))} output tensors, Ultralytics "
