@@ -4,7 +4,7 @@
     python benchmarks/run.py                      # everything; prints the tables, writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick              # fewer repeats and shapes: a smoke run (minutes)
     python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels networks compile build
-                                                  # check validation
+                                                  # check validation fuse
     python benchmarks/run.py --only networks --networks resnet50,yolov8n_cbam   # some of the network pairs
     python benchmarks/run.py --device cuda --dtype float16   # on a GPU (float16 / bfloat16 / float32)
 
@@ -30,9 +30,10 @@ Targets and how each is measured (details in RESULTS.md):
 4. build      ``netspec.build("specs/resnet50.yaml")`` vs ``baselines.ResNet50()``: <= 1.1x.
 5. check      ``netspec check specs/resnet50.yaml`` whole process vs ``python -c "import pydantic, yaml"``: <= 3x.
 6. validation A generated 10,000-layer spec checks in < 2 s; 10,000 : 1,000 time ratio <= 12.
-7. fuse       (issue 19) inference of ``netspec.fuse(model)`` for specs/yolov8n.yaml, yolo11n.yaml against its Ultralytics-layout
-              twin fused as Ultralytics' ``model.fuse()`` (``baselines.ultralytics_fuse``): <= 1.0x; and against the
-              unfused netspec model: <= 0.8x. Eval mode, ``torch.no_grad()``, batch 1 at 320x320 on the CPU.
+7. fuse       (issue 19) inference of ``netspec.fuse(model)`` for specs/yolov8n.yaml and yolo11n.yaml against
+              its Ultralytics-layout twin fused as Ultralytics' ``model.fuse()`` (``baselines.ultralytics_fuse``):
+              <= 1.0x; and against the unfused netspec model: <= 0.8x. Eval mode, ``torch.no_grad()``, batch 1 at
+              320x320.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""``netspec`` command line: build, check, schema, blocks, graph, bench, import. Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
+"""``netspec`` command line: build, check, schema, blocks, graph, bench, import.
+
+Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
 from __future__ import annotations
 
 import argparse

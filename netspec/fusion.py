@@ -46,7 +46,8 @@ def fold(conv: "nn.Conv2d | nn.ConvTranspose2d", norm: "nn.modules.batchnorm._Ba
             shape = (-1, *([1] * (weight.dim() - 1)))
         conv.weight.copy_((weight.double() * scale.reshape(shape)).to(weight.dtype))
         if conv.bias is None:
-            conv.bias = nn.Parameter(bias.to(device=weight.device, dtype=weight.dtype), requires_grad=weight.requires_grad)
+            conv.bias = nn.Parameter(bias.to(device=weight.device, dtype=weight.dtype),
+                                     requires_grad=weight.requires_grad)
         else:
             conv.bias.copy_(bias.to(conv.bias.dtype))
 

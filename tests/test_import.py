@@ -211,7 +211,8 @@ def test_cli_prints_writes_and_never_writes_on_error(tmp_path: Path) -> None:
     source.write_text(source.read_text().replace("SPPF", "SPPFF"))
     failed = netspec_cli("import", str(source), "-o", str(out))
     assert failed.returncode == 1
-    assert f"{source}:" in failed.stderr and "unknown module 'SPPFF'" in failed.stderr and "Traceback" not in failed.stderr
+    assert f"{source}:" in failed.stderr and "unknown module 'SPPFF'" in failed.stderr
+    assert "Traceback" not in failed.stderr
     assert out.read_bytes() == before  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml", "spec.yaml"]  # no temporary left
     clobber = netspec_cli("import", str(source), "-o", str(source))

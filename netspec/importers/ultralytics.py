@@ -361,7 +361,8 @@ def attention(kind: str, names: tuple[str, ...], default: dict[str, Any] | None 
         params = dict(default or {})
         for offset, (name, value) in enumerate(zip(names, args)):
             if type(value) is bool or type(value) not in (int, float):
-                raise Rejected(row.path + (3, position + offset), f"{row.module}: {name} must be a number, got {value!r}")
+                raise Rejected(row.path + (3, position + offset),
+                               f"{row.module}: {name} must be a number, got {value!r}")
             params[name] = value
         return Entry(kind, params, width, scaled, _stride_of(source))
 
@@ -677,8 +678,7 @@ def convert(text: str | bytes, *, name: str | None = None, scale: str | None = N
             scale_params["max_channels"] = cap
         out.append(f"scale: {_flow(scale_params)}")
     out.append("layers:")
-    line_rows: dict[int, int] = {}  # layers[k] -> row index
-    for k, (row, entry) in enumerate(zip(rows, entries)):
+    for row, entry in zip(rows, entries):
         for comment in row.above:
             out.append(f"  # {comment}" if comment else "  #")
         body = f"  - {entry.kind}: {_flow(entry.params)}"
@@ -688,7 +688,6 @@ def convert(text: str | bytes, *, name: str | None = None, scale: str | None = N
         if entry.note:
             comment += f" ({entry.note})"
         out.append(_comment_line(body, comment))
-        line_rows[k] = row.index
         if row.index in names:
             out.append(f"    name: {names[row.index]}")
         reads_previous = row.single and row.sources[0] == row.index - 1
