@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import netspec
 from netspec.importers import SOURCES, import_source
@@ -287,8 +289,6 @@ def test_imported_detector_computes_ultralytics_function(stem: str, scale: str) 
 
 # ------------------------------------------------------------------------------------------- hostile input
 
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _VALUES = st.one_of(st.integers(-3, 2048), st.booleans(), st.none(), st.floats(allow_nan=True),
                     st.sampled_from(["nc", "None", "nearest", "bilinear", "True", "[1, 2]", "1e999", "(("]),
