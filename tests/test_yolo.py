@@ -25,6 +25,8 @@ COUNTS = {  # Ultralytics 8.4, nc 80, scales n, s, m, l, x
     "yolov8n.yaml": (3_157_200, 11_166_560, 25_902_640, 43_691_520, 68_229_648),
     "yolo11n.yaml": (2_624_080, 9_458_752, 20_114_688, 25_372_160, 56_966_176),
     "yolov5n.yaml": (2_654_816, 9_153_152, 25_111_456, 53_225_024, 97_276_448),
+    "yolo11n_seg.yaml": (2_876_848, 10_113_248, 22_420_896, 27_678_368, 62_142_656),
+    "yolov8n_seg.yaml": (3_409_968, 11_821_056, 27_285_968, 45_997_728, 71_827_888),  # s-x: the real package's
 }
 CBAM_256 = 8_564  # 2C²/r + C/r + C + 98 + 2 at C = 256
 COORD_256 = 3 * 256 * 8 + 2 * 8 + 8 + 2 * 256  # official CoordAtt, mip = max(8, 256 // 32)
@@ -82,7 +84,10 @@ FUNCTION = {  # spec -> Ultralytics-layout reference at scale n
     "yolov5n.yaml": lambda: ultra.DetectionModel("yolov5"),
     "yolov8n_cbam.yaml": lambda: ultra.DetectionModel("yolov8", insert={9: reference.baselines.CBAMBaseline}),
     "yolo11n_ca.yaml": lambda: ultra.DetectionModel("yolo11", insert={10: lambda c: CoordAtt(c, c)}),
+    "yolov8n_seg.yaml": lambda: ultra.DetectionModel("yolov8", head="Segment"),
+    "yolo11n_seg.yaml": lambda: ultra.DetectionModel("yolo11", head="Segment"),
 }
+SEGMENT_KEYS = {"boxes", "scores", "feats", "mask_coefficient", "proto"}
 
 
 def loaded_pair(file: str, spec: netspec.Spec | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -98,16 +103,21 @@ def loaded_pair(file: str, spec: netspec.Spec | None = None) -> tuple[torch.nn.M
 def test_detector_computes_what_ultralytics_computes(file: str) -> None:
     ours, theirs = loaded_pair(file)
     x = torch.randn(2, 3, *SIZE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    segment = file.endswith("_seg.yaml")
     with torch.no_grad():
         expected, got = theirs.train()(x), ours.train()(x)
-        assert set(got) == {"boxes", "scores", "feats"} == set(expected)
+        assert set(got) == set(expected) == (SEGMENT_KEYS if segment else {"boxes", "scores", "feats"})
         assert got["boxes"].shape == (2, 64, 252) and got["scores"].shape == (2, 80, 252)
-        for key in ("boxes", "scores"):
+        for key in sorted(set(got) - {"feats"}):
             torch.testing.assert_close(got[key], expected[key], rtol=1e-9, atol=1e-9)
         for a, b in zip(got["feats"], expected["feats"], strict=True):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
         (decoded, _), got = theirs.eval()(x), ours.eval()(x)
-    assert got.shape == (2, 84, 252)
+    if segment:  # (detections, protos) both sides
+        (decoded, protos), (got, got_protos) = decoded, got
+        assert got_protos.shape == (2, 32, 24, 32)
+        torch.testing.assert_close(got_protos, protos, rtol=1e-9, atol=1e-9)
+    assert got.shape == (2, 84 + 32 * segment, 252)
     assert decoded[:, :4].abs().max() > 10  # boxes in input pixels: the comparison can fail
     torch.testing.assert_close(got, decoded, rtol=1e-9, atol=1e-7)
 

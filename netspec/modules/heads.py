@@ -117,3 +117,52 @@ def detect_widths(first: int, classes: int, reg_max: int) -> tuple[int, int]:
     """Ultralytics' branch widths from the first level's channels: box c2 = max(16, C/4, 4·reg_max), class
     c3 = max(C, min(classes, 100))."""
     return max(16, first // 4, 4 * reg_max), max(first, min(classes, 100))
+
+
+class Proto(nn.Module):
+    """Mask prototypes (Ultralytics ``Proto``): 3x3 conv, 2x transposed conv (``upsample``), 3x3 conv, 1x1 conv."""
+
+    def __init__(self, in_channels: int, protos: int, masks: int, *, norm: str, act: str) -> None:
+        super().__init__()
+        bias = norm == "none"
+        self.cv1 = ConvNormAct(in_channels, protos, kernel=3, padding=1, bias=bias, norm=norm, act=act)
+        self.upsample = nn.ConvTranspose2d(protos, protos, 2, 2, 0, bias=True)
+        self.cv2 = ConvNormAct(protos, protos, kernel=3, padding=1, bias=bias, norm=norm, act=act)
+        self.cv3 = ConvNormAct(protos, masks, kernel=1, bias=bias, norm=norm, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cv3(self.cv2(self.upsample(self.cv1(x))))
+
+
+class Segment(Detect):
+    """Detect plus per-anchor mask coefficients (``cv4``) and mask prototypes (``proto``) from the first level.
+
+    Training: Detect's dict plus ``"mask_coefficient"`` (B, masks, A) and ``"proto"`` (B, masks, 2H, 2W) (Ultralytics
+    8.4). Eval: ``(detections, protos)``: (B, 4 + classes + masks, A), Detect's decoded rows then the mask
+    coefficients, and the prototypes (B, masks, 2H, 2W) at twice the first level's size.
+    """
+
+    def __init__(self, channels: list[int], *, classes: int, masks: int, protos: int, reg_max: int, legacy: bool,
+                 strides: tuple[float, ...], norm: str, act: str) -> None:
+        super().__init__(channels, classes=classes, reg_max=reg_max, legacy=legacy, strides=strides, norm=norm,
+                         act=act)
+        self.masks = masks
+        self.proto = Proto(channels[0], protos, masks, norm=norm, act=act)
+        width = segment_width(channels[0], masks)
+        self.cv4 = nn.ModuleList(conv_branch(c, width, masks, norm=norm, act=act) for c in channels)
+
+    def forward(self, *feats: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor | list[torch.Tensor]]":
+        levels = list(feats)
+        preds = self.raw(levels)
+        batch = levels[0].shape[0]
+        preds["mask_coefficient"] = torch.cat([head(x).view(batch, self.masks, -1) for head, x in zip(self.cv4, levels)], 2)
+        protos = self.proto(levels[0])
+        if self.training:
+            preds["proto"] = protos
+            return preds
+        return torch.cat([self.decode(preds), preds["mask_coefficient"]], 1), protos  # type: ignore[list-item]
+
+
+def segment_width(first: int, masks: int) -> int:
+    """Ultralytics' mask-coefficient branch width: max(C / 4, masks)."""
+    return max(first // 4, masks)
