@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -440,18 +440,40 @@ class ResNet50(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def yolov8n_cbam() -> nn.Module:
-    """Ultralytics' YOLOv8n backbone and neck (``tests/network_references.py``) with ``CBAMBaseline`` after SPPF.
+class UltralyticsDetector(nn.Module):
+    """An Ultralytics detection model as ``tests/ultralytics_references.py`` writes it (parse_model's layout, Detect
+    with bias_init, BN eps 1e-3 / momentum 0.03): the training dict in training, and in eval the decoded tensor
+    alone (Ultralytics returns it with the raw dict, which costs nothing more), as netspec's detect does."""
 
-    The CBAM sits in SPPF's slot (layer 9), so everything that read SPPF reads the CBAM's output, as in
-    specs/yolov8n_cbam.yaml; the norms get Ultralytics' ``initialize_weights`` statistics (eps 1e-3, momentum 0.03).
-    """
-    model = _from_tests("network_references").YOLOv8Neck()
-    sppf = model.model[9]
-    model.model[9] = nn.Sequential(sppf, CBAMBaseline(sppf.cv2.conv.out_channels))
+    def __init__(self, family: str, insert: dict[int, Callable[[int], nn.Module]] | None = None) -> None:
+        super().__init__()
+        self.net = _from_tests("ultralytics_references").DetectionModel(family, insert=insert)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.net(x)
+        return out if self.training else out[0]
+
+
+def yolov8n_cbam() -> nn.Module:
+    """Ultralytics' YOLOv8n with ``CBAMBaseline`` after SPPF: the CBAM sits in SPPF's slot (layer 9), so everything
+    that read SPPF reads the CBAM's output, as in specs/yolov8n_cbam.yaml."""
+    return UltralyticsDetector("yolov8", insert={9: CBAMBaseline})
+
+
+def ultralytics_fuse(model: nn.Module) -> nn.Module:
+    """What Ultralytics' ``BaseModel.fuse()`` does to a model of its ``Conv`` modules, in place: every module with a
+    ``conv`` and a ``bn`` gets the BN folded into the conv (``torch.nn.utils.fusion.fuse_conv_bn_weights``, as
+    ``fuse_conv_and_bn``), loses its ``bn`` and runs ``act(conv(x))`` (``Conv.forward_fuse``)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
     for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eps, module.momentum = 1e-3, 0.03
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and hasattr(module, "act"):
+            conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                          bn.eps, bn.weight, bn.bias)
+            conv.requires_grad_(False)
+            del module.bn
+            module.forward = (lambda m: lambda x: m.act(m.conv(x)))(module)  # forward_fuse
     return model
 
 
@@ -464,9 +486,15 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "mobilenet_v3_large": lambda: _from_tests("torchvision_mobilenets").MobileNetV3("large"),  # torchvision's layout
     "efficientnet_b0": lambda: _from_tests("torchvision_mobilenets").EfficientNetB0(),  # torchvision's layout
     "deeplabv3_resnet50": lambda: _from_tests("network_references").DeepLabV3(),  # torchvision deeplabv3_resnet50
-    "yolov8n_cbam": yolov8n_cbam,  # Ultralytics YOLOv8n layers 0-21, the official CBAM after SPPF
+    "yolov8n_cbam": yolov8n_cbam,  # Ultralytics YOLOv8n detector, the official CBAM after SPPF
+    "yolov8n": lambda: UltralyticsDetector("yolov8"),  # Ultralytics 8.4 yolov8n.yaml
+    "yolo11n": lambda: UltralyticsDetector("yolo11"),  # Ultralytics 8.4 yolo11n.yaml
 }
 """specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
+
+FUSED_TWINS: dict[str, Callable[[], nn.Module]] = {name: NETWORK_TWINS[name] for name in ("yolov8n", "yolo11n")}
+"""specs/NAME.yaml -> its twin in Ultralytics' layout, which ``ultralytics_fuse`` fuses (the fuse target)."""
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
     python benchmarks/run.py                      # everything; prints the tables, writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick              # fewer repeats and shapes: a smoke run (minutes)
     python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels networks compile build
-                                                  # check validation
+                                                  # check validation fuse
     python benchmarks/run.py --only networks --networks resnet50,yolov8n_cbam   # some of the network pairs
     python benchmarks/run.py --device cuda --dtype float16   # on a GPU (float16 / bfloat16 / float32)
 
@@ -30,6 +30,10 @@ Targets and how each is measured (details in RESULTS.md):
 4. build      ``netspec.build("specs/resnet50.yaml")`` vs ``baselines.ResNet50()``: <= 1.1x.
 5. check      ``netspec check specs/resnet50.yaml`` whole process vs ``python -c "import pydantic, yaml"``: <= 3x.
 6. validation A generated 10,000-layer spec checks in < 2 s; 10,000 : 1,000 time ratio <= 12.
+7. fuse       (issue 19) inference of ``netspec.fuse(model)`` for specs/yolov8n.yaml and yolo11n.yaml against
+              its Ultralytics-layout twin fused as Ultralytics' ``model.fuse()`` (``baselines.ultralytics_fuse``):
+              <= 1.0x; and against the unfused netspec model: <= 0.8x. Eval mode, ``torch.no_grad()``, batch 1 at
+              320x320.
 """
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation")
+TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "fuse")
 ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
 SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
@@ -520,7 +524,7 @@ NETWORK_BATCH, NETWORK_SIZE = 2, 112
 """Whole networks on this shared 2-core machine: small steps, many back-to-back repeats."""
 NETWORK_AMP = {"float32": None, "bfloat16": "bf16", "float16": "fp16"}
 """Whole networks train under autocast at a reduced ``--dtype`` (as users train them), not with halved weights."""
-NETWORK_SIZES = {"yolov8n_cbam": 128}
+NETWORK_SIZES = {"yolov8n_cbam": 128, "yolov8n": 128, "yolo11n": 128}
 """Networks that need another input size: YOLOv8's concats join maps at strides 8-32 (its side: a multiple of 32)."""
 
 NETWORK_PROBE = """
@@ -991,6 +995,76 @@ def machine(args) -> list[str]:
     return lines
 
 
+FUSE_BATCH, FUSE_SIZE = 1, 320
+"""The fuse target's input: one image, as a detector predicts; 320 keeps a CPU run short (any multiple of 32)."""
+
+
+def bench_fuse(args) -> Section:
+    """Issue 19: fused inference against the fused twin (<= 1.0) and against the unfused model (<= 0.8)."""
+    import copy
+
+    import torch
+
+    import netspec
+    from baselines import FUSED_TWINS, ultralytics_fuse
+
+    section = Section("fuse", "Fused inference (netspec.fuse) against the fused twin and the unfused model")
+    section.add(f"## {section.title}")
+    section.add()
+    rows = []
+    for name, twin_of in FUSED_TWINS.items():
+        torch.manual_seed(0)
+        model = netspec.build(ROOT / "specs" / f"{name}.yaml").to(args.device).eval()
+        twin = twin_of().to(args.device).eval()
+        generator = torch.Generator().manual_seed(1)
+        for module in twin.modules():  # trained-looking statistics, so that folding them is not a no-op
+            if isinstance(module, torch.nn.BatchNorm2d):
+                features = module.num_features
+                module.running_mean.copy_(torch.rand(features, generator=generator) - 0.5)
+                module.running_var.copy_(torch.rand(features, generator=generator) + 0.5)
+        netspec.load_weights(model, twin.state_dict(), strict=True)  # the same function, weights included
+        fused = netspec.fuse(copy.deepcopy(model))
+        fused_twin = ultralytics_fuse(copy.deepcopy(twin))
+        layout = torch.channels_last if args.channels_last else torch.contiguous_format
+        for module in (model, fused, fused_twin):
+            module.to(memory_format=layout)
+        x = torch.randn(FUSE_BATCH, 3, FUSE_SIZE, FUSE_SIZE, device=args.device).contiguous(memory_format=layout)
+        with torch.no_grad():
+            expected = fused_twin(x)
+            expected = expected[0] if isinstance(expected, (tuple, list)) else expected
+            error = (fused(x) - expected).abs().max().item() / expected.abs().max().item()
+
+        def infer(module):
+            def run():
+                with torch.no_grad():
+                    return module(x)
+            return run
+
+        fns = {"fused": infer(fused), "twin": infer(fused_twin), "unfused": infer(model)}
+        samples = interleaved(fns, repeats=3 if args.quick else 11, target_s=0.3, warmup=2, device=args.device)
+        twin_ratio = paired(samples["fused"], samples["twin"])
+        unfused_ratio = paired(samples["fused"], samples["unfused"])
+        norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        print(f"{name}: fused / fused twin {twin_ratio:.3f}, fused / unfused {unfused_ratio:.3f}", flush=True)
+        rows.append([name, f"{FUSE_BATCH}x3x{FUSE_SIZE}x{FUSE_SIZE}", f"{norms} -> {left}", f"{error:.1e}",
+                     ms(median(samples["fused"])), ms(median(samples["twin"])), ms(median(samples["unfused"])),
+                     f"{twin_ratio:.3f}", f"{unfused_ratio:.3f}"])
+        section.verdict(f"{name} fused inference <= 1.0x the fused twin", twin_ratio <= 1 + NOISE, f"{twin_ratio:.3f}")
+        section.verdict(f"{name} fused inference <= 0.8x the unfused model", unfused_ratio <= 0.8,
+                        f"{unfused_ratio:.3f}")
+    section.add("Eval mode under `torch.no_grad()`, float32, eager. `fused`: `netspec.fuse` of netspec's model; "
+                "`twin`: `tests/ultralytics_references.py`'s Ultralytics-layout model with netspec's weights, fused "
+                "as Ultralytics' `BaseModel.fuse()` does (`baselines.ultralytics_fuse`: `fuse_conv_bn_weights`, the "
+                "`bn` deleted, `act(conv(x))`); `unfused`: netspec's model as built. `error`: the largest difference "
+                "of the fused outputs relative to the largest output. Median ms of interleaved repeats; ratios: the "
+                "median of per-repeat ratios.")
+    section.add()
+    section.table(["network", "input", "BN layers", "error", "fused ms", "fused twin ms", "unfused ms",
+                   "fused / fused twin", "fused / unfused"], rows)
+    return section
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes")
@@ -1047,7 +1121,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in header:
         print(line)
     benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
-               "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation}
+               "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation,
+               "fuse": bench_fuse}
     sections = []
     for name in TARGETS:
         if name in chosen:

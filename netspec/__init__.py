@@ -49,6 +49,24 @@ def summary(spec: SpecLike, *, max_params: int | None = None, max_activations: i
     return summarize(_as_spec(spec), Budget(max_params, max_activations, max_modules=None))
 
 
+def from_ultralytics(path_or_text: str | os.PathLike[str], scale: str | None = None) -> Spec:
+    """The spec of an Ultralytics model YAML (``yolov8.yaml``, ``yolo11.yaml``, a user's edit), as a file path or
+    text: rows ``[from, repeats, module, args]`` become entries that read names; ``scale`` picks a row of its
+    ``scales`` (default as Ultralytics: the letter in the file name, else the first). ``netspec import`` writes the
+    same spec as YAML with the file's comments. Raises :class:`SpecError` located in the file."""
+    from netspec.importers.ultralytics import from_ultralytics as convert
+
+    return convert(path_or_text, scale=scale)
+
+
+def fuse(model: "nn.Module") -> "nn.Module":
+    """Fold every batch norm that follows a convolution into it, in place, and return ``model`` (for inference:
+    the same eval-mode function; as Ultralytics' ``model.fuse()``). Any module, ``GraphModule`` included."""
+    from netspec.fusion import fuse as fuse_model
+
+    return fuse_model(model)
+
+
 def build(
     spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS,
     seed: int | None = None,
@@ -80,8 +98,8 @@ def build(
 
 __all__ = [
     "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
-    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build", "check", "layers",
-    "load", "load_model", "load_weights", "loads", "register", "save", "summary", "unregister",
+    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build", "check",
+    "from_ultralytics", "fuse", "layers", "load", "load_model", "load_weights", "loads", "register", "save", "summary", "unregister",
 ]
 
 enable_plugins()  # last: installed plugins load at the first registry read, once `netspec` is importable

@@ -171,8 +171,16 @@ def loss_classes(output: tuple[int, ...]) -> int | None:
     return output[0] if len(output) == 1 and output[0] > 1 else None
 
 
+def _tensors(output: Any) -> list[torch.Tensor]:
+    """Every tensor of a model's output: a tensor, a tuple/list of outputs, or a detection head's training dict."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    items = output.values() if isinstance(output, dict) else output
+    return [tensor for item in items for tensor in _tensors(item)]
+
+
 def _loss(output: Any, targets: torch.Tensor | None) -> torch.Tensor:
-    outputs = output if isinstance(output, (tuple, list)) else (output,)
+    outputs = _tensors(output)
     if targets is not None:
         return nn.functional.cross_entropy(outputs[0].float(), targets)
     return sum(o.float().mean() for o in outputs)  # type: ignore[return-value]

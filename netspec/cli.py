@@ -1,4 +1,6 @@
-"""``netspec`` command line: build, check, schema, blocks, graph, bench. Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
+"""``netspec`` command line: build, check, schema, blocks, graph, bench, import.
+
+Exit 0 ok, 1 invalid/unreadable spec, 2 usage."""
 from __future__ import annotations
 
 import argparse
@@ -117,7 +119,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:
-    """``spec`` with ``--width``/``--depth`` overriding its ``scale``."""
+    """``spec`` at ``--scale NAME`` (a row of its ``scales:``), then with ``--width``/``--depth`` overriding it."""
+    if getattr(args, "scale", None) is not None:
+        spec = spec.at_scale(args.scale)
     if args.width is None and args.depth is None:
         return spec
     return spec.with_scale(width=args.width, depth=args.depth)
@@ -273,6 +277,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from netspec.files import write_bytes_atomic
+    from netspec.importers import import_source
+
+    if args.output is not None and same_file(args.output, args.source):
+        print(f"{printable(args.output)}: this is the file being imported; choose another output file", file=sys.stderr)
+        return 1
+    options: dict[str, object] = {} if args.scale is None else {"scale": args.scale}
+    if args.verify:
+        options["verify"] = True
+    try:
+        imported = import_source(args.source, **options)
+    except SpecError as error:
+        return _errors(error)
+    for note in imported.notes:
+        print(printable(f"netspec import: {note}"), file=sys.stderr)
+    if args.output is None:
+        print(imported.text, end="")
+        return 0
+    write_bytes_atomic(args.output, imported.text.encode("utf-8"))  # nothing is written unless all of it is
+    print(f"wrote {printable(args.output)}")
+    return 0
+
+
 def _bounded(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -314,6 +342,8 @@ def _output_path(path: str) -> str:
 
 
 def _scale_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--scale", metavar="NAME",
+                         help="a row of the spec's `scales:` table (Ultralytics' n/s/m/l/x), instead of its `scale:`")
     command.add_argument("--width", type=_multiplier, metavar="W",
                          help="width multiplier: overrides the spec's scale.width (channels -> multiple of 8)")
     command.add_argument("--depth", type=_multiplier, metavar="D",
@@ -388,6 +418,22 @@ def parser() -> argparse.ArgumentParser:
     _scale_options(bench)
     _budget_options(bench)
     bench.set_defaults(run=cmd_bench)
+
+    importer = commands.add_parser(
+        "import", help="read another tool's network description (an Ultralytics model YAML) into a netspec spec",
+        description="Convert SOURCE into a netspec spec: an Ultralytics model YAML (yolov8.yaml, yolo11.yaml, your "
+                    "edit of one: backbone:/head: rows of [from, repeats, module, args]) becomes a spec whose entries "
+                    "read names, not indices. Nothing is written when SOURCE has a problem (exit 1).")
+    importer.add_argument("source", help="an Ultralytics model YAML file")
+    importer.add_argument("--scale", metavar="S",
+                          help="the row of the file's `scales:` table to use (n, s, m, l, x); default as Ultralytics: "
+                               "the letter in the file name, else the first row")
+    importer.add_argument("-o", "--output", metavar="OUT", help="write the spec to OUT (default: print it)")
+    importer.add_argument("--verify", action="store_true",
+                          help="also build Ultralytics' own model of the file (needs the ultralytics package), load "
+                               "its weights into the spec's model and compare outputs; nothing is written if they "
+                               "differ")
+    importer.set_defaults(run=cmd_import)
     return root
 
 

@@ -105,9 +105,9 @@ def input_shape(spec: "Spec") -> Shape:
 
 def context(spec: "Spec", total_blocks: int | None = None) -> Context:
     if total_blocks is None:
-        total_blocks = sum(spec.scale.apply(entry.layer).block_count() if spec.scale else entry.layer.block_count()
-                           for entry in flatten(spec).entries)
-    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path, total_blocks=total_blocks)
+        total_blocks = sum(layer.block_count() for layer in spec.scaled_layers())
+    return Context(norm=spec.defaults.norm, act=spec.defaults.act, drop_path=spec.drop_path, input=input_shape(spec),
+                   total_blocks=total_blocks)
 
 
 def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
@@ -120,7 +120,8 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     """
     flat: Flat = flatten(spec)
     notes: list[Note] = list(flat.notes)
-    layers = [spec.scale.apply(entry.layer) if spec.scale else entry.layer for entry in flat.entries]
+    scale = spec.resolved_scale
+    layers = [scale.apply(entry.layer) if scale else entry.layer for entry in flat.entries]
     root = context(spec, sum(layer.block_count() for layer in layers))
     shapes: dict[str, Shape | None] = {INPUT: input_shape(spec)}
     rows: list[Row] = []

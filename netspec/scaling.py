@@ -69,11 +69,22 @@ ROUNDING = {"ultralytics": make_divisible, "torchvision": make_divisible_nearest
 """How ``scale.round`` rounds a scaled channel count to a multiple of 8."""
 
 
+ScaleName = Annotated[str, Strict(), Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
+"""A row of a spec's ``scales:`` table (Ultralytics' n, s, m, l, x)."""
+
+ULTRALYTICS_C3K_SCALES = frozenset({"m", "l", "x"})
+"""Scale names at which Ultralytics' ``parse_model`` makes every C3k2 use C3k blocks (``c3k: true``)."""
+
+
 class Scale(BaseModel):
     """Width/depth multipliers for the whole network, as Ultralytics' model scales (n/s/m/l/x)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    name: ScaleName | None = Field(
+        None, description="the scale's name in Ultralytics' tables (n/s/m/l/x; a `scales:` row gets its key): kinds "
+                          "may follow Ultralytics' per-name rules (c3k2 uses C3k blocks at m, l and x)"
+    )
     width: Multiplier = Field(
         1.0, description="multiplies every channel count (conv/stage `out`, stage `width`), rounded up to a multiple of 8"
     )
@@ -113,7 +124,13 @@ class Scale(BaseModel):
             nested = getattr(layer, name)
             if isinstance(nested, Layer):
                 updates[name] = self.apply(nested)
-        return layer.model_copy(update=updates) if updates else layer
+        return (layer.model_copy(update=updates) if updates else layer).rescaled(self)
+
+    def describe(self) -> str:
+        """``n (depth 0.33, width 0.25, max_channels 1024)``, for the summary."""
+        numbers = f"depth {self.depth:g}, width {self.width:g}" + (
+            f", max_channels {self.max_channels}" if self.max_channels is not None else "")
+        return f"{self.name} ({numbers})" if self.name else numbers
 
 
 def scaled_fields(cls: type[BaseModel]) -> dict[str, ScaledBy]:

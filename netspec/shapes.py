@@ -9,35 +9,53 @@ MAX_COUNT = 2**31 - 1
 
 @dataclass(frozen=True)
 class Shape:
-    """A tensor shape without the batch dimension: (C, H, W) for feature maps, (C,) once flat.
+    """A tensor shape without the batch dimension: (C, H, W) for feature maps, (C,) once flat, (C, A) for a
+    ``sequence`` (a detection head's outputs over its A anchor points: ``height`` holds A, ``width`` is unused).
 
     ``height``/``width`` are ``None`` when the spec gives no ``input.size`` (channels are still known).
+    A sequence ends a network: only kinds with ``reads_sequences`` take one (none built in), and it can be listed
+    in ``outputs:``.
     """
 
     channels: int
     height: int | None = None
     width: int | None = None
     flat: bool = False
+    sequence: bool = False
+
+    @classmethod
+    def of_length(cls, channels: int, length: int | None) -> "Shape":
+        """A (C, A) sequence, e.g. a detection head's (4 + classes, anchors)."""
+        return cls(channels, length, None, sequence=True)
+
+    @property
+    def length(self) -> int | None:
+        """A of a (C, A) sequence."""
+        return self.height if self.sequence else None
 
     @property
     def spatial(self) -> bool:
-        return not self.flat
+        return not self.flat and not self.sequence
 
     @property
     def sized(self) -> bool:
-        return self.flat or (self.height is not None and self.width is not None)
+        return self.flat or (self.height is not None and (self.sequence or self.width is not None))
 
     @property
     def pixels(self) -> int | None:
-        """H*W of a feature map (1 for a flat tensor), ``None`` when unknown."""
+        """H*W of a feature map (1 for a flat tensor, A for a sequence), ``None`` when unknown."""
         if self.flat:
             return 1
+        if self.sequence:
+            return self.height
         if self.height is None or self.width is None:
             return None
         return self.height * self.width
 
     def dims(self) -> tuple[int | None, ...]:
-        """Dimensions after the batch: ``(C,)`` or ``(C, H, W)``."""
+        """Dimensions after the batch: ``(C,)``, ``(C, A)`` or ``(C, H, W)``."""
+        if self.sequence:
+            return (self.channels, self.height)
         return (self.channels,) if self.flat else (self.channels, self.height, self.width)
 
     def __str__(self) -> str:

@@ -7,13 +7,14 @@ import stat
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, \
+    field_validator
 
 from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation
 from netspec.repeat import Definition, Item, parse_item, parse_items
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
-from netspec.scaling import Scale
+from netspec.scaling import Scale, ScaleName
 from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
 
 
@@ -68,7 +69,12 @@ class Spec(SpecModel):
     name: Annotated[str, AfterValidator(_text)] | None = None
     input: Input
     defaults: Defaults = Field(default_factory=Defaults)
-    scale: Scale | None = None
+    scales: dict[ScaleName, Scale] | None = Field(
+        None, description="named scales (Ultralytics' n/s/m/l/x table), one of which `scale: NAME` selects"
+    )
+    scale: Scale | ScaleName | None = Field(
+        None, description="width/depth scaling: `{width, depth, max_channels}`, or the name of a `scales:` row"
+    )
     drop_path: Probability = Field(
         0.0, description="stochastic depth rate (timm's drop_path_rate, torchvision's stochastic_depth_prob): block i of "
                          "the network's N stage blocks drops its residual branch with probability rate * i / N"
@@ -82,6 +88,35 @@ class Spec(SpecModel):
     )
 
     _source: Source | None = PrivateAttr(default=None)
+
+    @field_validator("scale", mode="wrap")
+    @classmethod
+    def _scale_in_table(cls, value: Any, handler: Any, info: ValidationInfo) -> Scale | str | None:
+        if not isinstance(value, str):  # a mapping: validated as a Scale alone (one message, not one per union member)
+            return Scale.model_validate(value) if value is not None and not isinstance(value, Scale) else value
+        value = handler(value)
+        if isinstance(value, str):
+            scales = info.data.get("scales")
+            if not scales:
+                raise ValueError(f"scale {value!r} names a row of `scales:`, which the spec does not have")
+            if value not in scales:
+                raise ValueError(f"unknown scale {value!r}; `scales:` has {', '.join(scales)}")
+        return value
+
+    @property
+    def resolved_scale(self) -> Scale | None:
+        """The scale applied: ``scale`` itself, or the ``scales:`` row it names (with that row's name)."""
+        if isinstance(self.scale, str):
+            row = (self.scales or {})[self.scale]
+            return row if row.name is not None else row.model_copy(update={"name": self.scale})
+        return self.scale
+
+    def at_scale(self, name: str) -> "Spec":
+        """A copy scaled by the ``scales:`` row ``name`` (``netspec build --scale s``); a located error otherwise."""
+        try:
+            return Spec.model_validate({**self.__dict__, "scale": name})
+        except ValidationError as error:
+            raise SpecError(Problem(f.path, f.message) for f in findings_from_validation(error, (), Spec)) from None
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.__dict__ == other.__dict__  # the source file is not part of it
@@ -105,13 +140,14 @@ class Spec(SpecModel):
         from netspec.entries import flatten
 
         layers = [entry.layer for entry in flatten(self).entries]
-        return layers if self.scale is None else [self.scale.apply(layer) for layer in layers]
+        scale = self.resolved_scale
+        return layers if scale is None else [scale.apply(layer) for layer in layers]
 
     def with_scale(self, *, width: float | None = None, depth: float | None = None) -> "Spec":
         """A copy whose ``scale`` has ``width``/``depth`` overridden (``netspec build --width/--depth``)."""
         overrides = {name: value for name, value in (("width", width), ("depth", depth)) if value is not None}
         try:
-            scale = Scale.model_validate({**(self.scale or Scale()).model_dump(), **overrides})
+            scale = Scale.model_validate({**(self.resolved_scale or Scale()).model_dump(), **overrides})
         except ValidationError as error:
             raise SpecError(Problem(f.path, f.message) for f in findings_from_validation(error, ("scale",), Scale)) from None
         return self.model_copy(update={"scale": scale})
@@ -124,7 +160,11 @@ class Spec(SpecModel):
         defaults = self.defaults.model_dump(mode="json", exclude_defaults=True)
         if defaults:
             data["defaults"] = defaults
-        if self.scale is not None:
+        if self.scales is not None:
+            data["scales"] = {name: row.model_dump(mode="json", exclude_defaults=True) for name, row in self.scales.items()}
+        if isinstance(self.scale, str):
+            data["scale"] = self.scale
+        elif self.scale is not None:
             data["scale"] = self.scale.model_dump(mode="json", exclude_defaults=True)
         if self.drop_path:
             data["drop_path"] = self.drop_path

@@ -90,6 +90,11 @@ def one_input(cls: type[Layer]) -> bool:
     return cls.arity == (1, 1)
 
 
+def takes(cls: type[Layer], x: Shape) -> bool:
+    """Whether ``cls`` accepts ``x`` as an input: its ``accepts``, and a (C, A) sequence only if it reads them."""
+    return (cls.reads_sequences or not x.sequence) and cls.accepts(x)
+
+
 def _kinds(kinds: Iterable[str] | None) -> list[type[Layer]]:
     names = sorted(KINDS) if kinds is None else list(kinds)
     unknown = [name for name in names if name not in KINDS]
@@ -189,7 +194,7 @@ def _valid_layer(draw: st.DrawFn, cls: type[Layer], x: Shape, ctx: Context) -> t
 def layers(x: Shape, *, kinds: Iterable[str] | None = None, ctx: Context | None = None) -> st.SearchStrategy[Layer]:
     """One valid layer for input ``x``, of any registered kind (or of ``kinds``) that accepts ``x``."""
     context = Context() if ctx is None else ctx
-    candidates = [cls for cls in _kinds(kinds) if one_input(cls) and cls.accepts(x)]
+    candidates = [cls for cls in _kinds(kinds) if one_input(cls) and takes(cls, x)]
     if not candidates:
         raise ValueError(f"no kind among {[cls.kind for cls in _kinds(kinds)]} accepts {x}")
     return st.sampled_from(candidates).flatmap(lambda cls: _valid_layer(cls, x, context)).map(lambda pair: pair[0])
@@ -266,7 +271,7 @@ def stacks(
     result: list[Layer] = []
     shape = x
     for _ in range(count):
-        candidates = [cls for cls in classes if one_input(cls) and cls.accepts(shape)]
+        candidates = [cls for cls in classes if one_input(cls) and takes(cls, shape)]
         if not candidates:
             break
         cls = draw(st.sampled_from(candidates))
@@ -383,12 +388,12 @@ class _Graph:
 
         A (C, 1, 1) target from a map is the SE pattern: ``avgpool: {size: 1}`` then a 1x1 ``conv`` with sigmoid.
         """
-        same = [name for name in (INPUT, *self.names) if self.shapes[name] == target]
+        same = [name for name in (INPUT, *self.names) if self.shapes[name] == target and not target.sequence]
         if same and draw(st.booleans()):
             return draw(st.sampled_from(same))
         steps: list[Layer] = []
         if target.flat:
-            source = draw(st.sampled_from([INPUT, *self.names]))
+            source = draw(st.sampled_from([name for name in (INPUT, *self.names) if not self.shapes[name].sequence]))
             if self.shapes[source].spatial:
                 steps.append(AvgPool())
             if self.shapes[source].channels != target.channels or not steps:
@@ -465,7 +470,7 @@ def graph_specs(
             sources = [graph.last] if action == "chain" else sinks if full else [INPUT, *graph.names]
             source = draw(st.sampled_from(sources))
             shape = graph.shapes[source]
-            candidates = [cls for cls in singles if cls.accepts(shape)]
+            candidates = [cls for cls in singles if takes(cls, shape)]
             if not candidates:
                 continue
             layer, _ = draw(_valid_layer(draw(st.sampled_from(candidates)), shape, ctx))
@@ -482,7 +487,7 @@ def graph_specs(
         else:
             first = draw(st.sampled_from(sinks if sinks and (full or draw(st.booleans())) else [INPUT, *graph.names]))
             x = graph.shapes[first]
-            usable = [cls for cls in merges if cls.accepts(x)]
+            usable = [cls for cls in merges if takes(cls, x)]
             if not usable:
                 continue
             cls = draw(st.sampled_from(usable))

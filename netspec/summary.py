@@ -28,6 +28,10 @@ class Summary:
     """The entries the model returns (default: the last)."""
     graph: bool = False
     """Whether the spec is a graph (its model a ``torch.fx.GraphModule``): the table then shows each entry's inputs."""
+    scale: str | None = None
+    """The scale applied (``n (depth 0.33, width 0.25, max_channels 1024)``), ``None`` when unscaled."""
+    notes: tuple[str, ...] = ()
+    """What a kind's own scale rule changed (c3k2's C3k blocks at Ultralytics' m/l/x scales)."""
 
     @property
     def params(self) -> int:
@@ -68,6 +72,8 @@ class Summary:
             "outputs": [{"name": name, "shape": list(shape.dims())} for name, shape in self.output_shapes],
             "params": self.params,
             "macs": self.macs,
+            "scale": self.scale,
+            "notes": list(self.notes),
             "convention": MACS_CONVENTION,
         }
 
@@ -95,6 +101,9 @@ class Summary:
             lines.append(f"output:       {self.output}")
         else:
             lines.append("outputs:      " + ", ".join(f"{name} {shape}" for name, shape in self.output_shapes))
+        if self.scale is not None:
+            lines.append(f"scale:        {self.scale}")
+        lines += [f"              {note}" for note in self.notes]
         lines.append(f"({MACS_CONVENTION}; '?' where input.size is not given)")
         return "\n".join(lines)
 
@@ -130,4 +139,8 @@ def summarize(spec: Spec, budget: Budget = NO_LIMITS) -> Summary:
     with gc_paused():  # as in netspec.loads: no cycles among the rows, and a long spec stays linear
         network = infer_network(spec, budget)
         warn_unused(spec, network)
-        return Summary(spec.name, input_shape(spec), network.rows, network.outputs, network.graph)
+        scale = spec.resolved_scale
+        notes = () if scale is None else tuple(dict.fromkeys(
+            note for note in (type(layer).scale_note(scale) for layer in spec.scaled_layers()) if note))
+        return Summary(spec.name, input_shape(spec), network.rows, network.outputs, network.graph,
+                       None if scale is None else scale.describe(), notes)

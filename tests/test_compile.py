@@ -21,8 +21,8 @@ from netspec.spec import Input, Spec
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 CHANNELS, SIZE = 32, 8
-REQUIRED_EXAMPLES = {"out": 16}
-"""Values for required params when a kind is compiled at its defaults (every built-in kind only requires `out`)."""
+REQUIRED_EXAMPLES = {"out": 16, "classes": 3}
+"""Values for required params when a kind is compiled at its defaults (built-in kinds require `out`, heads `classes`)."""
 
 
 def compiled(model: torch.nn.Module, backend: str = "eager") -> torch.nn.Module:
@@ -135,7 +135,15 @@ def test_every_kind_compiles_without_graph_breaks(kind: str) -> None:
     with torch.no_grad():
         torch.testing.assert_close(compiled(model)(x), model(x))
     model.train()
-    compiled(model)(x.requires_grad_()).sum().backward()  # train-mode forward (BN batch stats) traces too
+    output = compiled(model)(x.requires_grad_())  # train-mode forward (BN batch stats) traces too
+    sum(t.sum() for t in _tensors(output)).backward()  # a detection head's training dict: every tensor in it
+
+
+def _tensors(output: object) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    items = output.values() if isinstance(output, dict) else output
+    return [tensor for item in items for tensor in _tensors(item)]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda path: path.name)

@@ -60,6 +60,7 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
                                          "dropout1", "linear1"]),
 }
 GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml",
+          "yolov8n.yaml", "yolo11n.yaml", "yolov5n.yaml", "yolo11n_ca.yaml", "yolov8n_seg.yaml", "yolo11n_seg.yaml",
           "attention_unet.yaml", "unet_leejunhyun.yaml", "hrnet_w18_small.yaml"}
 """Graph specs: tests/test_networks.py checks that they build GraphModules with the reference builds' counts and outputs."""
 

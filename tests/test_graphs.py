@@ -230,8 +230,11 @@ def test_a_bare_kind_with_a_name_gets_a_hint() -> None:
 
 def test_check_lists_every_output_of_a_graph(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "specs/yolov8n_cbam.yaml"]) == 0
-    assert capsys.readouterr().out == ("specs/yolov8n_cbam.yaml: ok (23 layers, outputs p3 (N, 64, 80, 80), "
-                                       "p4 (N, 128, 40, 40), p5 (N, 256, 20, 20), 2,268,100 params)\n")
+    assert capsys.readouterr().out == ("specs/yolov8n_cbam.yaml: ok (24 layers, output (N, 84, 8400), "
+                                       "3,165,764 params)\n")
+    assert main(["check", "specs/danet_resnet50.yaml"]) == 0
+    assert capsys.readouterr().out == ("specs/danet_resnet50.yaml: ok (22 layers, outputs out (N, 19, 512, 512), "
+                                       "sa_out (N, 19, 512, 512), sc_out (N, 19, 512, 512), 47,462,651 params)\n")
 
 
 def test_blocks_describes_the_graph_kinds_and_the_wiring(capsys: pytest.CaptureFixture[str]) -> None:

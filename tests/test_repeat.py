@@ -316,7 +316,8 @@ def test_drawn_repeat_specs_build_round_trip_and_count_their_parameters(spec: ne
     assert netspec.loads(spec.to_yaml()) == spec
     with torch.no_grad():
         outputs = model.eval()(torch.randn(1, *summary.input.dims()))
-    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    outputs = outputs if len(summary.output_shapes) > 1 else (outputs,)
+    outputs = [out[0] if isinstance(out, tuple) else out for out in outputs]  # segment: (detections, protos)
     assert [tuple(out.shape[1:]) for out in outputs] == [shape.dims() for _, shape in summary.output_shapes]
 
 

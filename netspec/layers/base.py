@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
+    from netspec.scaling import Scale
+
 # Field types: strict, so that `out: true`, `out: "64"` or `out: 64.0` are errors, not silently converted.
 PositiveInt = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
@@ -66,6 +68,8 @@ class Context:
     """blocks of the network before this entry (stage blocks, counted by the stochastic-depth schedule)"""
     total_blocks: int = 0
     """blocks in the whole (scaled) network: the sum of every entry's ``block_count``"""
+    input: Shape | None = None
+    """the network's input shape (a detection head's strides are input size / level size); None outside a spec"""
 
     def drop_rate(self, block: int) -> float:
         """EfficientNet's stochastic-depth schedule for this entry's ``block``-th block: rate * index / total."""
@@ -119,6 +123,8 @@ class Layer(SpecModel):
     paper: ClassVar[str] = ""
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
     """How many inputs the kind takes (fewest, most; ``None``: any): merges take ``(2, None)``."""
+    reads_sequences: ClassVar[bool] = False
+    """Whether the kind takes a (C, A) sequence input (a detection head's output); none built in does."""
 
     name: EntryName | None = Field(None, description="a name other entries can refer to (`from:`, `outputs:`)")
     inputs: EntryInputs | None = Field(
@@ -177,6 +183,10 @@ class Layer(SpecModel):
         """``infer`` (``infer_inputs`` for a list of inputs), as the compiler calls it: a plugin kind's own bug or a
         result that is not a :class:`LayerInfo` becomes a located problem naming the plugin, never a traceback."""
         inputs = [x] if isinstance(x, Shape) else list(x)
+        sequence = next((shape for shape in inputs if shape.sequence), None)
+        if sequence is not None and not self.reads_sequences:
+            raise ctx.invalid(None, f"{self.kind} cannot read {sequence}, a head's per-anchor outputs: a detection "
+                                    "head ends the network (list it in `outputs:`)")
         if is_builtin(type(self)):
             return self.infer_inputs(inputs, ctx)
         try:
@@ -224,6 +234,16 @@ class Layer(SpecModel):
             raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {shown_input}, "
                                     f"but its shape rule says {expected}")
         return module
+
+    def rescaled(self, scale: "Scale") -> "Layer":
+        """This layer under ``scale`` after its channel/depth params were scaled: a kind's own scale rule (C3k2 at
+        Ultralytics' m/l/x scales); by default the layer unchanged."""
+        return self
+
+    @classmethod
+    def scale_note(cls, scale: "Scale") -> str | None:
+        """A line for the summary when :meth:`rescaled` changes this kind under ``scale`` (else ``None``)."""
+        return None
 
     def block_count(self) -> int:
         """Blocks this entry holds for the spec-wide stochastic-depth schedule (a stage: its depth; others: 0)."""
