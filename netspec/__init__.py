@@ -17,6 +17,7 @@ from netspec.shapes import LayerInfo, Shape
 from netspec.spec import Defaults, Input, Spec, load, loads
 from netspec.summary import Summary, summarize
 from netspec.weights import WeightsError, WeightsReport, load_model, load_weights, save
+from netspec.importers.modules import ConversionError, from_module
 
 if TYPE_CHECKING:
     from torch import nn
@@ -79,8 +80,8 @@ def build(
 
 
 __all__ = [
-    "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
-    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build", "check", "layers",
+    "Attention", "ConversionError", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
+    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build", "check", "from_module", "layers",
     "load", "load_model", "load_weights", "loads", "register", "save", "summary", "unregister",
 ]
 
