@@ -318,6 +318,50 @@ def _scale_options(command: argparse.ArgumentParser) -> None:
                          help="depth multiplier: overrides the spec's scale.depth (blocks per stage)")
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """``netspec import timm:NAME``: the model read into a verified spec, as YAML (stdout or -o)."""
+    from netspec.importers import import_source
+
+    options: dict[str, object] = {}
+    if args.args is not None:
+        try:
+            options["args"] = json.loads(args.args)
+        except json.JSONDecodeError as error:
+            print(f"netspec import: --args is not JSON: {error}", file=sys.stderr)
+            return 2
+        if not isinstance(options["args"], dict):
+            print("netspec import: --args must be a JSON object of keyword arguments", file=sys.stderr)
+            return 2
+    if args.no_verify:
+        options["verify"] = False
+    if args.size is not None:
+        options["input_size"] = args.size
+    try:
+        imported = import_source(args.source, **options)
+    except SpecError as error:
+        return _errors(error)
+    if args.weights_out:
+        import io
+
+        import torch
+
+        from netspec.files import write_bytes_atomic
+
+        buffer = io.BytesIO()
+        torch.save(imported.source_model.state_dict(), buffer)
+        write_bytes_atomic(args.weights_out, buffer.getvalue())
+    if args.output:
+        from netspec.files import write_bytes_atomic
+
+        write_bytes_atomic(args.output, imported.text.encode())
+        print(f"wrote {args.output}" + (f" and {args.weights_out}" if args.weights_out else ""), file=sys.stderr)
+    else:
+        sys.stdout.write(imported.text)
+    for note in imported.notes:
+        print(f"netspec import: {note}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="netspec", description="Declarative YAML network builder for PyTorch.")
     root.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
@@ -340,6 +384,19 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=_seed, metavar="N",
                        help="seed the initial weights, so two builds of one spec are identical")
     build.set_defaults(run=cmd_build)
+
+    importer = commands.add_parser(
+        "import", help="read a timm/torchvision model into a spec, proven equal (count, strict weights, outputs)")
+    importer.add_argument("source", help="timm:NAME or torchvision:NAME")
+    importer.add_argument("--args", metavar="JSON", help="keyword arguments of the model's constructor, as a JSON "
+                                                         "object, e.g. '{\"block_args\": {\"attn_layer\": \"eca\"}}'")
+    importer.add_argument("-o", "--output", metavar="SPEC", help="write the spec here (default: stdout)")
+    importer.add_argument("--weights-out", metavar="CKPT", help="also save the source model's state dict (.pt)")
+    importer.add_argument("--size", type=_spatial_size, metavar="H[,W]",
+                          help="input size of the spec and the verification pass (default: the model's own, or 224)")
+    importer.add_argument("--no-verify", action="store_true",
+                          help="skip building the spec and comparing counts, weights and outputs (faster)")
+    importer.set_defaults(run=cmd_import)
 
     check = commands.add_parser("check", help="validate specs and infer shapes without building (fast, no torch)")
     check.add_argument("specs", nargs="+", metavar="SPEC")

@@ -389,6 +389,8 @@ def read_resnest_block(module: Any) -> Block:
         if not (pool.kernel_size == 3 and pool.padding == 1 and not pool.ceil_mode and pool.count_include_pad):
             raise Unmappable("its avd pool is not a 3x3 average pool with padding 1")
         stride = pool.stride
+        if stride == 1:
+            raise Unmappable("a stride-1 avd pool (netspec's avd pools only where the block strides)")
     radix, cardinality = splat.radix, splat.conv.groups // splat.radix
     hidden, mid = splat.fc1.out_channels, conv1.out_channels
     grid = [dict(radix=radix, groups=cardinality, reduction=r, min_hidden=m)
@@ -397,7 +399,9 @@ def read_resnest_block(module: Any) -> Block:
     if not options:
         raise Unmappable("no splat params give its fc width")
     params = _resnet_params(out=conv3.out_channels, block="bottleneck", mid=mid, groups=1, stride=stride, act=act)
-    params.update(conv=options[0], avd=avd)
+    params["conv"] = options[0]
+    if avd:
+        params["avd"] = True
     if _downsample(module.downsample, conv1.in_channels, conv3.out_channels, stride):
         params["avg_down"] = True
     return Block(params, [None], conv1.in_channels, act)
@@ -851,7 +855,11 @@ def _compatible(first: Item, second: Item) -> list[Layer | None]:
         return []
     if second.params["stride"] != 1:
         return []
-    if {**first.params, "stride": 1} != second.params:
+    later = dict(second.params)
+    for name in ("avg_down", "avd"):  # they only act where a block strides or projects: the others read the same
+        if name in first.params:
+            later.setdefault(name, first.params[name])
+    if {**first.params, "stride": 1} != later:
         return []
     return [option for option in first.attention if option in second.attention]
 
