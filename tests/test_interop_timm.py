@@ -131,3 +131,16 @@ def test_unknown_timm_name_suggests() -> None:
 
     with pytest.raises(netspec.SpecError, match="did you mean"):
         import_source("timm:resnet5O")
+
+
+TORCHVISION = ["resnet18", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"]
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_model_converts_with_equal_outputs(name: str) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    source = shuffle_norms(torchvision.models.get_model(name)).eval()
+    spec = netspec.from_module(source, input_size=SIZE)
+    check_equal(source, spec)

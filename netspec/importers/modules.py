@@ -698,6 +698,11 @@ def _function_item(node: "fx.Node") -> tuple[str, dict[str, Any], list["fx.Node"
         if start != 1 or node.kwargs.get("end_dim", args[2] if len(args) > 2 else -1) != -1:
             raise Unmappable("a flatten other than flatten(x, 1)")
         return "flatten", {}, [args[0]]
+    if target is F.adaptive_avg_pool2d:
+        size = node.kwargs.get("output_size", args[1] if len(args) > 1 else None)
+        if size not in (1, (1, 1), [1, 1]):
+            raise Unmappable(f"adaptive_avg_pool2d to {size} (netspec's avgpool pools to 1x1)")
+        return "avgpool", dict(size=1), [args[0]]
     acts = {F.relu: "relu", torch.relu: "relu", F.silu: "silu", F.hardswish: "hardswish", F.gelu: "gelu",
             torch.sigmoid: "sigmoid", F.relu6: "relu6", "relu": "relu", "sigmoid": "sigmoid"}
     if target in acts and isinstance(args[0], fx.Node):
