@@ -144,3 +144,15 @@ def test_torchvision_model_converts_with_equal_outputs(name: str) -> None:
     source = shuffle_norms(torchvision.models.get_model(name)).eval()
     spec = netspec.from_module(source, input_size=SIZE)
     check_equal(source, spec)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: timm.layers.EcaModule(64), lambda: timm.layers.CecaModule(64), lambda: timm.layers.SEModule(64),
+    lambda: timm.layers.coord_attn.CoordAttn(64), lambda: timm.layers.EffectiveSEModule(64),
+    # timm 1.0.31's GatherExcite fails to construct with an MLP or extra params (a *dd argument bug in timm)
+    lambda: timm.layers.GatherExcite(64, use_mlp=False), lambda: timm.layers.GatherExcite(64, use_mlp=False, extent=2),
+], ids=["eca", "ceca", "se", "coord", "ese", "ge", "ge_extent2"])
+def test_timm_attention_module_alone_becomes_its_kind(make) -> None:
+    source = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), make()).eval()
+    spec = netspec.from_module(source, input_size=16)  # verified: count, strict load, equal outputs
+    assert [layer.kind for layer in spec.layers][0] == "conv" and len(spec.layers) == 2

@@ -201,7 +201,8 @@ def read_eca(module: Any, site: Site) -> list[Layer]:
     gate = act_name(module.gate)
     if gate not in ("sigmoid", "hardsigmoid"):
         raise Unmappable(f"gate {gate} (netspec's eca: sigmoid or hardsigmoid)")
-    options = [ECA(kernel=None, circular=circular, gate=gate)] if adaptive_kernel(site.channels) == kernel else []
+    adaptive = site.channels > 0 and adaptive_kernel(site.channels) == kernel  # 0: standalone, channels unknown
+    options = [ECA(kernel=None, circular=circular, gate=gate)] if adaptive else []
     return options + [ECA(kernel=kernel, circular=circular, gate=gate)]
 
 
@@ -517,14 +518,15 @@ def read_torchvision_inverted(module: Any) -> Block:
     body = module.conv if hasattr(module, "conv") else module.block
     units = list(body.children())
     if _is(units[-1], "BatchNorm2d"):  # MobileNetV2: ..., Conv2d, BatchNorm2d
-        project, norm = units[-2], units[-1]
+        project = units[-2]
+        _norm_act(units[-1], "the projection's norm")
         units = units[:-2]
     else:
         project, act = _conv_norm_act_parts(units[-1])
         if act != "none":
             raise Unmappable("its projection has an activation")
         units = units[:-1]
-    project = _pointwise(project if not hasattr(project, "weight") else project, "the projection")
+    project = _pointwise(project, "the projection")
     se = units.pop() if units and "Squeeze" in type(units[-1]).__name__ else None
     dw, act = _conv_norm_act_parts(units[-1])
     expand_act = act
@@ -575,7 +577,6 @@ class Item:
     block: Block | None = None
     depth: int = 1
     attention: list[Layer | None] = field(default_factory=lambda: [None])
-    name: str | None = None
 
 
 def class_key(module: Any) -> str:
@@ -672,9 +673,6 @@ def _owner(node: "fx.Node", root: "nn.Module") -> str:
     return f"{type(root).__name__} (the model's own forward)"
 
 
-FUNCTION_KINDS: dict[Any, str] = {operator.add: "add", operator.mul: "mul"}
-
-
 def _function_item(node: "fx.Node") -> tuple[str, dict[str, Any], list["fx.Node"]]:
     """A traced function or method call -> (kind, params, input nodes)."""
     import torch
@@ -694,7 +692,7 @@ def _function_item(node: "fx.Node") -> tuple[str, dict[str, Any], list["fx.Node"
             raise Unmappable(f"torch.cat along dim {dim} (netspec's concat joins channels, dim 1)")
         return "concat", {}, list(args[0])
     if target in (torch.flatten, "flatten"):
-        start = node.kwargs.get("start_dim", args[1] if len(args) > 1 else (0 if target is torch.flatten else 0))
+        start = node.kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
         if start != 1 or node.kwargs.get("end_dim", args[2] if len(args) > 2 else -1) != -1:
             raise Unmappable("a flatten other than flatten(x, 1)")
         return "flatten", {}, [args[0]]
@@ -720,7 +718,7 @@ def _trace(module: "nn.Module") -> "fx.Graph":
             from None
 
 
-def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], dict["fx.Node", "fx.Node"], "fx.Node", list[Any]]:
+def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node", list[Any]]:
     """The graph's nodes read into items (one per op netspec keeps); identities map to what they pass through."""
     from torch import fx
 
@@ -755,10 +753,7 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], dict["fx
                 key = class_key(child)
                 inputs = [real(arg) for arg in node.args if isinstance(arg, fx.Node)]
                 if key in BLOCK_READERS:
-                    try:
-                        block = BLOCK_READERS[key](child)
-                    except Unmappable as error:
-                        raise Unmappable(f"{error}") from None
+                    block = BLOCK_READERS[key](child)
                     items.append(Item("stage", dict(block.params), node, inputs, owner, block=block,
                                       attention=block.attention))
                     continue
@@ -790,7 +785,7 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], dict["fx
         raise ConversionError([Problem((), message) for message in _collapse(problems)])
     if placeholder is None:
         raise _fail(f"{type(module).__name__}: its forward takes no input")
-    return items, alias, placeholder, outputs
+    return items, placeholder, outputs
 
 
 def _collapse(problems: list[str]) -> list[str]:
@@ -808,16 +803,14 @@ def _collapse(problems: list[str]) -> list[str]:
 
 
 def _channels_into(module: Any) -> int:
-    """The channels an attention module is built for (its first parameter's input side)."""
+    """The channels an attention module is built for (its first conv's input side); 0 when none says."""
     for name in ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn"):
         part = getattr(module, name, None)
         if part is not None:
             part = getattr(part, "fc1", part)
             if hasattr(part, "in_channels"):
                 return part.in_channels
-    if hasattr(module, "conv") and getattr(module.conv, "in_channels", None) == 1:  # ECA's Conv1d: any C
-        return 0
-    raise Unmappable("netspec cannot tell its channels")
+    return 0  # no weight tells them (ECA's Conv1d, a GE without MLP): their readers do not need them
 
 
 # --- from items to entries ------------------------------------------------------------------------------------
@@ -962,7 +955,7 @@ def spec_of_module(module: "nn.Module", *, input_size: Any = None, name: str | N
     from netspec.spec import Defaults, Input
 
     graph = _trace(module)
-    items, _alias, placeholder, outputs = _items(module, graph)
+    items, placeholder, outputs = _items(module, graph)
     channels = _first_channels(module)
     size = _input_size(module, input_size, channels)
     fused = _fuse(items, outputs)
