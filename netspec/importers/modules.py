@@ -1085,8 +1085,11 @@ def import_timm(target: str, *, args: dict[str, Any] | None = None, verify: bool
     except Exception as error:  # timm needs torchvision, which may not import beside this torch
         raise _fail(f"timm is not importable here ({type(error).__name__}: {error}); install the `interop` extra",
                     f"timm:{target}") from None
-    if target not in timm.list_models():
-        close = timm.list_models(f"*{target}*")[:8]
+    names = timm.list_models()
+    if target not in names:
+        import difflib
+
+        close = difflib.get_close_matches(target, names, n=5) or timm.list_models(f"*{target}*")[:5]
         hint = f" (did you mean: {', '.join(close)})" if close else ""
         raise _fail(f"timm has no model {target!r}{hint}", f"timm:{target}")
     try:
