@@ -17,8 +17,13 @@ from netspec.shapes import LayerInfo, Shape
 from netspec.spec import Defaults, Input, Spec, load, loads
 from netspec.summary import Summary, summarize
 from netspec.weights import WeightsError, WeightsReport, load_model, load_weights, save
+from netspec.importers.modules import ConversionError, from_module
+from netspec.hub import from_pretrained, save_pretrained
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from torch import nn
 
 __version__ = "0.1.0"
@@ -69,7 +74,7 @@ def fuse(model: "nn.Module") -> "nn.Module":
 
 def build(
     spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS,
-    seed: int | None = None,
+    seed: int | None = None, overrides: "Mapping[str, Any] | None" = None,
 ) -> "nn.Module":
     """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path); a graph spec (``name``,
     ``from``, ``outputs``) gives a ``torch.fx.GraphModule`` whose children are named after the entries.
@@ -78,7 +83,9 @@ def build(
     and ``max_activations`` (values one layer outputs per sample; default 2**31 - 1) before any module
     is built; a spec over a limit raises :class:`SpecError` at the layer that crosses it. ``None``: no limit.
     ``seed`` makes the initial weights reproducible (``torch.manual_seed``; the global generator is left as it was).
-    The model remembers its spec, for :func:`save`.
+    The model remembers its spec, for :func:`save`. ``overrides`` changes the spec by dotted paths first
+    (``{"linear.out": 10, "scale.width": 0.5, "stage3.depth": 2}``; :mod:`netspec.overrides`), so a sweep or a Hydra
+    config (``_target_: netspec.build``) varies one file without copying it.
     """
     import torch
 
@@ -88,6 +95,10 @@ def build(
     if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**64):
         raise ValueError(f"seed must be a whole number from 0 to 2**64-1, got {seed!r}")
     spec = _as_spec(spec)
+    if overrides:
+        from netspec.overrides import apply_overrides
+
+        spec = apply_overrides(spec, overrides)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
@@ -97,9 +108,10 @@ def build(
 
 
 __all__ = [
-    "Attention", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning", "Problem", "Scale",
-    "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build", "check",
-    "from_ultralytics", "fuse", "layers", "load", "load_model", "load_weights", "loads", "register", "save", "summary", "unregister",
+    "Attention", "ConversionError", "Context", "Defaults", "Input", "KINDS", "Layer", "LayerInfo", "PluginWarning",
+    "Problem", "Scale", "Shape", "Spec", "SpecError", "SpecWarning", "Summary", "WeightsError", "WeightsReport", "build",
+    "check", "from_module", "from_pretrained", "from_ultralytics", "fuse", "layers", "load", "load_model",
+    "load_weights", "loads", "register", "save", "save_pretrained", "summary", "unregister",
 ]
 
 enable_plugins()  # last: installed plugins load at the first registry read, once `netspec` is importable

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import sys
 import warnings
@@ -278,26 +279,55 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """``netspec import SOURCE``: an Ultralytics YAML, ``timm:NAME`` or ``torchvision:NAME`` as a spec (stdout or -o)."""
     from netspec.files import write_bytes_atomic
     from netspec.importers import import_source
 
-    if args.output is not None and same_file(args.output, args.source):
-        print(f"{printable(args.output)}: this is the file being imported; choose another output file", file=sys.stderr)
-        return 1
-    options: dict[str, object] = {} if args.scale is None else {"scale": args.scale}
-    if args.verify:
-        options["verify"] = True
+    for output in (args.output, args.weights_out):
+        if output is not None and os.path.exists(args.source) and same_file(output, args.source):
+            print(f"{printable(output)}: this is the file being imported; choose another output file", file=sys.stderr)
+            return 1
+    if args.verify and args.no_verify:
+        print("netspec import: give --verify or --no-verify, not both", file=sys.stderr)
+        return 2
+    options: dict[str, object] = {}
+    if args.scale is not None:
+        options["scale"] = args.scale
+    if args.verify or args.no_verify:
+        options["verify"] = bool(args.verify)
+    if args.size is not None:
+        options["input_size"] = args.size
+    if args.args is not None:
+        try:
+            options["args"] = json.loads(args.args)
+        except json.JSONDecodeError as error:
+            print(f"netspec import: --args is not JSON: {error}", file=sys.stderr)
+            return 2
+        if not isinstance(options["args"], dict):
+            print("netspec import: --args must be a JSON object of keyword arguments", file=sys.stderr)
+            return 2
     try:
         imported = import_source(args.source, **options)
     except SpecError as error:
         return _errors(error)
+    if args.weights_out is not None:
+        if imported.source_model is None:
+            print("netspec import: --weights-out needs a model source (timm:NAME, torchvision:NAME)", file=sys.stderr)
+            return 2
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(imported.source_model.state_dict(), buffer)
+        write_bytes_atomic(args.weights_out, buffer.getvalue())
     for note in imported.notes:
         print(printable(f"netspec import: {note}"), file=sys.stderr)
     if args.output is None:
-        print(imported.text, end="")
+        sys.stdout.write(imported.text)
         return 0
     write_bytes_atomic(args.output, imported.text.encode("utf-8"))  # nothing is written unless all of it is
-    print(f"wrote {printable(args.output)}")
+    print(f"wrote {printable(args.output)}" + (f" and {printable(args.weights_out)}" if args.weights_out else ""))
     return 0
 
 
@@ -420,11 +450,11 @@ def parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=cmd_bench)
 
     importer = commands.add_parser(
-        "import", help="read another tool's network description (an Ultralytics model YAML) into a netspec spec",
+        "import", help="read another tool's network (an Ultralytics model YAML, timm:NAME, torchvision:NAME) into a spec",
         description="Convert SOURCE into a netspec spec: an Ultralytics model YAML (yolov8.yaml, yolo11.yaml, your "
                     "edit of one: backbone:/head: rows of [from, repeats, module, args]) becomes a spec whose entries "
                     "read names, not indices. Nothing is written when SOURCE has a problem (exit 1).")
-    importer.add_argument("source", help="an Ultralytics model YAML file")
+    importer.add_argument("source", help="an Ultralytics model YAML file, timm:NAME or torchvision:NAME")
     importer.add_argument("--scale", metavar="S",
                           help="the row of the file's `scales:` table to use (n, s, m, l, x); default as Ultralytics: "
                                "the letter in the file name, else the first row")
@@ -433,6 +463,16 @@ def parser() -> argparse.ArgumentParser:
                           help="also build Ultralytics' own model of the file (needs the ultralytics package), load "
                                "its weights into the spec's model and compare outputs; nothing is written if they "
                                "differ")
+    importer.add_argument("--no-verify", action="store_true",
+                          help="timm/torchvision: skip building the spec and comparing counts, weights and outputs")
+    importer.add_argument("--args", metavar="JSON", help="timm/torchvision: keyword arguments of the model's "
+                                                         "constructor, as a JSON object, e.g. "
+                                                         "'{\"block_args\": {\"attn_layer\": \"eca\"}}'")
+    importer.add_argument("--size", type=_spatial_size, metavar="H[,W]",
+                          help="timm/torchvision: input size of the spec and the verification pass (default: the "
+                               "model's own, or 224)")
+    importer.add_argument("--weights-out", metavar="CKPT", help="timm/torchvision: also save the source model's "
+                                                               "state dict (.pt)")
     importer.set_defaults(run=cmd_import)
     return root
 

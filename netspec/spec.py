@@ -86,6 +86,10 @@ class Spec(SpecModel):
     outputs: Annotated[list[EntryName], Field(min_length=1)] | None = Field(
         None, description="the entries the model returns, in order (several: a tuple); default: the last entry"
     )
+    features: Annotated[list[EntryName], Field(min_length=1)] | None = Field(
+        None, description="feature points for backbone use (netspec.timm's feature_info, forward_intermediates), "
+                          "in order; default: at each reduction, the last stage (else the last entry) before the head"
+    )
 
     _source: Source | None = PrivateAttr(default=None)
 
@@ -173,6 +177,8 @@ class Spec(SpecModel):
         data["layers"] = [layer.to_entry() for layer in self.layers]
         if self.outputs is not None:
             data["outputs"] = list(self.outputs)
+        if self.features is not None:
+            data["features"] = list(self.features)
         return data
 
     def to_yaml(self) -> str:

@@ -1,7 +1,7 @@
 """Importers: other tools' network descriptions read into netspec specs (``netspec import``, ``netspec.from_*``).
 
 One module per source. :data:`SOURCES` is the dispatch table, keyed by the prefix of a source string
-(``ultralytics:yolov8.yaml``); a source without a known prefix is a file, read by the first entry of
+(``ultralytics:yolov8.yaml``, ``timm:resnet50``, ``torchvision:mobilenet_v3_large``); a source without a known prefix is a file, read by the first entry of
 :data:`FILE_READERS` that recognises it (an Ultralytics model YAML: a mapping with ``backbone:``).
 Each importer returns an :class:`Imported`: the validated :class:`~netspec.Spec` and its YAML text with comments.
 """
@@ -23,6 +23,8 @@ class Imported:
     spec: Spec
     text: str
     notes: tuple[str, ...] = field(default=())
+    source_model: Any = None
+    """the module the spec was read from (model importers; ``netspec import --weights-out`` saves its weights)"""
 
 
 Importer = Callable[..., Imported]
@@ -51,7 +53,20 @@ def _call(importer: Importer, target: str, source: str, options: dict[str, Any])
     return importer(target, **options)
 
 
-SOURCES: dict[str, Importer] = {"ultralytics": _ultralytics}
+def _timm(target: str, *, args: dict[str, Any] | None = None, verify: bool = True, input_size: Any = None) -> Imported:
+    from netspec.importers.modules import import_timm
+
+    return import_timm(target, args=args, verify=verify, input_size=input_size)
+
+
+def _torchvision(target: str, *, args: dict[str, Any] | None = None, verify: bool = True,
+                 input_size: Any = None) -> Imported:
+    from netspec.importers.modules import import_torchvision
+
+    return import_torchvision(target, args=args, verify=verify, input_size=input_size)
+
+
+SOURCES: dict[str, Importer] = {"ultralytics": _ultralytics, "timm": _timm, "torchvision": _torchvision}
 """Prefix (before the first ``:``) -> importer of what follows it."""
 
 FILE_READERS: list[tuple[Callable[[str], bool], Importer]] = []
@@ -69,7 +84,7 @@ FILE_READERS.append((_is_ultralytics_file, _ultralytics))
 
 def known_sources() -> str:
     """The sources ``netspec import`` accepts, in words."""
-    prefixes = ", ".join(f"{prefix}:..." for prefix in SOURCES)
+    prefixes = ", ".join(f"{prefix}:{'FILE' if prefix == 'ultralytics' else 'NAME'}" for prefix in SOURCES)
     return f"an Ultralytics model YAML file (backbone:/head:), or {prefixes}"
 
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, Strict
 
-from netspec.layers.base import AttentionConv, Context, Layer, PositiveInt
+from netspec.layers.base import AttentionConv, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape, add_macs, scale_macs
 
@@ -39,6 +39,8 @@ class SK(AttentionConv):
     """reduction ratio r of the fuse fc: d = max(C / r, min_hidden)"""
     min_hidden: PositiveInt = 32
     """L, the least width d of the fuse fc"""
+    split: Flag = False
+    """each branch convolves its own 1/M of the input channels (timm's SelectiveKernel ``split_input``, SKResNet)"""
 
     def build_units(self) -> int:
         return 4 * self.branches + 6  # per branch: conv, norm, act (and a list entry); then fuse and select
@@ -47,7 +49,14 @@ class SK(AttentionConv):
         """d = max(C / r, L)."""
         return max(channels // self.reduction, self.min_hidden)
 
+    def branch_input(self, in_channels: int) -> int:
+        """Input channels of each branch conv: all of them, or 1/M of them with `split`."""
+        return in_channels // self.branches if self.split else in_channels
+
     def check_channels(self, in_channels: int, out_channels: int, ctx: Context) -> None:
+        if self.split and in_channels % self.branches:
+            ctx.error("split", f"the {self.branches} branches must divide the {in_channels} input channels")
+        in_channels = self.branch_input(in_channels)
         if in_channels % self.groups or out_channels % self.groups:
             channels = f"{in_channels}" if in_channels == out_channels else f"{in_channels} in, {out_channels} out"
             ctx.error("groups", f"must divide the channels ({channels})")
@@ -56,11 +65,13 @@ class SK(AttentionConv):
 
     def params_for(self, in_channels: int, out_channels: int) -> int:
         hidden = self.hidden(out_channels)
+        in_channels = self.branch_input(in_channels)
         branch = (in_channels // self.groups) * 9 * out_channels + 2 * out_channels  # conv without bias, BN
         return self.branches * branch + out_channels * hidden + 2 * hidden + hidden * self.branches * out_channels
 
     def macs_for(self, in_channels: int, y: Shape) -> int | None:
         hidden = self.hidden(y.channels)
+        in_channels = self.branch_input(in_channels)
         per_pixel = self.branches * ((in_channels // self.groups) * 9 + 1)  # branch convs, then weighting
         spatial = scale_macs(per_pixel * y.channels, y)
         return add_macs(spatial, y.channels * hidden + hidden * self.branches * y.channels)
@@ -69,17 +80,22 @@ class SK(AttentionConv):
         from netspec.modules.sk import SelectiveKernel
 
         return SelectiveKernel(x.channels, out, stride=stride, branches=self.branches, groups=self.groups,
-                               hidden=self.hidden(out))
+                               hidden=self.hidden(out), split=self.split)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
         divisors = [g for g in range(1, x.channels + 1) if x.channels % g == 0]
-        return st.builds(
+        plain = st.builds(
             cls,
             branches=st.integers(2, 3),
             groups=st.sampled_from(divisors),
             reduction=st.integers(1, x.channels),
             min_hidden=st.integers(1, 40),
         )
+        if x.channels % 2:
+            return plain
+        half = x.channels // 2  # split: each of 2 branches convolves half the channels, groups divide the half
+        return plain | st.builds(cls, branches=st.just(2), groups=st.sampled_from([g for g in divisors if half % g == 0]),
+                                 reduction=st.integers(1, x.channels), min_hidden=st.integers(1, 40), split=st.just(True))

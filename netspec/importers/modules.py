@@ -1,0 +1,1119 @@
+"""A ``torch.nn.Module`` read back into a spec: ``netspec.from_module``, ``netspec import timm:NAME``.
+
+The model is traced with ``torch.fx``; the block classes netspec knows (:data:`READERS`, keyed by the class's
+module and name) are leaves, read by a small function each into netspec params: a residual or inverted block
+into a one-block ``stage`` (consecutive blocks that agree on every param become one stage), an attention
+module into the kind that computes the same function, a conv followed by its norm and activation into one
+``conv``. Graph edges that skip entries become ``name:``/``from:``. Whatever cannot be mapped (a class netspec
+does not know, an op no kind computes, a setting no param expresses) is an error naming the class and its
+qualified name in the model; nothing half-converted is returned. Unless ``verify=False``, the spec is proven
+before it is returned: built, its parameter count compared, the module's weights loaded with
+``load_weights(strict=True)`` and one eval forward pass compared on a seeded input.
+"""
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from netspec.errors import Problem, SpecError
+from netspec.importers import Imported
+from netspec.layers.base import Layer
+from netspec.spec import Spec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import fx, nn
+
+DEFAULT_SIZE = 224
+"""Square input side of the verification pass when neither ``input_size`` nor the model's config gives one."""
+TOLERANCE = 1e-4
+"""Largest output difference the verification accepts, relative to the output's largest magnitude (float32)."""
+
+
+class ConversionError(SpecError):
+    """The module cannot be read into a spec (or the spec does not reproduce it); ``.problems`` says why."""
+
+
+def _fail(message: str, where: str | None = None) -> ConversionError:
+    return ConversionError([Problem((), message, where)])
+
+
+class Unmappable(Exception):
+    """Raised by a reader: this module's settings have no netspec equivalent (the message says which)."""
+
+
+# --- small readers ------------------------------------------------------------------------------------------
+
+
+ACT_NAMES = {
+    "relu": "relu", "relu6": "relu6", "silu": "silu", "swish": "silu", "hardswish": "hardswish",
+    "hardsigmoid": "hardsigmoid", "gelu": "gelu", "sigmoid": "sigmoid", "tanh": "tanh", "mish": "mish",
+    "identity": "none",
+}
+"""Activation classes (lowercased, underscores dropped; torch's and timm's alike) -> netspec act names."""
+
+
+def act_name(module: "nn.Module | None") -> str:
+    """The netspec name of an activation module (``None``: no activation)."""
+    if module is None:
+        return "none"
+    name = type(module).__name__.lower().replace("_", "")
+    if name == "leakyrelu" and math.isclose(module.negative_slope, 0.1):
+        return "leaky_relu"
+    if name not in ACT_NAMES:
+        raise Unmappable(f"activation {type(module).__name__} has no netspec name (known: {', '.join(sorted(ACT_NAMES))})")
+    return ACT_NAMES[name]
+
+
+def _is(module: Any, *names: str) -> bool:
+    return module is not None and type(module).__name__ in names
+
+
+def _identity(module: Any) -> bool:
+    return module is None or _is(module, "Identity")
+
+
+def _conv(module: Any, what: str) -> "nn.Conv2d":
+    from torch import nn
+
+    if type(module) is not nn.Conv2d:
+        raise Unmappable(f"{what} is a {type(module).__name__}, not a plain Conv2d")
+    if module.padding_mode != "zeros" or len(set(module.kernel_size)) != 1 or len(set(module.stride)) != 1 \
+            or len(set(module.padding)) != 1 or len(set(module.dilation)) != 1:
+        raise Unmappable(f"{what} has non-square kernel/stride/padding/dilation or {module.padding_mode} padding")
+    return module
+
+
+def _same(conv: "nn.Conv2d") -> bool:
+    """Whether a conv pads (k-1)/2 * dilation, netspec's default."""
+    return conv.padding[0] == (conv.kernel_size[0] - 1) // 2 * conv.dilation[0]
+
+
+def _norm_act(module: Any, what: str) -> str:
+    """A norm module (BatchNorm2d, or timm's BatchNormAct2d with its activation): the activation it applies."""
+    from torch import nn
+
+    if _is(module, "BatchNormAct2d"):
+        if not _identity(getattr(module, "drop", None)):
+            raise Unmappable(f"{what} has a drop layer")
+        return act_name(module.act)
+    if type(module) is nn.BatchNorm2d:
+        return "none"
+    raise Unmappable(f"{what} is a {type(module).__name__}, not a BatchNorm2d")
+
+
+def _options(make: Callable[..., Layer], grid: Iterable[dict[str, Any]], fits: Callable[[Any], bool]) -> list[Layer]:
+    """The layers ``make(**params)`` for each params in ``grid`` (in order) that ``fits``; duplicates dropped."""
+    found: list[Layer] = []
+    for params in grid:
+        try:
+            layer = make(**params)
+        except SpecError:
+            continue
+        if fits(layer) and layer not in found:
+            found.append(layer)
+    return found
+
+
+def _ratios(base: int, hidden: int) -> list[int]:
+    """Reduction ratios r (exact divisors first) with base // r close to ``hidden``: the candidates to try."""
+    if hidden < 1:
+        return []
+    exact = [base // hidden] if base % hidden == 0 else []
+    near = [r for r in range(max(1, base // (hidden + 1)), base // hidden + 2) if r not in exact]
+    common = [r for r in (16, 4, 8, 32, 2, 1) if r not in exact and r not in near]
+    return exact + near + common
+
+
+# --- attention modules: each returns the netspec layers (best first) that compute the same function ---------
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where an attention module sits: its channels, and the input channels of the block holding it."""
+
+    channels: int
+    block_input: int | None = None
+
+
+def _se_options(fc1: Any, fc2: Any, act: Any, gate: Any, site: Site, *, prefer_block_input: bool) -> list[Layer]:
+    from netspec.layers.base import Context
+    from netspec.layers.se import SE
+
+    hidden, channels = fc1.out_channels, site.channels
+    if fc1.in_channels != channels or fc2.out_channels != channels or fc2.in_channels != hidden:
+        raise Unmappable("its convs do not map C -> hidden -> C")
+    if (fc1.bias is None) != (fc2.bias is None):
+        raise Unmappable("one FC has a bias and the other not")
+    gate_name, act_value = act_name(gate), act_name(act)
+    if gate_name not in ("sigmoid", "hardsigmoid") or act_value not in ("relu", "silu"):
+        raise Unmappable(f"gate {gate_name} / activation {act_value} (netspec's se: sigmoid|hardsigmoid, relu|silu)")
+    ctx = Context(block_input=site.block_input)
+    bases = ["block_input", "channels"] if prefer_block_input else ["channels", "block_input"]
+    if site.block_input is None:
+        bases = ["channels"]
+    grid = [dict(reduction=r, base=base, divisor=divisor, gate=gate_name, act=act_value, bias=fc1.bias is not None)
+            for base in bases for divisor in (None, 8)
+            for r in _ratios(site.block_input if base == "block_input" else channels, hidden)]
+    return _options(SE, grid, lambda layer: layer.hidden(channels, ctx) == hidden)
+
+
+def read_se_module(module: Any, site: Site) -> list[Layer]:
+    """timm ``SEModule`` (SENet)."""
+    if getattr(module, "add_maxpool", False) or not _identity(getattr(module, "bn", None)):
+        raise Unmappable("add_maxpool or a norm between the FCs (netspec's se has neither)")
+    return _se_options(module.fc1, module.fc2, module.act, module.gate, site, prefer_block_input=False)
+
+
+def read_squeeze_excite(module: Any, site: Site) -> list[Layer]:
+    """timm ``SqueezeExcite`` (EfficientNet, MobileNetV3 blocks)."""
+    return _se_options(module.conv_reduce, module.conv_expand, module.act1, module.gate, site, prefer_block_input=True)
+
+
+def read_torchvision_se(module: Any, site: Site) -> list[Layer]:
+    """torchvision ``SqueezeExcitation`` (MobileNetV3, EfficientNet)."""
+    return _se_options(module.fc1, module.fc2, module.activation, module.scale_activation, site,
+                       prefer_block_input=True)
+
+
+def read_effective_se(module: Any, site: Site) -> list[Layer]:
+    """timm ``EffectiveSEModule`` (VoVNet's eSE)."""
+    from netspec.layers.ese import ESE
+
+    if module.add_maxpool or act_name(module.gate) != "hardsigmoid":
+        raise Unmappable("add_maxpool or a gate other than hard sigmoid (netspec's ese: hard sigmoid, no max pool)")
+    return [ESE()]
+
+
+def read_eca(module: Any, site: Site) -> list[Layer]:
+    """timm ``EcaModule`` / ``CecaModule``: the kernel as built (the adaptive default where it gives the same)."""
+    from netspec.layers.eca import ECA, adaptive_kernel
+
+    if getattr(module, "use_mlp", False) or module.conv.bias is not None:
+        raise Unmappable("the MLP variant (ecam) or a conv bias (netspec's eca: one bias-free Conv1d)")
+    kernel = module.conv.kernel_size[0]
+    circular = _is(module, "CecaModule")
+    gate = act_name(module.gate)
+    if gate not in ("sigmoid", "hardsigmoid"):
+        raise Unmappable(f"gate {gate} (netspec's eca: sigmoid or hardsigmoid)")
+    adaptive = site.channels > 0 and adaptive_kernel(site.channels) == kernel  # 0: standalone, channels unknown
+    options = [ECA(kernel=None, circular=circular, gate=gate)] if adaptive else []
+    return options + [ECA(kernel=kernel, circular=circular, gate=gate)]
+
+
+def read_coord(module: Any, site: Site) -> list[Layer]:
+    """timm ``CoordAttn``."""
+    from netspec.layers.coord import Coord
+
+    if act_name(module.act) != "hardswish" or act_name(module.gate) != "sigmoid":
+        raise Unmappable("an activation other than hard swish or a gate other than sigmoid")
+    hidden = module.conv1.out_channels
+    grid = [dict(reduction=r, min_hidden=m, bias=module.conv1.bias is not None)
+            for r in _ratios(site.channels, hidden) + [32] for m in (8, hidden, 1)]
+    return _options(Coord, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def read_gather_excite(module: Any, site: Site) -> list[Layer]:
+    """timm ``GatherExcite``."""
+    from netspec.layers.ge import GE
+
+    if module.add_maxpool or act_name(module.gate) != "sigmoid":
+        raise Unmappable("add_maxpool or a gate other than sigmoid")
+    use_mlp = not _identity(module.mlp)
+    if use_mlp and act_name(module.mlp.act) != "relu":
+        raise Unmappable("an MLP activation other than ReLU")
+    hidden = module.mlp.fc1.out_channels if use_mlp else None
+    grid = [dict(extent=module.extent, extra_params=module.gather is not None, mlp=use_mlp, reduction=r)
+            for r in (_ratios(site.channels, hidden) if use_mlp else [16])]
+    return _options(GE, grid, lambda layer: not use_mlp or layer.hidden(site.channels) == hidden)
+
+
+def _no_kind(reason: str) -> Callable[[Any, Site], list[Layer]]:
+    def read(module: Any, site: Site) -> list[Layer]:
+        raise Unmappable(reason)
+
+    return read
+
+
+ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
+    "timm.layers.squeeze_excite.SEModule": read_se_module,
+    "timm.layers.squeeze_excite.EffectiveSEModule": read_effective_se,
+    "timm.models._efficientnet_blocks.SqueezeExcite": read_squeeze_excite,
+    "torchvision.ops.misc.SqueezeExcitation": read_torchvision_se,
+    "timm.layers.eca.EcaModule": read_eca,
+    "timm.layers.eca.CecaModule": read_eca,
+    "timm.layers.coord_attn.CoordAttn": read_coord,
+    "timm.layers.gather_excite.GatherExcite": read_gather_excite,
+    "timm.layers.cbam.CbamModule": _no_kind(
+        "timm's CBAM pools [mean, max] for its spatial conv and has no bias in its MLP; netspec's cbam is the "
+        "official CBAM ([max, mean]): the spatial conv's two input channels would be swapped"),
+    "timm.layers.global_context.GlobalContext": _no_kind(
+        "timm's GC block normalises with LayerNorm2d (eps 1e-6, weight shape [P]); netspec's gc is the official "
+        "GCNet (LayerNorm([P, 1, 1]), eps 1e-5)"),
+    "timm.layers.non_local_attn.NonLocalAttn": _no_kind(
+        "timm's non-local block scales the logits by 1/sqrt(C) of its input; netspec's nonlocal scales by "
+        "1/sqrt(inter) or not at all"),
+}
+"""Attention classes (module.ClassName) -> reader. The ``_no_kind`` ones are known, with the reason they cannot map."""
+
+
+def _attention_label(module: Any, where: str) -> str:
+    return f"its attention {where} ({type(module).__name__})" if where else type(module).__name__
+
+
+def read_attention(module: Any, site: Site, where: str) -> list[Layer | None]:
+    if _identity(module):
+        return [None]
+    reader = ATTENTION_READERS.get(class_key(module))
+    if reader is None:
+        raise Unmappable(f"its attention {where} is a {class_key(module)}, which netspec does not know "
+                         f"(known: {', '.join(sorted(key.rsplit('.', 1)[1] for key in ATTENTION_READERS))})")
+    try:
+        options = reader(module, site)
+    except Unmappable as error:
+        raise Unmappable(f"{_attention_label(module, where)}: {error}") from None
+    if not options:
+        raise Unmappable(f"{_attention_label(module, where)}: no netspec params give its widths")
+    return list(options)
+
+
+# --- blocks: each reads into Block (one-block stage params + the attention/conv choices) --------------------
+
+
+@dataclass
+class Block:
+    """One residual/inverted block as a one-block ``stage``: its params, and the acceptable attention kinds."""
+
+    params: dict[str, Any]
+    attention: list[Layer | None]
+    in_channels: int
+    act: str
+
+
+def _downsample(module: Any, in_channels: int, out: int, stride: int) -> bool:
+    """Read a ResNet shortcut: whether it is an avg-pool + 1x1 conv (ResNet-D); checks netspec builds the same."""
+    from torch import nn
+
+    if _identity(module):
+        if stride != 1 or in_channels != out:
+            raise Unmappable("its shortcut is the identity where netspec's stage would add a projection")
+        return False
+    parts = list(module.children()) if isinstance(module, nn.Sequential) else [module]
+    avg_down = False
+    if parts and (_is(parts[0], "AvgPool2d") or (_identity(parts[0]) and len(parts) == 3)):
+        pool = parts.pop(0)
+        if _is(pool, "AvgPool2d"):
+            if not (pool.kernel_size == stride and pool.stride == stride and pool.ceil_mode
+                    and not pool.count_include_pad and pool.padding == 0):
+                raise Unmappable("its shortcut pool is not netspec's avg_down pool (stride x stride, ceil mode, "
+                                 "padding excluded)")
+        avg_down = True
+    if len(parts) != 2:
+        raise Unmappable("its shortcut is not a 1x1 conv + norm")
+    conv = _conv(parts[0], "the shortcut conv")
+    if conv.kernel_size[0] != 1 or conv.bias is not None or conv.stride[0] != (1 if avg_down else stride):
+        raise Unmappable("its shortcut conv is not netspec's 1x1 projection (kernel 1, no bias, the block's stride)")
+    if _norm_act(parts[1], "the shortcut norm") != "none":
+        raise Unmappable("its shortcut has an activation")
+    return avg_down
+
+
+def _resnet_params(*, out: int, block: str, mid: int, groups: int, stride: int, act: str) -> dict[str, Any]:
+    params: dict[str, Any] = dict(block=block, out=out, stride=stride, act=act)
+    if mid != (max(out // 4, 1) if block == "bottleneck" else out):
+        params["width"] = mid
+    if groups != 1:
+        params["groups"] = groups
+    return params
+
+
+def _check_conv(conv: "nn.Conv2d", *, kernel: int, what: str) -> None:
+    if conv.kernel_size[0] != kernel or conv.bias is not None or not _same(conv) or conv.dilation[0] != 1:
+        raise Unmappable(f"{what} is not a bias-free {kernel}x{kernel} conv with 'same' padding and no dilation")
+
+
+def read_resnet_block(module: Any) -> Block:
+    """timm's and torchvision's ResNet ``BasicBlock`` / ``Bottleneck`` (attention ``se``, ResNet-D shortcut)."""
+    bottleneck = hasattr(module, "conv3")
+    for name in ("aa", "drop_block"):
+        if not _identity(getattr(module, name, None)):
+            raise Unmappable(f"its {name} layer has no netspec param")
+    acts = {act_name(getattr(module, name)) for name in ("act1", "act2", "act3", "relu") if hasattr(module, name)}
+    if len(acts) != 1:
+        raise Unmappable(f"its activations differ ({', '.join(sorted(acts))})")
+    act = acts.pop()
+    convs = [_conv(getattr(module, f"conv{i}"), f"conv{i}") for i in ((1, 2, 3) if bottleneck else (1, 2))]
+    norms = [getattr(module, f"bn{i}") for i in range(1, len(convs) + 1)]
+    for index, norm in enumerate(norms):
+        if _norm_act(norm, f"bn{index + 1}") != "none":
+            raise Unmappable(f"bn{index + 1} applies an activation itself")
+    strided = convs[1] if bottleneck else convs[0]
+    for index, conv in enumerate(convs):
+        _check_conv(conv, kernel=3 if conv is strided or not bottleneck else 1, what=f"conv{index + 1}")
+    if any(conv.stride[0] != 1 for conv in convs if conv is not strided):
+        raise Unmappable("a conv other than the 3x3 one strides")
+    in_channels, out, stride = convs[0].in_channels, convs[-1].out_channels, strided.stride[0]
+    params = _resnet_params(out=out, block="bottleneck" if bottleneck else "basic", mid=convs[0].out_channels,
+                            groups=strided.groups, stride=stride, act=act)
+    if strided.out_channels != convs[0].out_channels:
+        raise Unmappable("its two first convs have different widths")
+    if _downsample(module.downsample, in_channels, out, stride):
+        params["avg_down"] = True
+    attention = read_attention(getattr(module, "se", None), Site(out, in_channels), "se")
+    return Block(params, attention, in_channels, act)
+
+
+def read_resnest_block(module: Any) -> Block:
+    """timm ``ResNestBottleneck``: split attention as the bottleneck's 3x3 conv, avd after it, avg-down shortcut."""
+    from netspec.layers.splat import Splat
+
+    if module.avd_first is not None:
+        raise Unmappable("avd_first (netspec's avd pools after the 3x3 conv)")
+    act = act_name(module.act1)
+    splat = module.conv2
+    if not _is(splat, "SplitAttn"):
+        raise Unmappable("its conv2 is not a SplitAttn (radix 0)")
+    conv1, conv3 = _conv(module.conv1, "conv1"), _conv(module.conv3, "conv3")
+    inner = _conv(splat.conv, "conv2.conv")
+    if inner.kernel_size[0] != 3 or inner.dilation[0] != 1 or inner.bias is not None \
+            or _norm_act(splat.bn0, "conv2.bn0") != "none" or _is(splat.bn1, "Identity"):
+        raise Unmappable("its split attention differs from netspec's splat (3x3 conv, BN, fc1 + BN)")
+    stride = inner.stride[0]
+    avd = module.avd_last is not None
+    if avd:
+        pool = module.avd_last
+        if not (pool.kernel_size == 3 and pool.padding == 1 and not pool.ceil_mode and pool.count_include_pad):
+            raise Unmappable("its avd pool is not a 3x3 average pool with padding 1")
+        stride = pool.stride
+        if stride == 1:
+            raise Unmappable("a stride-1 avd pool (netspec's avd pools only where the block strides)")
+    radix, cardinality = splat.radix, splat.conv.groups // splat.radix
+    hidden, mid = splat.fc1.out_channels, conv1.out_channels
+    grid = [dict(radix=radix, groups=cardinality, reduction=r, min_hidden=m)
+            for r in _ratios(mid * radix, hidden) for m in (32, hidden, 1)]
+    options = _options(Splat, grid, lambda layer: layer.hidden(mid) == hidden)
+    if not options:
+        raise Unmappable("no splat params give its fc width")
+    params = _resnet_params(out=conv3.out_channels, block="bottleneck", mid=mid, groups=1, stride=stride, act=act)
+    params["conv"] = options[0]
+    if avd:
+        params["avd"] = True
+    if _downsample(module.downsample, conv1.in_channels, conv3.out_channels, stride):
+        params["avg_down"] = True
+    return Block(params, [None], conv1.in_channels, act)
+
+
+def _sk_options(sk: Any) -> list[Layer]:
+    """timm ``SelectiveKernel`` as netspec's sk (branches of 3x3 convs with dilation 1, 2, ...)."""
+    from netspec.layers.sk import SK
+
+    paths = list(sk.paths)
+    for index, path in enumerate(paths):
+        conv = _conv(path.conv, f"paths.{index}.conv")
+        if conv.kernel_size[0] != 3 or conv.dilation[0] != index + 1 or not _same(conv) or conv.bias is not None \
+                or _norm_act(path.bn, f"paths.{index}.bn") != "relu":
+            raise Unmappable("its branches are not 3x3 convs of dilation 1, 2, ... with BN + ReLU (keep_3x3)")
+    attn = sk.attn
+    if act_name(attn.act) != "relu" or attn.fc_reduce.bias is not None or attn.fc_select.bias is not None:
+        raise Unmappable("its fuse/select differs from netspec's sk (bias-free FCs, BN + ReLU)")
+    out, hidden = paths[0].conv.out_channels, attn.fc_reduce.out_channels
+    grid = [dict(branches=len(paths), groups=paths[0].conv.groups, reduction=r, min_hidden=m, split=sk.split_input)
+            for r in _ratios(out, hidden) for m in (32, 16, hidden, 1)]
+    return _options(SK, grid, lambda layer: layer.hidden(out) == hidden)
+
+
+def read_sk_block(module: Any) -> Block:
+    """timm ``SelectiveKernelBasic`` / ``SelectiveKernelBottleneck`` (SKResNet, SKResNeXt)."""
+    bottleneck = hasattr(module, "conv3")
+    sk = module.conv2 if bottleneck else module.conv1
+    others = [module.conv1, module.conv3] if bottleneck else [module.conv2]
+    act = act_name(module.act)
+    for index, unit in enumerate(others):
+        conv = _conv(unit.conv, "a ConvNormAct")
+        expected = "none" if unit is others[-1] else act
+        if conv.kernel_size[0] != (1 if bottleneck else 3) or conv.stride[0] != 1 or conv.bias is not None \
+                or _norm_act(unit.bn, "a ConvNormAct's norm") != expected:
+            raise Unmappable("its plain convs differ from netspec's block convs")
+    options = _sk_options(sk)
+    if not options:
+        raise Unmappable("no sk params give its fuse width")
+    first = others[0].conv if bottleneck else sk.paths[0].conv
+    in_channels = first.in_channels if bottleneck else sk.paths[0].conv.in_channels * (len(sk.paths) if sk.split_input else 1)
+    out = others[-1].conv.out_channels
+    stride = sk.paths[0].conv.stride[0]
+    mid = others[0].conv.out_channels if bottleneck else sk.paths[0].conv.out_channels
+    params = _resnet_params(out=out, block="bottleneck" if bottleneck else "basic", mid=mid, groups=1,
+                            stride=stride, act=act)
+    params["conv"] = options[0]
+    if _downsample(module.downsample, in_channels, out, stride):
+        params["avg_down"] = True
+    attention = read_attention(getattr(module, "se", None), Site(out, in_channels), "se")
+    return Block(params, attention, in_channels, act)
+
+
+def _inverted_params(*, in_channels: int, mid: int, out: int, dw: "nn.Conv2d", act: str,
+                     skip: bool) -> dict[str, Any]:
+    if dw.groups != mid or dw.in_channels != mid or dw.bias is not None or not _same(dw) or dw.dilation[0] != 1:
+        raise Unmappable("its depthwise conv is not a bias-free depthwise conv with 'same' padding")
+    stride = dw.stride[0]
+    if skip != (stride == 1 and in_channels == out):
+        raise Unmappable("it adds its input where netspec's inverted block would not, or the reverse (noskip)")
+    params: dict[str, Any] = dict(block="inverted", out=out, stride=stride, act=act, kernel=dw.kernel_size[0])
+    ratio = round(mid / in_channels, 6)
+    if max(int(round(in_channels * ratio)), 1) == mid:
+        params["expand"] = float(ratio)
+    else:
+        params["width"] = mid
+    return params
+
+
+def _pointwise(conv: Any, what: str) -> "nn.Conv2d":
+    conv = _conv(conv, what)
+    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or conv.bias is not None or conv.groups != 1:
+        raise Unmappable(f"{what} is not a bias-free 1x1 conv")
+    return conv
+
+
+def read_timm_inverted(module: Any) -> Block:
+    """timm ``DepthwiseSeparableConv`` / ``InvertedResidual`` (EfficientNet's MBConv, MobileNetV3's bneck)."""
+    if not _identity(getattr(module, "aa", None)) or getattr(module, "conv_s2d", None) is not None:
+        raise Unmappable("anti-aliasing or space-to-depth (netspec's inverted block has neither)")
+    expanding = hasattr(module, "conv_pwl")
+    dw = _conv(module.conv_dw, "conv_dw")
+    if expanding:
+        expand = _pointwise(module.conv_pw, "conv_pw")
+        act = _norm_act(module.bn1, "bn1")
+        if _norm_act(module.bn2, "bn2") != act or _norm_act(module.bn3, "bn3") != "none":
+            raise Unmappable("its norms' activations are not act, act, none")
+        project, in_channels, mid = _pointwise(module.conv_pwl, "conv_pwl"), expand.in_channels, expand.out_channels
+        if mid == in_channels:
+            raise Unmappable("it expands by 1 with a conv that netspec's inverted block leaves out")
+    else:
+        act = _norm_act(module.bn1, "bn1")
+        if _norm_act(module.bn2, "bn2") != "none":
+            raise Unmappable("its projection has an activation (pw_act)")
+        project, in_channels = _pointwise(module.conv_pw, "conv_pw"), dw.in_channels
+        mid = in_channels
+    params = _inverted_params(in_channels=in_channels, mid=mid, out=project.out_channels, dw=dw, act=act,
+                              skip=module.has_skip)
+    return Block(params, read_attention(module.se, Site(mid, in_channels), "se"), in_channels, act)
+
+
+def _conv_norm_act_parts(unit: Any) -> tuple["nn.Conv2d", str]:
+    """torchvision ``Conv2dNormActivation`` (conv, BN, optional act): the conv and the activation name."""
+    parts = list(unit.children())
+    conv = _conv(parts[0], "a Conv2dNormActivation's conv")
+    if len(parts) < 2 or _norm_act(parts[1], "its norm") != "none":
+        raise Unmappable("a Conv2dNormActivation without a plain BN")
+    return conv, act_name(parts[2]) if len(parts) > 2 else "none"
+
+
+def read_torchvision_inverted(module: Any) -> Block:
+    """torchvision MobileNetV2/V3 ``InvertedResidual`` and EfficientNet ``MBConv``."""
+    body = module.conv if hasattr(module, "conv") else module.block
+    units = list(body.children())
+    if _is(units[-1], "BatchNorm2d"):  # MobileNetV2: ..., Conv2d, BatchNorm2d
+        project = units[-2]
+        _norm_act(units[-1], "the projection's norm")
+        units = units[:-2]
+    else:
+        project, act = _conv_norm_act_parts(units[-1])
+        if act != "none":
+            raise Unmappable("its projection has an activation")
+        units = units[:-1]
+    project = _pointwise(project, "the projection")
+    se = units.pop() if units and "Squeeze" in type(units[-1]).__name__ else None
+    dw, act = _conv_norm_act_parts(units[-1])
+    expand_act = act
+    if len(units) == 2:
+        expand, expand_act = _conv_norm_act_parts(units[0])
+        _pointwise(expand, "the expansion")
+        in_channels, mid = expand.in_channels, expand.out_channels
+    elif len(units) == 1:
+        in_channels = mid = dw.in_channels
+    else:
+        raise Unmappable("its layers are not [expand,] depthwise, [SE,] project")
+    if expand_act != act:
+        raise Unmappable("its expansion and depthwise activations differ")
+    params = _inverted_params(in_channels=in_channels, mid=mid, out=project.out_channels, dw=dw, act=act,
+                              skip=module.use_res_connect)
+    return Block(params, read_attention(se, Site(mid, in_channels), "its SE"), in_channels, act)
+
+
+BLOCK_READERS: dict[str, Callable[[Any], Block]] = {
+    "timm.models.resnet.BasicBlock": read_resnet_block,
+    "timm.models.resnet.Bottleneck": read_resnet_block,
+    "timm.models.resnest.ResNestBottleneck": read_resnest_block,
+    "timm.models.sknet.SelectiveKernelBasic": read_sk_block,
+    "timm.models.sknet.SelectiveKernelBottleneck": read_sk_block,
+    "timm.models._efficientnet_blocks.DepthwiseSeparableConv": read_timm_inverted,
+    "timm.models._efficientnet_blocks.InvertedResidual": read_timm_inverted,
+    "torchvision.models.resnet.BasicBlock": read_resnet_block,
+    "torchvision.models.resnet.Bottleneck": read_resnet_block,
+    "torchvision.models.mobilenetv2.InvertedResidual": read_torchvision_inverted,
+    "torchvision.models.mobilenetv3.InvertedResidual": read_torchvision_inverted,
+    "torchvision.models.efficientnet.MBConv": read_torchvision_inverted,
+}
+"""Residual/inverted block classes (module.ClassName) -> reader into one-block stage params."""
+
+
+# --- the other leaves: each reads into an Item of the entry list ---------------------------------------------
+
+
+@dataclass
+class Item:
+    """One entry in the making: a netspec kind and its params (a conv still open to absorb its norm and act)."""
+
+    kind: str
+    params: dict[str, Any]
+    node: "fx.Node"
+    inputs: list["fx.Node"]
+    owner: str
+    block: Block | None = None
+    depth: int = 1
+    attention: list[Layer | None] = field(default_factory=lambda: [None])
+
+
+def class_key(module: Any) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _conv_item(conv: Any) -> dict[str, Any]:
+    conv = _conv(conv, "the conv")
+    return dict(out=conv.out_channels, kernel=conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0],
+                dilation=conv.dilation[0], groups=conv.groups, bias=conv.bias is not None, norm="none", act="none")
+
+
+def read_leaf(module: Any) -> tuple[str, dict[str, Any]]:
+    """A single-module leaf -> (netspec kind or a pseudo kind ``norm``/``act``/``identity``, params)."""
+    from torch import nn
+
+    kind = type(module)
+    if kind is nn.Conv2d:
+        return "conv", _conv_item(module)
+    if kind is nn.BatchNorm2d or _is(module, "BatchNormAct2d"):
+        return "norm", dict(act=_norm_act(module, "the norm"))
+    if kind is nn.Linear or class_key(module) == "timm.layers.linear.Linear":
+        return "linear", dict(out=module.out_features, bias=module.bias is not None, act="none")
+    if kind in (nn.Identity, nn.Flatten) and (kind is nn.Identity or (module.start_dim, module.end_dim) == (1, -1)):
+        return ("identity" if kind is nn.Identity else "flatten"), {}
+    if kind is nn.Dropout:
+        return ("dropout", dict(p=module.p)) if module.p > 0 else ("identity", {})
+    if kind is nn.MaxPool2d:
+        if module.dilation not in (1, (1, 1)) or module.ceil_mode:
+            raise Unmappable("dilation or ceil mode (netspec's maxpool has neither)")
+        return "maxpool", dict(kernel=_single(module.kernel_size), stride=_single(module.stride),
+                               padding=_single(module.padding))
+    if kind is nn.AdaptiveAvgPool2d:
+        if _single(module.output_size) != 1:
+            raise Unmappable("an output size other than 1")
+        return "avgpool", dict(size=1)
+    if _is(module, "SelectAdaptivePool2d"):
+        if module.pool_type != "avg":
+            raise Unmappable(f"pool type {module.pool_type!r} (netspec's avgpool is 'avg')")
+        return "avgpool", {} if _is(module.flatten, "Flatten") or getattr(module.pool, "flatten", False) else dict(size=1)
+    if _is(module, "ConvBnAct"):  # timm's EfficientNet/MobileNetV3 conv block
+        if module.has_skip or not _identity(module.aa):
+            raise Unmappable("a skip or anti-aliasing (netspec's conv has neither)")
+        params = _conv_item(module.conv)
+        params.update(norm="batch", act=_norm_act(module.bn1, "bn1"))
+        return "conv", params
+    try:
+        return "act", dict(act=act_name(module))
+    except Unmappable:
+        raise Unmappable("netspec has no kind for it") from None
+
+
+def _single(value: Any) -> int:
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise Unmappable(f"non-square {value}")
+        return int(value[0])
+    return int(value)
+
+
+LEAF_CLASSES = ("timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d", "timm.layers.norm_act.BatchNormAct2d",
+                "timm.models._efficientnet_blocks.ConvBnAct", "timm.layers.linear.Linear")
+"""Classes outside ``torch.nn`` read as one leaf by :func:`read_leaf`."""
+
+
+def known_classes() -> list[str]:
+    """Every class the tracer treats as a known leaf (besides ``torch.nn``'s conv, norm, act, pool, linear)."""
+    return sorted({key.rsplit(".", 1)[1] for key in (*BLOCK_READERS, *ATTENTION_READERS, *LEAF_CLASSES)})
+
+
+# --- tracing --------------------------------------------------------------------------------------------------
+
+
+def _tracer() -> "fx.Tracer":
+    from torch import fx
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, module: "nn.Module", qualname: str) -> bool:
+            key = class_key(module)
+            if key in BLOCK_READERS or key in ATTENTION_READERS or key in LEAF_CLASSES:
+                return True
+            return super().is_leaf_module(module, qualname)
+
+    return Tracer()
+
+
+def _owner(node: "fx.Node", root: "nn.Module") -> str:
+    """The innermost module a traced op ran in: ``ClassName at qualified.name``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        path, kind = list(stack.values())[-1]
+        name = kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1]
+        return f"{name} at {path or '(root)'}"
+    return f"{type(root).__name__} (the model's own forward)"
+
+
+def _function_item(node: "fx.Node") -> tuple[str, dict[str, Any], list["fx.Node"]]:
+    """A traced function or method call -> (kind, params, input nodes)."""
+    import torch
+    import torch.nn.functional as F
+
+    from torch import fx
+
+    target = node.target
+    args = list(node.args)
+    if target in (operator.add, torch.add, operator.mul, torch.mul):
+        if len(args) != 2 or not all(isinstance(arg, fx.Node) for arg in args) or node.kwargs:
+            raise Unmappable(f"{getattr(target, '__name__', target)} with a constant (netspec's add/mul take two entries)")
+        return ("add" if target in (operator.add, torch.add) else "mul"), {}, args
+    if target is torch.cat:
+        dim = node.kwargs.get("dim", args[1] if len(args) > 1 else 0)
+        if dim != 1:
+            raise Unmappable(f"torch.cat along dim {dim} (netspec's concat joins channels, dim 1)")
+        return "concat", {}, list(args[0])
+    if target in (torch.flatten, "flatten"):
+        start = node.kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
+        if start != 1 or node.kwargs.get("end_dim", args[2] if len(args) > 2 else -1) != -1:
+            raise Unmappable("a flatten other than flatten(x, 1)")
+        return "flatten", {}, [args[0]]
+    if target is F.adaptive_avg_pool2d:
+        size = node.kwargs.get("output_size", args[1] if len(args) > 1 else None)
+        if size not in (1, (1, 1), [1, 1]):
+            raise Unmappable(f"adaptive_avg_pool2d to {size} (netspec's avgpool pools to 1x1)")
+        return "avgpool", dict(size=1), [args[0]]
+    acts = {F.relu: "relu", torch.relu: "relu", F.silu: "silu", F.hardswish: "hardswish", F.gelu: "gelu",
+            torch.sigmoid: "sigmoid", F.relu6: "relu6", "relu": "relu", "sigmoid": "sigmoid"}
+    if target in acts and isinstance(args[0], fx.Node):
+        return "act", dict(act=acts[target]), [args[0]]
+    name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+    raise Unmappable(f"the operation {name} has no netspec kind")
+
+
+def _trace(module: "nn.Module") -> "fx.Graph":
+    try:
+        return _tracer().trace(module)
+    except Exception as error:  # fx raises TraceError, TypeError, NotImplementedError... each with its reason
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _fail(f"{type(module).__name__}: torch.fx cannot trace its forward: {type(error).__name__}: {reason}") \
+            from None
+
+
+def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node", list[Any]]:
+    """The graph's nodes read into items (one per op netspec keeps); identities map to what they pass through."""
+    from torch import fx
+
+    alias: dict[fx.Node, fx.Node] = {}
+    items: list[Item] = []
+    placeholder = None
+    outputs: list[Any] = []
+    problems: list[str] = []
+
+    def real(node: Any) -> Any:
+        while isinstance(node, fx.Node) and node in alias:
+            node = alias[node]
+        return node
+
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if placeholder is not None:
+                problems.append(f"{type(module).__name__}: its forward takes more than one input")
+            placeholder = node
+            continue
+        if node.op == "output":
+            result = node.args[0]
+            outputs = [real(value) for value in (result if isinstance(result, (tuple, list)) else [result])]
+            continue
+        if node.op == "get_attr":
+            problems.append(f"{_owner(node, module)}: reads the tensor {node.target} directly (no netspec kind does)")
+            continue
+        try:
+            if node.op == "call_module":
+                child = module.get_submodule(node.target)
+                owner = f"{type(child).__name__} at {node.target}"
+                key = class_key(child)
+                inputs = [real(arg) for arg in node.args if isinstance(arg, fx.Node)]
+                if key in BLOCK_READERS:
+                    block = BLOCK_READERS[key](child)
+                    items.append(Item("stage", dict(block.params), node, inputs, owner, block=block,
+                                      attention=block.attention))
+                    continue
+                if key in ATTENTION_READERS:
+                    channels = _channels_into(child)
+                    options = read_attention(child, Site(channels), "")
+                    items.append(Item("attention", {}, node, inputs, owner, attention=options))
+                    continue
+                try:
+                    kind, params = read_leaf(child)
+                except Unmappable as error:
+                    known = ", ".join(known_classes())
+                    raise Unmappable(f"{error}; netspec knows these blocks: {known}, and torch.nn's Conv2d, "
+                                     f"BatchNorm2d, activations, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear, "
+                                     f"Dropout, Flatten, Identity") from None
+            else:
+                owner = _owner(node, module)
+                kind, params, inputs = _function_item(node)
+                inputs = [real(arg) for arg in inputs]
+            if kind == "identity":
+                alias[node] = inputs[0]
+                continue
+            items.append(Item(kind, params, node, inputs, owner))
+        except Unmappable as error:
+            owner = f"{type(module.get_submodule(node.target)).__name__} at {node.target}" \
+                if node.op == "call_module" else _owner(node, module)
+            problems.append(f"{owner}: {error}")
+    if problems:
+        raise ConversionError([Problem((), message) for message in _collapse(problems)])
+    if placeholder is None:
+        raise _fail(f"{type(module).__name__}: its forward takes no input")
+    return items, placeholder, outputs
+
+
+def _collapse(problems: list[str]) -> list[str]:
+    """One line per distinct reason: ``Class at first.name (and N more like it): reason``."""
+    seen: dict[str, list[str]] = {}
+    for problem in problems:
+        where, _, reason = problem.partition(": ")
+        seen.setdefault(f"{where.split(' at ')[0]}: {reason}", []).append(where)
+    lines = []
+    for key, wheres in seen.items():
+        reason = key.partition(": ")[2]
+        more = f" (and {len(wheres) - 1} more like it)" if len(wheres) > 1 else ""
+        lines.append(f"{wheres[0]}{more}: {reason}")
+    return lines
+
+
+def _channels_into(module: Any) -> int:
+    """The channels an attention module is built for (its first conv's input side); 0 when none says."""
+    for name in ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn"):
+        part = getattr(module, name, None)
+        if part is not None:
+            part = getattr(part, "fc1", part)
+            if hasattr(part, "in_channels"):
+                return part.in_channels
+    return 0  # no weight tells them (ECA's Conv1d, a GE without MLP): their readers do not need them
+
+
+# --- from items to entries ------------------------------------------------------------------------------------
+
+
+def _users(node: "fx.Node", items: list[Item]) -> int:
+    return sum(inp is node for item in items for inp in item.inputs)
+
+
+def _fuse(items: list[Item], outputs: list[Any]) -> list[Item]:
+    """conv -> norm -> act and linear -> act become one entry; avgpool(size 1) -> flatten becomes avgpool."""
+    fused: list[Item] = []
+    for item in items:
+        previous = fused[-1] if fused else None
+        single = previous is not None and item.inputs == [previous.node] \
+            and _users(previous.node, items) == 1 and previous.node not in outputs
+        if single and item.kind == "norm" and previous.kind == "conv" and previous.params["norm"] == "none" \
+                and previous.params["act"] == "none":
+            previous.params.update(norm="batch", act=item.params["act"])
+            previous.node = item.node
+            continue
+        if single and item.kind == "act" and previous.kind in ("conv", "linear") and previous.params["act"] == "none":
+            previous.params["act"] = item.params["act"]
+            previous.node = item.node
+            continue
+        if single and item.kind == "flatten" and previous.kind == "avgpool" and previous.params == {"size": 1}:
+            previous.params = {}
+            previous.node = item.node
+            continue
+        if item.kind in ("norm", "act"):
+            raise _fail(f"{item.owner}: a {'norm' if item.kind == 'norm' else 'activation'} that does not follow a "
+                        f"conv (or linear) it could join; netspec has no kind for it alone")
+        fused.append(item)
+    return fused
+
+
+def _compatible(first: Item, second: Item) -> list[Layer | None]:
+    """The attention choices two blocks share, if every other param agrees and ``second`` continues ``first``."""
+    if first.kind != "stage" or second.kind != "stage" or second.inputs != [first.node]:
+        return []
+    if second.params["stride"] != 1:
+        return []
+    later = dict(second.params)
+    for name in ("avg_down", "avd"):  # they only act where a block strides or projects: the others read the same
+        if name in first.params:
+            later.setdefault(name, first.params[name])
+    if {**first.params, "stride": 1} != later:
+        return []
+    return [option for option in first.attention if option in second.attention]
+
+
+def _group(items: list[Item], outputs: list[Any], all_items: list[Item]) -> list[Item]:
+    """Consecutive blocks that agree on their params (the attention kind included) become one stage."""
+    grouped: list[Item] = []
+    for item in items:
+        previous = grouped[-1] if grouped else None
+        shared = _compatible(previous, item) if previous is not None else []
+        if shared and _users(previous.node, all_items) == 1 and previous.node not in outputs:
+            previous.depth += 1
+            previous.attention = shared
+            previous.node = item.node
+            continue
+        grouped.append(item)
+    return grouped
+
+
+def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any) -> Layer:
+    from netspec.layers.conv import same_padding
+    from netspec.registry import KINDS
+
+    params = dict(item.params)
+    wiring = {key: value for key, value in (("name", name), ("inputs", inputs)) if value is not None}
+    if item.kind == "attention":
+        layer = item.attention[0]
+        return layer.model_copy(update=wiring) if wiring else layer
+    if item.kind == "conv":
+        if params["padding"] == same_padding(params["kernel"], params["dilation"]):
+            params["padding"] = None
+        if params["bias"] == (params["norm"] == "none"):
+            params["bias"] = None
+        params["norm"] = None if params["norm"] == "batch" else params["norm"]
+    if item.kind == "stage":
+        params["depth"] = item.depth
+        if item.attention[0] is not None:
+            params["attention"] = item.attention[0]
+    if "act" in params and item.kind in ("conv", "stage") and params["act"] == defaults_act:
+        params["act"] = None
+    return KINDS[item.kind](**params, **wiring)
+
+
+def _entry_name(item: Item, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9_]", "_", str(item.node.target if item.node.op == "call_module" else item.node.name).lower())
+    base = re.sub(r"_+", "_", base).strip("_") or item.kind
+    if not re.match(r"[a-z_]", base):
+        base = f"{item.kind}_{base}"
+    name, suffix = base[:60], 2
+    while name in taken:
+        name, suffix = f"{base[:56]}_{suffix}", suffix + 1
+    taken.add(name)
+    return name
+
+
+def _norm_statistics(module: "nn.Module") -> tuple[float | None, float | None]:
+    """The spec-wide eps/momentum (``None``: PyTorch's defaults), when every BatchNorm agrees."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    found = {(norm.eps, norm.momentum) for norm in module.modules() if isinstance(norm, _BatchNorm)}
+    if len(found) > 1:
+        listed = ", ".join(f"eps {eps} momentum {momentum}" for eps, momentum in sorted(found, key=str))
+        raise _fail(f"{type(module).__name__}: its norms use different settings ({listed}); a spec has one setting")
+    eps, momentum = found.pop() if found else (1e-5, 0.1)
+    return (None if math.isclose(eps, 1e-5) else eps), (None if momentum is not None and math.isclose(momentum, 0.1)
+                                                        else momentum)
+
+
+def _input_size(module: "nn.Module", input_size: Any, channels: int) -> tuple[int, int, int]:
+    if input_size is None:
+        config = getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None) or {}
+        size = config.get("input_size")
+        return tuple(size) if size else (channels, DEFAULT_SIZE, DEFAULT_SIZE)  # type: ignore[return-value]
+    if isinstance(input_size, int):
+        return (channels, input_size, input_size)
+    size = tuple(int(value) for value in input_size)
+    if len(size) == 2:
+        return (channels, *size)  # type: ignore[return-value]
+    if len(size) != 3:
+        raise ValueError(f"input_size: an int, (H, W) or (C, H, W), got {input_size!r}")
+    return size  # type: ignore[return-value]
+
+
+def _first_channels(module: "nn.Module") -> int:
+    from torch import nn
+
+    for part in module.modules():
+        if isinstance(part, nn.Conv2d):
+            return part.in_channels
+    raise _fail(f"{type(module).__name__}: no Conv2d, so netspec cannot tell its input channels")
+
+
+def spec_of_module(module: "nn.Module", *, input_size: Any = None, name: str | None = None) -> Spec:
+    """The spec of ``module`` without verifying it (:func:`from_module` verifies)."""
+    from netspec.spec import Defaults, Input
+
+    graph = _trace(module)
+    items, placeholder, outputs = _items(module, graph)
+    channels = _first_channels(module)
+    size = _input_size(module, input_size, channels)
+    fused = _fuse(items, outputs)
+    grouped = _group(fused, outputs, fused)
+    acts = Counter(item.params["act"] for item in grouped if item.kind in ("conv", "stage"))
+    default_act = acts.most_common(1)[0][0] if acts else "relu"
+    if default_act == "none":
+        default_act = "relu"
+    eps, momentum = _norm_statistics(module)
+    # wiring: an entry reads the previous one implicitly; any other input is named with `from:`
+    produced: dict[Any, int] = {placeholder: -1}
+    for index, item in enumerate(grouped):
+        produced[item.node] = index
+    missing = [value for value in outputs if value not in produced]
+    if missing or not outputs:
+        raise _fail(f"{type(module).__name__}: its output is not a tensor that an entry computes")
+    needs_name: set[int] = set()
+    wiring: list[Any] = []
+    for index, item in enumerate(grouped):
+        sources = [produced[node] for node in item.inputs]
+        if len(sources) == 1 and sources[0] == index - 1:
+            wiring.append(None)
+        else:
+            needs_name.update(source for source in sources if source >= 0)
+            wiring.append(sources)
+    output_indices = [produced[node] for node in outputs]
+    if output_indices != [len(grouped) - 1]:
+        needs_name.update(index for index in output_indices if index >= 0)
+    taken: set[str] = {"input"}
+    names = {index: _entry_name(grouped[index], taken) for index in sorted(needs_name)}
+
+    def ref(source: int) -> str:
+        return "input" if source < 0 else names[source]
+
+    layers = []
+    for index, item in enumerate(grouped):
+        sources = wiring[index]
+        inputs = None if sources is None else (ref(sources[0]) if len(sources) == 1 and item.kind not in
+                                               ("add", "mul", "concat") else tuple(ref(s) for s in sources))
+        layers.append(_layer(item, default_act, names.get(index), inputs))
+    spec = Spec(
+        name=name, input=Input(channels=size[0], size=[size[1], size[2]] if size[1] != size[2] else size[1]),
+        defaults=Defaults(act=default_act, eps=eps, momentum=momentum), layers=layers,
+        outputs=None if output_indices == [len(grouped) - 1] else [ref(index) for index in output_indices],
+    )
+    from netspec.spec import loads
+
+    return loads(spec.to_yaml(), name=f"<{name or type(module).__name__}>")
+
+
+@dataclass(frozen=True)
+class Verification:
+    params: int
+    max_difference: float
+    scale: float
+
+
+def verify_spec(spec: Spec, module: "nn.Module", *, input_size: Any = None) -> Verification:
+    """Prove ``spec`` computes ``module``: same parameter count, a strict weight load, equal eval outputs."""
+    import torch
+
+    import netspec
+
+    label = f"<{spec.name or type(module).__name__}>"
+    model = netspec.build(spec, seed=0)
+    theirs = sum(p.numel() for p in module.parameters())
+    ours = sum(p.numel() for p in model.parameters())
+    if theirs != ours:
+        raise _fail(f"{type(module).__name__}: the spec builds {ours:,} parameters, the module has {theirs:,}", label)
+    netspec.load_weights(model, module.state_dict(), strict=True)
+    size = _input_size(module, input_size, spec.input.channels)
+    was_training = module.training
+    try:
+        module.eval()
+        model.eval()
+        generator = torch.Generator().manual_seed(0)
+        first = next(module.parameters(), None)
+        x = torch.randn((1, *size), generator=generator, dtype=first.dtype if first is not None else torch.float32)
+        with torch.no_grad():
+            expected, got = module(x), model(x)
+    finally:
+        module.train(was_training)
+    pairs = list(zip(*(value if isinstance(value, (tuple, list)) else (value,) for value in (expected, got))))
+    difference, scale = 0.0, 0.0
+    for theirs_out, ours_out in pairs:
+        if theirs_out.shape != ours_out.shape:
+            raise _fail(f"{type(module).__name__}: output shape {tuple(ours_out.shape)}, the module gives "
+                        f"{tuple(theirs_out.shape)}", label)
+        difference = max(difference, float((theirs_out - ours_out).abs().max()))
+        scale = max(scale, float(theirs_out.abs().max()))
+    if not difference <= TOLERANCE * max(scale, 1.0):
+        raise _fail(f"{type(module).__name__}: the spec's output differs from the module's by {difference:.3g} "
+                    f"(largest output {scale:.3g}) on a seeded {tuple(size)} input", label)
+    return Verification(ours, difference, scale)
+
+
+def from_module(module: "nn.Module", *, input_size: Any = None, verify: bool = True, name: str | None = None) -> Spec:
+    """The spec that builds ``module``'s network (its weights load into it by architecture).
+
+    ``input_size``: an int, (H, W) or (C, H, W) for the spec's ``input`` and the verification pass (default:
+    timm's ``pretrained_cfg['input_size']``, else 224). ``verify`` (default) builds the spec, compares the
+    parameter count, loads ``module.state_dict()`` with ``load_weights(strict=True)`` and compares one eval
+    forward pass on a seeded input; ``False`` skips that. Raises :class:`ConversionError` (a ``SpecError``).
+    """
+    from torch import nn
+
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"from_module takes a torch.nn.Module, got {type(module).__name__}")
+    spec = spec_of_module(module, input_size=input_size, name=name)
+    if verify:
+        verify_spec(spec, module, input_size=input_size)
+    return spec
+
+
+# --- sources: timm:NAME, torchvision:NAME -----------------------------------------------------------------------
+
+
+def _imported(spec: Spec, module: "nn.Module", notes: list[str]) -> Imported:
+    return Imported(spec, spec.to_yaml(), tuple(notes), module)
+
+
+def import_timm(target: str, *, args: dict[str, Any] | None = None, verify: bool = True,
+                input_size: Any = None) -> Imported:
+    """``timm:NAME``: ``timm.create_model(NAME, **args)`` (no download: random weights unless args say otherwise)."""
+    try:
+        import timm
+    except Exception as error:  # timm needs torchvision, which may not import beside this torch
+        raise _fail(f"timm is not importable here ({type(error).__name__}: {error}); install the `interop` extra",
+                    f"timm:{target}") from None
+    names = timm.list_models()
+    if target not in names:
+        import difflib
+
+        close = difflib.get_close_matches(target, names, n=5) or timm.list_models(f"*{target}*")[:5]
+        hint = f" (did you mean: {', '.join(close)})" if close else ""
+        raise _fail(f"timm has no model {target!r}{hint}", f"timm:{target}")
+    try:
+        module = timm.create_model(target, **(args or {}))
+    except Exception as error:
+        raise _fail(f"timm.create_model({target!r}, **{args or {}}) failed: {type(error).__name__}: {error}",
+                    f"timm:{target}") from None
+    spec = from_module(module, input_size=input_size, verify=verify, name=target.replace(".", "_"))
+    return _imported(spec, module, [f"verified: parameters, strict weight load, one eval forward pass"]
+                     if verify else ["not verified (--no-verify)"])
+
+
+def import_torchvision(target: str, *, args: dict[str, Any] | None = None, verify: bool = True,
+                       input_size: Any = None) -> Imported:
+    """``torchvision:NAME``: ``torchvision.models.get_model(NAME, **args)`` (random weights)."""
+    try:
+        import torchvision
+    except Exception as error:
+        raise _fail(f"torchvision is not importable here ({type(error).__name__}: {error})",
+                    f"torchvision:{target}") from None
+    try:
+        module = torchvision.models.get_model(target, **(args or {}))
+    except Exception as error:
+        raise _fail(f"torchvision.models.get_model({target!r}) failed: {type(error).__name__}: {error}",
+                    f"torchvision:{target}") from None
+    spec = from_module(module, input_size=input_size, verify=verify, name=target)
+    return _imported(spec, module, [] if verify else ["not verified (--no-verify)"])
