@@ -93,9 +93,14 @@ class Stage(Layer):
     """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
     before its norm (`conv`: the official SimAM ResNets)"""
     expand: Ratio | None = None
-    """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`)"""
+    """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`); convnext: the
+    MLP's hidden width = int(ratio x C) (default 4)"""
     kernel: OddInt | None = None
-    """inverted: the depthwise conv's kernel (default 3)"""
+    """inverted: the depthwise conv's kernel (default 3); convnext: its depthwise conv's (default 7)"""
+    ls_init: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
+    """convnext: initial value of the layer scale gamma (default 1e-6; with `grn` none); 0: no layer scale"""
+    grn: Flag = False
+    """convnext: ConvNeXt V2's Global Response Norm in the MLP (and no layer scale unless `ls_init` is given)"""
 
     def block_count(self) -> int:
         return self.depth

@@ -1,0 +1,177 @@
+"""Reference models in timm 1.0.31's own layout: ConvNeXt V1/V2 (``timm/models/convnext.py``), RegNetY
+(``timm/models/regnet.py``) and the TF-ported EfficientNetV2 (``timm/models/efficientnet.py`` with
+``_efficientnet_blocks.py``, ``_efficientnet_builder.py`` and ``layers/padding.py``).
+
+timm does not import here, so each model is written out as timm builds it: the same module registration order (so
+the same state-dict order), the same op order, norms' eps, activations and padding. netspec's models get these
+modules' weights by order and must compute the same outputs; a throwaway check against the real timm (not part of
+the suite) showed these references have timm's parameter counts and outputs.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ---------------------------------------------------------------------------------------------
+# ConvNeXt (timm/models/convnext.py; layers/norm.py LayerNorm2d, layers/mlp.py Mlp / GlobalResponseNormMlp)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """timm's LayerNorm2d: LayerNorm over C of NCHW by permuting to channels last and back (eps 1e-6)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GlobalResponseNorm(nn.Module):
+    """timm's GRN (ConvNeXt V2); channels last unless ``channels_last`` is False."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, channels_last: bool = True) -> None:
+        super().__init__()
+        self.eps = eps
+        self.spatial_dim, self.channel_dim = ((1, 2), -1) if channels_last else ((2, 3), 1)
+        self.wb_shape = (1, 1, 1, -1) if channels_last else (1, -1, 1, 1)
+        self.weight = nn.Parameter(torch.zeros(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_g = x.norm(p=2, dim=self.spatial_dim, keepdim=True)
+        x_n = x_g / (x_g.mean(dim=self.channel_dim, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.view(self.wb_shape), self.weight.view(self.wb_shape), x * x_n)
+
+
+class Mlp(nn.Module):
+    """timm's Mlp (and GlobalResponseNormMlp with ``grn``): fc1, act, drop1, [grn | norm], fc2, drop2."""
+
+    def __init__(self, dim: int, hidden: int, *, use_conv: bool, grn: bool) -> None:
+        super().__init__()
+        linear = (lambda i, o: nn.Conv2d(i, o, 1)) if use_conv else nn.Linear
+        self.fc1 = linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(0.0)
+        if grn:
+            self.grn = GlobalResponseNorm(hidden, channels_last=not use_conv)
+        else:
+            self.norm = nn.Identity()
+        self.fc2 = linear(hidden, dim)
+        self.drop2 = nn.Dropout(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop1(self.act(self.fc1(x)))
+        x = self.grn(x) if hasattr(self, "grn") else self.norm(x)
+        return self.drop2(self.fc2(x))
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int, *, conv_mlp: bool, grn: bool, ls_init: float | None) -> None:
+        super().__init__()
+        self.use_conv_mlp = conv_mlp
+        self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim, bias=True)
+        self.norm = LayerNorm2d(dim) if conv_mlp else nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, 4 * dim, use_conv=conv_mlp, grn=grn)
+        self.gamma = nn.Parameter(ls_init * torch.ones(dim)) if ls_init is not None else None
+        self.shortcut = nn.Identity()
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.conv_dw(x)
+        if self.use_conv_mlp:
+            x = self.mlp(self.norm(x))
+        else:
+            x = self.mlp(self.norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        if self.gamma is not None:
+            x = x.mul(self.gamma.reshape(1, -1, 1, 1))
+        return self.drop_path(x) + self.shortcut(shortcut)
+
+
+class ConvNeXtStage(nn.Module):
+    def __init__(self, in_chs: int, out_chs: int, stride: int, depth: int, **block: object) -> None:
+        super().__init__()
+        if in_chs != out_chs or stride > 1:
+            self.downsample = nn.Sequential(LayerNorm2d(in_chs), nn.Conv2d(in_chs, out_chs, 2, stride=stride))
+        else:
+            self.downsample = nn.Identity()
+        self.blocks = nn.Sequential(*(ConvNeXtBlock(out_chs, **block) for _ in range(depth)))  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class NormMlpClassifierHead(nn.Module):
+    """timm's head for ConvNeXt: global average pool, LayerNorm2d on (N, C, 1, 1), flatten, fc."""
+
+    def __init__(self, dim: int, classes: int) -> None:
+        super().__init__()
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.norm = LayerNorm2d(dim)
+        self.flatten = nn.Flatten(1)
+        self.pre_logits = nn.Identity()
+        self.drop = nn.Dropout(0.0)
+        self.fc = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flatten(self.norm(self.global_pool(x)))
+        return self.fc(self.drop(self.pre_logits(x)))
+
+
+class ConvNeXt(nn.Module):
+    """timm's ConvNeXt with its patch stem (4x4 stride 4 + LayerNorm2d) and head_norm_first=False."""
+
+    def __init__(self, depths: tuple[int, ...], dims: tuple[int, ...], *, conv_mlp: bool = False, grn: bool = False,
+                 ls_init: float | None = 1e-6, classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), LayerNorm2d(dims[0]))
+        stages, previous = [], dims[0]
+        for i, (depth, dim) in enumerate(zip(depths, dims)):
+            stages.append(ConvNeXtStage(previous, dim, 2 if i > 0 else 1, depth, conv_mlp=conv_mlp, grn=grn,
+                                        ls_init=ls_init))
+            previous = dim
+        self.stages = nn.Sequential(*stages)
+        self.norm_pre = nn.Identity()
+        self.head = NormMlpClassifierHead(dims[-1], classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm_pre(self.stages(self.stem(x))))
+
+
+def convnext_atto() -> ConvNeXt:
+    return ConvNeXt((2, 2, 6, 2), (40, 80, 160, 320), conv_mlp=True)
+
+
+def convnext_tiny() -> ConvNeXt:
+    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768))
+
+
+def convnextv2_tiny() -> ConvNeXt:
+    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), grn=True, ls_init=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Test helpers
+
+
+def randomize_all(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Every parameter and norm statistic random (GRN's and layer scale's zeros/1e-6 too, so every branch counts)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if not tensor.is_floating_point():
+                continue
+            values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype)
+            if name.endswith("running_var"):
+                tensor.copy_(values + 0.5)
+            elif tensor.dim() > 1:  # weights: keep the activations' scale (a uniform with variance 1 / fan-in)
+                bound = math.sqrt(3.0 / tensor[0].numel())
+                tensor.copy_((values * 2 - 1) * bound)
+            else:
+                tensor.copy_(values * 0.8 - 0.3)  # in [-0.3, 0.5]: norms' weights, biases, gammas
+    return model
