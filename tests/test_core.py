@@ -65,6 +65,9 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
     "convnext_tiny.yaml": (28_589_128, CONVNEXT_CHILDREN),
     "convnextv2_tiny.yaml": (28_635_496, CONVNEXT_CHILDREN),
     "convnext_tiny_cbam.yaml": (29_002_318, CONVNEXT_CHILDREN),
+    # timm 1.0.31's regnety_016, regnety_032
+    "regnety_016.yaml": (11_202_430, ["conv1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]),
+    "regnety_032.yaml": (19_436_338, ["conv1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]),
 }
 GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml",
           "attention_unet.yaml", "unet_leejunhyun.yaml"}

@@ -18,6 +18,8 @@ TIMM_COUNTS = {  # sum(p.numel() for p in timm.create_model(name).parameters()),
     "convnext_tiny.yaml": 28_589_128,
     "convnext_atto.yaml": 3_695_520,
     "convnextv2_tiny.yaml": 28_635_496,
+    "regnety_016.yaml": 11_202_430,
+    "regnety_032.yaml": 19_436_338,
 }
 
 
@@ -123,3 +125,33 @@ def test_layer_norm_is_over_the_channels_on_maps_and_flat_tensors() -> None:
         torch.testing.assert_close(model.conv1(x), expected)
         pooled = model.layernorm1(model.conv1(x)).mean((2, 3))
         torch.testing.assert_close(model(x), torch.nn.functional.layer_norm(pooled, (8,), eps=1e-5))
+
+
+# --- RegNetY ----------------------------------------------------------------------------------------------
+
+
+def test_regnety_widths_in_the_specs_are_timms_generated_ones() -> None:
+    for file, config in (("regnety_016.yaml", (48, 20.71, 2.65, 27, 24)), ("regnety_032.yaml", (80, 42.63, 2.66, 21, 24))):
+        stages = [layer for layer in netspec.load(SPECS / file).layers if layer.kind == "stage"]
+        assert ([s.out for s in stages], [s.depth for s in stages]) == timm_ref.generate_regnet(*config)
+
+
+@pytest.mark.parametrize("name", ["regnety_016", "regnety_032"])
+def test_regnety_computes_what_timms_computes(name: str) -> None:
+    model = compare(SPECS / f"{name}.yaml", getattr(timm_ref, name)())
+    block = model.stage2.block1
+    assert [name for name, _ in block.body.named_children()] == ["conv1", "conv2", "attention", "conv3"]
+    assert block.body.conv2.conv.groups == block.body.conv2.conv.out_channels // 24
+    assert block.body.attention.fc1.out_channels == block.body.conv1.conv.in_channels // 4  # SE on the block input
+
+
+def test_regnet_groups_are_group_width_channels_each() -> None:
+    spec = netspec.loads("input: {channels: 8, size: 8}\nlayers:\n"
+                         "  - stage: {block: regnet, out: 16, width: 12, group_width: 4, stride: 2}\n")
+    block = netspec.build(spec)[0].block1
+    assert block.body.conv2.conv.groups == 3 and block.body.conv1.conv.out_channels == 12
+    assert netspec.summary(spec).params == sum(p.numel() for p in block.parameters())
+    with pytest.raises(netspec.SpecError, match=r"stage.group_width: must divide the block's width \(12 channels\)"):
+        netspec.summary(netspec.loads(spec.to_yaml().replace("group_width: 4", "group_width: 5")))
+    with pytest.raises(netspec.SpecError, match=r"stage.avd: only for block: plain, basic or bottleneck \(block: regnet does not use it\)"):
+        netspec.summary(netspec.loads(spec.to_yaml().replace("group_width: 4", "group_width: 4, avd: true")))

@@ -156,6 +156,143 @@ def convnextv2_tiny() -> ConvNeXt:
 
 
 # ---------------------------------------------------------------------------------------------
+# RegNetY (timm/models/regnet.py: Bottleneck, RegStage, RegNet; layers/squeeze_excite.py SEModule)
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm2d (eps 1e-5) with its act (and an Identity drop) as children."""
+
+    def __init__(self, channels: int, *, act: bool, eps: float = 1e-5, act_layer: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__(channels, eps=eps)
+        self.drop = nn.Identity()
+        self.act = act_layer() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(super().forward(x)))
+
+
+class ConvNormAct(nn.Module):
+    """timm's ConvNormAct: conv (no bias, padding (k - 1) // 2) then BatchNormAct2d named ``bn``."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, *, act: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=(kernel - 1) // 2, groups=groups, bias=False)
+        self.bn = BatchNormAct2d(cout, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class SEModule(nn.Module):
+    """timm's SEModule: mean over H, W, fc1 (1x1 conv), bn (Identity), ReLU, fc2, sigmoid gate."""
+
+    def __init__(self, channels: int, rd_channels: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, rd_channels, 1, bias=True)
+        self.bn = nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(rd_channels, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_se = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.fc2(self.act(self.bn(self.fc1(x_se)))))
+
+
+class RegNetBottleneck(nn.Module):
+    """timm's regnet Bottleneck (bottle_ratio 1): conv1 1x1, conv2 3x3 group conv (stride), se on the input's
+    width * se_ratio, conv3 1x1 without act, downsample (1x1 conv + BN) or identity, add, act3."""
+
+    def __init__(self, cin: int, cout: int, stride: int, group_size: int, se_ratio: float) -> None:
+        super().__init__()
+        mid = int(round(cout * 1.0))
+        self.conv1 = ConvNormAct(cin, mid, 1)
+        self.conv2 = ConvNormAct(mid, mid, 3, stride=stride, groups=mid // group_size)
+        self.se = SEModule(mid, int(round(cin * se_ratio))) if se_ratio else nn.Identity()
+        self.conv3 = ConvNormAct(mid, cout, 1, act=False)
+        self.act3 = nn.ReLU()
+        self.downsample = ConvNormAct(cin, cout, 1, stride=stride, act=False) if cin != cout or stride != 1 \
+            else nn.Identity()
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.conv3(self.se(self.conv2(self.conv1(x))))
+        return self.act3(self.drop_path(x) + self.downsample(shortcut))
+
+
+class RegStage(nn.Module):
+    def __init__(self, depth: int, cin: int, cout: int, group_size: int, se_ratio: float) -> None:
+        super().__init__()
+        for i in range(depth):
+            self.add_module(f"b{i + 1}", RegNetBottleneck(cin if i == 0 else cout, cout, 2 if i == 0 else 1,
+                                                         group_size, se_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.children():
+            x = block(x)
+        return x
+
+
+class ClassifierHead(nn.Module):
+    def __init__(self, channels: int, classes: int) -> None:
+        super().__init__()
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.drop = nn.Dropout(0.0)
+        self.fc = nn.Linear(channels, classes)
+        self.flatten = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flatten(self.fc(self.drop(self.global_pool(x))))
+
+
+def generate_regnet(w0: float, wa: float, wm: float, depth: int, group_size: int) -> tuple[list[int], list[int]]:
+    """timm's generate_regnet + adjust_widths_groups_comp (bottle ratio 1): per-stage widths and depths."""
+    widths_cont = [w0 + wa * i for i in range(depth)]
+    exps = [round(math.log(w / w0) / math.log(wm)) for w in widths_cont]
+    widths = [round(w0 * wm ** e / 8) * 8 for e in exps]
+    stage_widths, stage_depths = [], []
+    for w in widths:
+        if stage_widths and stage_widths[-1] == w:
+            stage_depths[-1] += 1
+        else:
+            stage_widths.append(w)
+            stage_depths.append(1)
+    groups = [min(group_size, w) for w in stage_widths]
+    stage_widths = [int(round(w / g) * g) for w, g in zip(stage_widths, groups)]
+    return stage_widths, stage_depths
+
+
+class RegNet(nn.Module):
+    """timm's RegNet: stem (3x3 stride 2, 32), stages s1..s4 from the generated widths, final_conv Identity, head."""
+
+    def __init__(self, w0: float, wa: float, wm: float, depth: int, group_size: int, se_ratio: float = 0.25,
+                 classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = ConvNormAct(3, 32, 3, stride=2)
+        widths, depths = generate_regnet(w0, wa, wm, depth, group_size)
+        previous = 32
+        for i, (width, blocks) in enumerate(zip(widths, depths)):
+            self.add_module(f"s{i + 1}", RegStage(blocks, previous, width, min(group_size, width), se_ratio))
+            previous = width
+        self.final_conv = nn.Identity()
+        self.head = ClassifierHead(previous, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.s4(self.s3(self.s2(self.s1(x))))
+        return self.head(self.final_conv(x))
+
+
+def regnety_016() -> RegNet:
+    return RegNet(48, 20.71, 2.65, 27, 24)
+
+
+def regnety_032() -> RegNet:
+    return RegNet(80, 42.63, 2.66, 21, 24)
+
+
+# ---------------------------------------------------------------------------------------------
 # Test helpers
 
 

@@ -34,6 +34,9 @@ class ResNetBlock(Block):
     replaced_position = 0
     """The body conv that the `conv` kind replaces and `attention_at: conv` follows (the strided 3x3)."""
     shortcut = True
+    attention_in_body: int | None = None
+    """Body conv after whose unit (conv, norm, act) the `attention` runs, inside the body (RegNetY's SE after its
+    3x3 conv); ``None``: where `attention_at` says."""
 
     def mid_channels(self, stage: StageParams) -> int:
         return stage.width if stage.width is not None else stage.out
@@ -90,7 +93,9 @@ class ResNetBlock(Block):
                 total = total.then(stage.attention.checked_infer(total.shape, at))
             if pool_stride > 1:
                 total = total.then(window_info(total.shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1))
-        if stage.attention is not None and stage.attention_at == "output":
+            if stage.attention is not None and position == self.attention_in_body:
+                total = total.then(stage.attention.checked_infer(total.shape, at))
+        if stage.attention is not None and stage.attention_at == "output" and self.attention_in_body is None:
             total = total.then(stage.attention.checked_infer(total.shape, at))
         if self.needs_projection(stage, x.channels, site.stride):
             shortcut = conv_info(x, ctx, out=stage.out, kernel=1, stride=site.stride, bias=site.bias, norm=site.norm)
@@ -128,8 +133,10 @@ class ResNetBlock(Block):
             if pool_stride > 1:
                 body.add_module("avd", nn.AvgPool2d(3, pool_stride, padding=1))
                 shape = window_info(shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1).shape
+            if stage.attention is not None and position == self.attention_in_body:
+                body.add_module("attention", stage.attention.checked_build(shape, at))
         attention = None
-        if stage.attention is not None and stage.attention_at == "output":
+        if stage.attention is not None and stage.attention_at == "output" and self.attention_in_body is None:
             attention = stage.attention.checked_build(shape, at)
         shortcut: nn.Module | None = None
         if self.needs_projection(stage, x.channels, site.stride):

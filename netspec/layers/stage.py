@@ -97,6 +97,8 @@ class Stage(Layer):
     MLP's hidden width = int(ratio x C) (default 4)"""
     kernel: OddInt | None = None
     """inverted: the depthwise conv's kernel (default 3); convnext: its depthwise conv's (default 7)"""
+    group_width: PositiveInt | None = None
+    """regnet: channels in each group of the 3x3 group conv (groups = width / group_width; default one group)"""
     ls_init: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
     """convnext: initial value of the layer scale gamma (default 1e-6; with `grn` none); 0: no layer scale"""
     grn: Flag = False
