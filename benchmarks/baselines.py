@@ -465,6 +465,8 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "efficientnet_b0": lambda: _from_tests("torchvision_mobilenets").EfficientNetB0(),  # torchvision's layout
     "deeplabv3_resnet50": lambda: _from_tests("network_references").DeepLabV3(),  # torchvision deeplabv3_resnet50
     "yolov8n_cbam": yolov8n_cbam,  # Ultralytics YOLOv8n layers 0-21, the official CBAM after SPPF
+    "convnext_tiny": lambda: _from_tests("timm_references").convnext_tiny(),  # timm convnext_tiny's layout
+    "regnety_016": lambda: _from_tests("timm_references").regnety_016(),  # timm regnety_016's layout
 }
 """specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
 

@@ -50,7 +50,8 @@ PARAM_DOCS: dict[str, str] = {
     "reduction": "reduction ratio r: the hidden layer has channels / r units",
     "block": "block type (a registered block): plain (two 3x3, no shortcut), basic (two 3x3), bottleneck (1x1, 3x3, "
              "1x1), inverted (MobileNet's inverted residual: 1x1 expansion, depthwise conv, linear 1x1 projection), "
-             "or a plugin's",
+             "fused (EfficientNetV2's Fused-MBConv), regnet (RegNet's group-width bottleneck), convnext (depthwise "
+             "7x7, LayerNorm, MLP, layer scale), or a plugin's",
     "depth": "number of blocks",
     "width": "channels inside each block; default out/4 for bottleneck, out otherwise; inverted: the expanded channels",
     "attention": "attention kind applied in each block before the residual addition (e.g. se, cbam); inverted: after "

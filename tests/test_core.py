@@ -68,6 +68,9 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
     # timm 1.0.31's regnety_016, regnety_032
     "regnety_016.yaml": (11_202_430, ["conv1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]),
     "regnety_032.yaml": (19_436_338, ["conv1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]),
+    # timm 1.0.31's tf_efficientnetv2_b0, tf_efficientnetv2_s
+    "efficientnetv2_b0.yaml": (7_139_704, ["conv1", *(f"stage{i}" for i in range(1, 7)), "conv2", "avgpool1", "linear1"]),
+    "efficientnetv2_s.yaml": (21_458_488, ["conv1", *(f"stage{i}" for i in range(1, 7)), "conv2", "avgpool1", "linear1"]),
 }
 GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml",
           "attention_unet.yaml", "unet_leejunhyun.yaml"}

@@ -76,7 +76,7 @@ def test_wrong_types_and_ranges_are_all_reported() -> None:
     assert by_path["layers[2].dropout.p"][:2] == (5, 18)
     assert "less than or equal to 1" in by_path["layers[2].dropout.p"][2]
     assert by_path["layers[3].stage.block"][:2] == (6, 29)
-    assert "input should be 'plain', 'basic', 'bottleneck', 'inverted', 'regnet' or 'convnext'" in by_path["layers[3].stage.block"][2]
+    assert "input should be 'plain', 'basic', 'bottleneck', 'inverted', 'fused', 'regnet' or 'convnext'" in by_path["layers[3].stage.block"][2]
 
 
 def test_missing_required_field_points_at_the_layer() -> None:

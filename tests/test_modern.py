@@ -98,7 +98,7 @@ def test_attention_in_a_convnext_block_runs_after_the_mlp_before_the_layer_scale
     ("{block: convnext, out: 16, stride: 2}", "stride", "keeps its input's size"),
     ("{block: convnext, out: 32}", "out", "must equal the stage's input channels (16)"),
     ("{block: convnext, out: 16, norm: batch}", "norm", "set `norm: layer`"),
-    ("{block: convnext, out: 16, groups: 2}", "groups", "only for block: plain, basic, bottleneck"),
+    ("{block: convnext, out: 16, groups: 2}", "groups", "only for block: plain, basic or bottleneck"),
     ("{block: basic, out: 16, grn: true}", "grn", "only for block: convnext"),
     ("{block: convnext, out: 16, ls_init: -1.0}", "ls_init", "greater than or equal to 0"),
 ])
@@ -155,3 +155,79 @@ def test_regnet_groups_are_group_width_channels_each() -> None:
         netspec.summary(netspec.loads(spec.to_yaml().replace("group_width: 4", "group_width: 5")))
     with pytest.raises(netspec.SpecError, match=r"stage.avd: only for block: plain, basic or bottleneck \(block: regnet does not use it\)"):
         netspec.summary(netspec.loads(spec.to_yaml().replace("group_width: 4", "group_width: 4, avd: true")))
+
+
+# --- EfficientNetV2 (TF port): Fused-MBConv, padding: same ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnetv2_b0", "tf_efficientnetv2_s"])
+def test_efficientnetv2_computes_what_timms_tf_port_computes(name: str) -> None:
+    file = SPECS / f"{name.removeprefix('tf_')}.yaml"
+    assert netspec.summary(file).params == {"tf_efficientnetv2_b0": 7_139_704, "tf_efficientnetv2_s": 21_458_488}[name]
+    model = compare(file, getattr(timm_ref, name)(), size=35)  # odd sizes: TF's SAME pads strided convs unevenly
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.eps == 1e-3 for m in norms)
+    assert type(model.conv1.conv).__name__ == "Conv2dSame" and type(model.stage2.block2.block[0].conv) is torch.nn.Conv2d
+
+
+def test_same_padding_is_tensorflows() -> None:
+    spec = netspec.loads("input: {channels: 2, size: [7, 8]}\nlayers:\n"
+                         "  - conv: {out: 3, kernel: 3, stride: 2, padding: same, norm: none, act: none}\n"
+                         "  - conv: {out: 3, kernel: 5, padding: same, norm: none, act: none}\n"
+                         "  - stage: {block: fused, out: 4, expand: 2, stride: 2, padding: same}\n")
+    summary = netspec.summary(spec)
+    assert [row.info.shape.dims() for row in summary.rows] == [(3, 4, 4), (3, 4, 4), (4, 2, 2)]
+    model = netspec.build(spec, seed=0).eval()
+    x = torch.randn(1, 2, 7, 8)
+    first = model.conv1.conv
+    with torch.no_grad():  # 7 rows, 4 out at stride 2: 2 pad rows, 1 each side; 8 columns: 1, at the right
+        expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 1, 1, 1)), first.weight, first.bias, 2)
+        torch.testing.assert_close(model.conv1(x), expected)
+    assert model.conv2.conv.padding == (2, 2)  # stride 1: TF's SAME is symmetric, a static padding
+    assert netspec.summary(spec).params == sum(p.numel() for p in model.parameters())
+
+
+def test_fused_block_is_one_full_conv_then_a_projection_or_a_single_conv_at_expand_1() -> None:
+    spec = netspec.loads("input: {channels: 8, size: 8}\nlayers:\n"
+                         "  - stage: {block: fused, out: 8, depth: 2, attention: {se: {reduction: 4, base: block_input}}}\n"
+                         "  - stage: {block: fused, out: 8, expand: 1}\n"
+                         "  - stage: {block: fused, out: 16, expand: 1, kernel: 5, stride: 2}\n")
+    model = netspec.build(spec, seed=0).eval()
+    block = model.stage1.block1
+    assert [type(m).__name__ for m in block.block] == ["ConvNormAct", "SqueezeExcite", "ConvNormAct"]
+    assert block.block[0].conv.weight.shape == (32, 8, 3, 3) and block.block[0].conv.groups == 1
+    assert block.block[1].fc1.out_channels == 2 and not hasattr(block.block[2], "act") and block.residual
+    single = model.stage2.block1
+    assert len(single.block) == 1 and single.block[0].conv.weight.shape == (8, 8, 3, 3) and single.residual
+    assert hasattr(single.block[0], "act")  # timm's ConvBnAct: the conv keeps its act
+    strided = model.stage3.block1
+    assert strided.block[0].conv.weight.shape == (16, 8, 5, 5) and not strided.residual
+    assert netspec.summary(spec).params == sum(p.numel() for p in model.parameters())
+    x = torch.randn(1, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(single(x), single.block(x) + x)
+
+
+@pytest.mark.parametrize(("stage", "where", "message"), [
+    ("{block: fused, out: 8, expand: 2, width: 16}", "expand", "not both"),
+    ("{block: fused, out: 8, groups: 2}", "groups", "only for block: plain, basic or bottleneck"),
+    ("{block: basic, out: 8, padding: same}", "padding", "only for block: inverted or fused"),
+    ("{block: fused, out: 8, padding: valid}", "padding", "input should be 'same'"),
+])
+def test_bad_fused_stages_are_located_errors(stage: str, where: str, message: str) -> None:
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(netspec.loads(f"input: {{channels: 8, size: 8}}\nlayers:\n  - stage: {stage}\n"))
+    problems = [str(p) for p in caught.value.problems]
+    assert any(f"layers[0].stage.{where}: " in p and message in p for p in problems), problems
+
+
+def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.CaptureFixture[str]) -> None:
+    from netspec.cli import main
+
+    assert main(["blocks"]) == 0
+    listing = capsys.readouterr().out.split("stage blocks (`stage: {block: NAME}`)")[1]
+    lines = {line.split(":")[0].strip(): line for line in listing.splitlines()[1:]}
+    assert list(lines) == ["plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convnext"]
+    assert lines["convnext"].endswith("params: attention, expand, grn, kernel, ls_init")
+    assert lines["regnet"].endswith("params: attention, group_width, width")
+    assert "Radosavovic" in lines["regnet"] and "EfficientNetV2" in lines["fused"]

@@ -838,7 +838,7 @@ def test_a_registered_blocks_options_and_mistakes_are_located_errors(clean_block
     with pytest.raises(netspec.SpecError) as caught:
         netspec.summary(netspec.loads(BLOCK_SPEC.replace("attention: se", "groups: 2")))
     [problem] = [str(p) for p in caught.value.problems]
-    assert problem.startswith("4:79: layers[1].stage.groups: only for block: plain, basic, bottleneck")
+    assert problem.startswith("4:79: layers[1].stage.groups: only for block: plain, basic or bottleneck")
     assert problem.endswith(" (block: ext_pointwise_block does not use it)")
     with pytest.raises(netspec.SpecError) as caught:
         netspec.loads(BLOCK_SPEC.replace("block: ext_pointwise_block", "block: ext_pointwise_blok"))

@@ -293,6 +293,147 @@ def regnety_032() -> RegNet:
 
 
 # ---------------------------------------------------------------------------------------------
+# EfficientNetV2, TensorFlow port (timm/models/efficientnet.py tf_efficientnetv2_*; _efficientnet_blocks.py
+# ConvBnAct, EdgeResidual, InvertedResidual, SqueezeExcite; layers/padding.py, layers/conv2d_same.py)
+
+TF_BN_EPS = 1e-3
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> int:
+    return max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+
+
+class Conv2dSame(nn.Conv2d):
+    """timm's Conv2dSame: pads each input as TensorFlow's SAME (the odd pixel right/bottom), then convolves."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h = _same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        pad_w = _same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def tf_conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """timm's create_conv2d(padding='same'): static symmetric padding at stride 1, else Conv2dSame."""
+    if stride == 1:
+        return nn.Conv2d(cin, cout, kernel, padding=(kernel - 1) // 2, groups=groups, bias=False)
+    return Conv2dSame(cin, cout, kernel, stride=stride, groups=groups, bias=False)
+
+
+def tf_bn(channels: int, act: bool = True) -> BatchNormAct2d:
+    return BatchNormAct2d(channels, act=act, eps=TF_BN_EPS, act_layer=nn.SiLU)
+
+
+class ConvBnAct(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and cin == cout
+        self.conv = tf_conv(cin, cout, 3, stride)
+        self.bn1 = tf_bn(cout)
+        self.aa = nn.Identity()
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.aa(self.bn1(self.conv(x)))
+        return self.drop_path(y) + x if self.has_skip else y
+
+
+class EdgeResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and cin == cout
+        mid = cin * expand
+        self.conv_exp = tf_conv(cin, mid, 3, stride)
+        self.bn1 = tf_bn(mid)
+        self.aa = nn.Identity()
+        self.se = nn.Identity()
+        self.conv_pwl = tf_conv(mid, cout, 1)
+        self.bn2 = tf_bn(cout, act=False)
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv_pwl(self.se(self.aa(self.bn1(self.conv_exp(x))))))
+        return self.drop_path(y) + x if self.has_skip else y
+
+
+class SqueezeExcite(nn.Module):
+    """timm's efficientnet SqueezeExcite: rd = block input * 0.25, SiLU, sigmoid gate."""
+
+    def __init__(self, channels: int, rd_channels: int) -> None:
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(channels, rd_channels, 1, bias=True)
+        self.act1 = nn.SiLU(inplace=True)
+        self.conv_expand = nn.Conv2d(rd_channels, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_se = self.conv_expand(self.act1(self.conv_reduce(x.mean((2, 3), keepdim=True))))
+        return x * self.gate(x_se)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and cin == cout
+        mid = cin * expand
+        self.conv_pw = tf_conv(cin, mid, 1)
+        self.bn1 = tf_bn(mid)
+        self.conv_dw = tf_conv(mid, mid, 3, stride, groups=mid)
+        self.bn2 = tf_bn(mid)
+        self.aa = nn.Identity()
+        self.se = SqueezeExcite(mid, cin // 4)
+        self.conv_pwl = tf_conv(mid, cout, 1)
+        self.bn3 = tf_bn(cout, act=False)
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
+        y = self.bn3(self.conv_pwl(self.se(self.aa(y))))
+        return self.drop_path(y) + x if self.has_skip else y
+
+
+class EfficientNetV2(nn.Module):
+    """timm's EfficientNet built from a V2 arch: stem, blocks (one Sequential per arch row), head conv, pool, fc.
+
+    ``stages``: (block type "cn" | "er" | "ir", repeats, stride, expand, out channels), SE 0.25 on "ir" rows.
+    """
+
+    BLOCKS = {"cn": lambda cin, cout, stride, e: ConvBnAct(cin, cout, stride), "er": EdgeResidual,
+              "ir": InvertedResidual}
+
+    def __init__(self, stem: int, stages: list[tuple[str, int, int, int, int]], classes: int = 1000) -> None:
+        super().__init__()
+        self.conv_stem = tf_conv(3, stem, 3, 2)
+        self.bn1 = tf_bn(stem)
+        rows, previous = [], stem
+        for kind, repeats, stride, expand, out in stages:
+            row = []
+            for i in range(repeats):
+                row.append(self.BLOCKS[kind](previous, out, stride if i == 0 else 1, expand))
+                previous = out
+            rows.append(nn.Sequential(*row))
+        self.blocks = nn.Sequential(*rows)
+        self.conv_head = tf_conv(previous, 1280, 1)
+        self.bn2 = tf_bn(1280)
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.classifier = nn.Linear(1280, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))
+        return self.classifier(self.global_pool(x))
+
+
+def tf_efficientnetv2_b0() -> EfficientNetV2:
+    return EfficientNetV2(32, [("cn", 1, 1, 1, 16), ("er", 2, 2, 4, 32), ("er", 2, 2, 4, 48), ("ir", 3, 2, 4, 96),
+                               ("ir", 5, 1, 6, 112), ("ir", 8, 2, 6, 192)])
+
+
+def tf_efficientnetv2_s() -> EfficientNetV2:
+    return EfficientNetV2(24, [("cn", 2, 1, 1, 24), ("er", 4, 2, 4, 48), ("er", 4, 2, 4, 64), ("ir", 6, 2, 4, 128),
+                               ("ir", 9, 1, 6, 160), ("ir", 15, 2, 6, 256)])
+
+
+# ---------------------------------------------------------------------------------------------
 # Test helpers
 
 

@@ -8,7 +8,7 @@ import importlib
 
 from netspec.blocks.base import BLOCKS, Block, Site, block_names, register_block, unregister_block
 
-BUILTIN = ("plain", "basic", "bottleneck", "inverted", "regnet", "convnext")
+BUILTIN = ("plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convnext")
 """The built-in blocks in the order the schema and error messages list them."""
 
 for _name in BUILTIN:

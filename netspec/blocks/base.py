@@ -54,6 +54,8 @@ class Block:
     paper: ClassVar[str] = ""
     options: ClassVar[frozenset[str]] = frozenset()
     """Stage params this block reads besides :data:`COMMON`; a stage that sets another one is an error."""
+    explained: ClassVar[frozenset[str]] = frozenset()
+    """Stage params the block rejects with a message of its own (in ``check``) instead of the generic one."""
 
     def check(self, stage: StageParams, ctx: "Context") -> None:
         """Report stage params this block cannot use (once per stage) on ``ctx``."""

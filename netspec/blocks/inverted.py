@@ -37,6 +37,11 @@ def expanded_channels(stage: StageParams, in_channels: int) -> int:
     return max(int(round(in_channels * ratio)), 1)
 
 
+def block_padding(stage: StageParams, kernel: int) -> int | str:
+    """A k x k conv's padding: (k - 1) // 2, or TensorFlow's SAME with the stage's `padding: same`."""
+    return "same" if stage.padding == "same" else same_padding(kernel)
+
+
 def check_expansion(stage: StageParams, ctx: Context) -> None:
     """`expand` and `width` are two ways to give the expanded width: one at most."""
     if stage.expand is not None and stage.width is not None:
@@ -49,7 +54,8 @@ class Inverted(Block):
 
     name = "inverted"
     paper = "Sandler et al. MobileNetV2: Inverted Residuals and Linear Bottlenecks. CVPR 2018 (arXiv:1801.04381)"
-    options = frozenset({"width", "expand", "kernel", "attention", "groups", "conv"})
+    options = frozenset({"width", "expand", "kernel", "attention", "padding"})
+    explained = frozenset({"groups", "conv"})
 
     def plan(self, stage: StageParams, in_channels: int, stride: int) -> list[tuple[str, dict[str, Any]]]:
         """The convs of one block: ("expand" | "depthwise" | "project", conv params); attention after depthwise."""
@@ -58,7 +64,8 @@ class Inverted(Block):
         plan: list[tuple[str, dict[str, Any]]] = []
         if mid != in_channels:
             plan.append(("expand", dict(out=mid, kernel=1, stride=1, padding=0, groups=1)))
-        plan.append(("depthwise", dict(out=mid, kernel=kernel, stride=stride, padding=same_padding(kernel), groups=mid)))
+        plan.append(("depthwise", dict(out=mid, kernel=kernel, stride=stride, padding=block_padding(stage, kernel),
+                                       groups=mid)))
         plan.append(("project", dict(out=stage.out, kernel=1, stride=1, padding=0, groups=1)))
         return plan
 

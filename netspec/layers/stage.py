@@ -93,10 +93,14 @@ class Stage(Layer):
     """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
     before its norm (`conv`: the official SimAM ResNets)"""
     expand: Ratio | None = None
-    """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`); convnext: the
-    MLP's hidden width = int(ratio x C) (default 4)"""
+    """inverted, fused: expanded channels = round(ratio x the block's input) (inverted: default 6, fused: 4; or give
+    `width`); convnext: the MLP's hidden width = int(ratio x C) (default 4)"""
     kernel: OddInt | None = None
-    """inverted: the depthwise conv's kernel (default 3); convnext: its depthwise conv's (default 7)"""
+    """inverted: the depthwise conv's kernel (default 3); fused: the expansion conv's (default 3); convnext: its
+    depthwise conv's (default 7)"""
+    padding: Literal["same"] | None = None
+    """inverted, fused: `same` pads the k x k convs as TensorFlow's SAME (ceil(size / stride) out, the odd pixel
+    right/bottom: timm's tf_ EfficientNets); default (k - 1) // 2 on each side"""
     group_width: PositiveInt | None = None
     """regnet: channels in each group of the 3x3 group conv (groups = width / group_width; default one group)"""
     ls_init: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
@@ -120,7 +124,7 @@ class Stage(Layer):
         """A param set away from its default that the block does not read is an error naming the blocks that do."""
         block = BLOCKS[self.block]
         fields = type(self).model_fields
-        for name in sorted(self.model_fields_set - COMMON - block.options, key=list(fields).index):
+        for name in sorted(self.model_fields_set - COMMON - block.options - block.explained, key=list(fields).index):
             if getattr(self, name) != fields[name].get_default(call_default_factory=True):
                 users = users_of(name)
                 needs = (", ".join(users[:-1]) + " or " if len(users) > 1 else "") + users[-1] if users else "another block"
