@@ -871,3 +871,30 @@ def test_a_block_name_is_registered_once(clean_blocks: None) -> None:
         register_block(Again)
     with pytest.raises(TypeError, match="expects a netspec Block subclass"):
         register_block(int)  # type: ignore[type-var]
+
+
+def test_a_plugin_file_registers_a_block_and_one_that_fails_leaves_none(clean_blocks: None, tmp_path: Path) -> None:
+    from netspec.blocks import BLOCKS
+    from netspec.registry import PluginError, load_plugin
+
+    body = textwrap.dedent("""
+        from netspec.blocks import register_block
+        from netspec.blocks.basic import Basic
+
+        @register_block
+        class Twin(Basic):
+            '''The basic block under another name.'''
+            name = "ext_twin_block"
+    """)
+    good = tmp_path / "twin_block.py"
+    good.write_text(body)
+    load_plugin(str(good))
+    spec = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - stage: {block: ext_twin_block, out: 8}\n")
+    basic = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - stage: {block: basic, out: 8}\n")
+    assert netspec.summary(spec).params == netspec.summary(basic).params
+    del BLOCKS["ext_twin_block"]
+    bad = tmp_path / "broken_block.py"
+    bad.write_text(body + "\nraise RuntimeError('half way')\n")
+    with pytest.raises(PluginError, match="half way"):
+        load_plugin(str(bad))
+    assert "ext_twin_block" not in BLOCKS
