@@ -489,6 +489,8 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
     "yolov8n_cbam": yolov8n_cbam,  # Ultralytics YOLOv8n detector, the official CBAM after SPPF
     "yolov8n": lambda: UltralyticsDetector("yolov8"),  # Ultralytics 8.4 yolov8n.yaml
     "yolo11n": lambda: UltralyticsDetector("yolo11"),  # Ultralytics 8.4 yolo11n.yaml
+    "convnext_tiny": lambda: _from_tests("timm_references").convnext_tiny(),  # timm convnext_tiny's layout
+    "regnety_016": lambda: _from_tests("timm_references").regnety_016(),  # timm regnety_016's layout
 }
 """specs/NAME.yaml -> its twin written with torch modules; adding a pair is one entry here."""
 

@@ -202,6 +202,14 @@ def cmd_blocks(args: argparse.Namespace) -> int:
           "outputs}}`, its entries named <instance>_<entry>; see the README's define/repeat section")
     print("every entry also takes, beside its kind: name (a name others refer to) and from (what it reads: an "
           "earlier entry, `input`, or a list for merges); see the README's graphs section")
+    from netspec.blocks import BLOCKS, block_names
+    from netspec.blocks.base import COMMON
+
+    print("stage blocks (`stage: {block: NAME}`), each reading out, depth, stride, norm, act and its own params:")
+    for name in block_names():
+        block = BLOCKS[name]
+        options = ", ".join(sorted(block.options - COMMON)) or "none"
+        print(f"  {name}: {block.describe()}" + (f" ({block.paper})" if block.paper else "") + f"; params: {options}")
     return 0
 
 

@@ -24,6 +24,7 @@ NORMS: dict[str, NormRule] = {
     "batch": NormRule("BatchNorm2d", 2),
     "instance": NormRule("InstanceNorm2d", 2, {"affine": True}, min_pixels=2),
     "none": NormRule(None, 0),
+    "layer": NormRule("LayerNorm2d", 2, {"eps": 1e-6}),  # over the channels at each position (ConvNeXt, timm's eps)
 }
 
 ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -65,10 +66,13 @@ def norm_problem(name: str, height: int | None, width: int | None) -> str | None
 def make_norm(name: str, channels: int) -> "nn.Module":
     from torch import nn
 
+    from netspec.modules import norm
+
     rule = NORMS[name]
     if rule.module is None:
         return nn.Identity()
-    return getattr(nn, rule.module)(channels, **rule.kwargs)
+    module = getattr(nn, rule.module, None) or getattr(norm, rule.module)  # torch's own, else netspec's (LayerNorm2d)
+    return module(channels, **rule.kwargs)
 
 
 def make_act(name: str) -> "nn.Module":

@@ -237,13 +237,21 @@ def _register_loaded(loaded: Any) -> None:
     raise PluginError(f"names {loaded!r}, expected a module or a netspec.Layer subclass")
 
 
+def _blocks() -> dict[str, Any]:
+    from netspec.blocks.base import BLOCKS
+
+    return BLOCKS
+
+
 def _load_entry_point(entry: Any, *, warn: bool) -> None:
-    before = set(dict.keys(KINDS))
+    before, blocks_before = set(dict.keys(KINDS)), set(_blocks())
     try:
         _register_loaded(_guarded(entry.load))
     except PluginError as error:
         for kind in set(dict.keys(KINDS)) - before:  # half-registered: none of its kinds is usable
             dict.pop(KINDS, kind, None)
+        for block in set(_blocks()) - blocks_before:  # nor its stage blocks
+            _blocks().pop(block, None)
         _fail(entry.name, str(error), _where(entry), warn=warn)
         return
 
@@ -277,12 +285,14 @@ def load_plugin(name: str) -> list[str]:
         return importlib.import_module(name)
 
     with _lock:
-        before = set(dict.keys(KINDS))
+        before, blocks_before = set(dict.keys(KINDS)), set(_blocks())
         try:
             _guarded(load)
         except PluginError as error:
             for kind in set(dict.keys(KINDS)) - before:
                 dict.pop(KINDS, kind, None)
+            for block in set(_blocks()) - blocks_before:
+                _blocks().pop(block, None)
             raise PluginError(f"plugin {name!r} could not be loaded: {error}") from None
         return sorted(set(dict.keys(KINDS)) - before)
 

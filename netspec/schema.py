@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel
 
+from netspec.blocks.base import builtin_blocks_only
 from netspec.layers.base import entry_fields
 from netspec.registry import KINDS, PluginWarning, is_builtin
 from netspec.scaling import scaled_fields
@@ -48,8 +49,10 @@ PARAM_DOCS: dict[str, str] = {
     "norm": "normalisation after each conv (default: the spec's `defaults.norm`)",
     "act": "activation after each conv (default: the spec's `defaults.act`)",
     "reduction": "reduction ratio r: the hidden layer has channels / r units",
-    "block": "block type: plain (two 3x3, no shortcut), basic (two 3x3), bottleneck (1x1, 3x3, 1x1) or inverted "
-             "(MobileNet's inverted residual: 1x1 expansion, depthwise conv, linear 1x1 projection)",
+    "block": "block type (a registered block): plain (two 3x3, no shortcut), basic (two 3x3), bottleneck (1x1, 3x3, "
+             "1x1), inverted (MobileNet's inverted residual: 1x1 expansion, depthwise conv, linear 1x1 projection), "
+             "fused (EfficientNetV2's Fused-MBConv), regnet (RegNet's group-width bottleneck), convnext (depthwise "
+             "7x7, LayerNorm, MLP, layer scale), or a plugin's",
     "depth": "number of blocks",
     "width": "channels inside each block; default out/4 for bottleneck, out otherwise; inverted: the expanded channels",
     "attention": "attention kind applied in each block before the residual addition (e.g. se, cbam); inverted: after "
@@ -64,10 +67,16 @@ _SCALED_NOTE = {"channels": "; multiplied by `scale.width`", "depth": "; multipl
 
 
 def spec_schema(kinds: Mapping[str, "type[Layer]"] | None = None) -> dict[str, Any]:
-    """The JSON Schema (draft-07) of a spec whose layers may be any of ``kinds`` (default: every registered kind)."""
+    """The JSON Schema (draft-07) of a spec whose layers may be any of ``kinds`` (default: every registered kind);
+    a stage's `block` lists the registered blocks (only the built-in ones when every kind given is built in)."""
+    chosen = dict(sorted((KINDS if kinds is None else kinds).items()))
+    with builtin_blocks_only(kinds is not None and all(is_builtin(cls) for cls in chosen.values())):
+        return _spec_schema(chosen)
+
+
+def _spec_schema(chosen: dict[str, "type[Layer]"]) -> dict[str, Any]:
     from netspec.spec import Spec
 
-    chosen = dict(sorted((KINDS if kinds is None else kinds).items()))
     schema = _model_schema(Spec, "")
     definitions: dict[str, Any] = schema.pop("definitions")
     definitions.pop("Layer", None)

@@ -34,6 +34,8 @@ def test_whole_network_matches_published_parameter_count(file: str, expected: in
 RESNET_CHILDREN = ["conv1", "maxpool1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]
 NONLOCAL_CHILDREN = ["conv1", "maxpool1", "stage1", "stage2", "nonlocal1", "stage3", "nonlocal2", "stage4", "nonlocal3",
                      "stage5", "nonlocal4", "stage6", "nonlocal5", "stage7", "avgpool1", "linear1"]
+CONVNEXT_CHILDREN = ["conv1", "stage1", "layernorm1", "conv2", "stage2", "layernorm2", "conv3", "stage3", "layernorm3",
+                     "conv4", "stage4", "avgpool1", "layernorm4", "linear1"]
 SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequential's children, as before graphs
     "cbam_resnet50.yaml": (28_089_624, RESNET_CHILDREN),
     "eca_resnet50.yaml": (25_557_118, RESNET_CHILDREN),
@@ -58,6 +60,17 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
                                             "linear1", "dropout1", "linear2"]),
     "efficientnet_b0.yaml": (5_288_548, ["conv1", *(f"stage{i}" for i in range(1, 8)), "conv2", "avgpool1",
                                          "dropout1", "linear1"]),
+    # timm 1.0.31's convnext_atto, convnext_tiny, convnextv2_tiny; ConvNeXt-T + one CBAM per block (tests/test_modern.py)
+    "convnext_atto.yaml": (3_695_520, CONVNEXT_CHILDREN),
+    "convnext_tiny.yaml": (28_589_128, CONVNEXT_CHILDREN),
+    "convnextv2_tiny.yaml": (28_635_496, CONVNEXT_CHILDREN),
+    "convnext_tiny_cbam.yaml": (29_002_318, CONVNEXT_CHILDREN),
+    # timm 1.0.31's regnety_016, regnety_032
+    "regnety_016.yaml": (11_202_430, ["conv1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]),
+    "regnety_032.yaml": (19_436_338, ["conv1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]),
+    # timm 1.0.31's tf_efficientnetv2_b0, tf_efficientnetv2_s
+    "efficientnetv2_b0.yaml": (7_139_704, ["conv1", *(f"stage{i}" for i in range(1, 7)), "conv2", "avgpool1", "linear1"]),
+    "efficientnetv2_s.yaml": (21_458_488, ["conv1", *(f"stage{i}" for i in range(1, 7)), "conv2", "avgpool1", "linear1"]),
 }
 GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml",
           "yolov8n.yaml", "yolo11n.yaml", "yolov5n.yaml", "yolo11n_ca.yaml", "yolov8n_seg.yaml", "yolo11n_seg.yaml",

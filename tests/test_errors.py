@@ -76,7 +76,7 @@ def test_wrong_types_and_ranges_are_all_reported() -> None:
     assert by_path["layers[2].dropout.p"][:2] == (5, 18)
     assert "less than or equal to 1" in by_path["layers[2].dropout.p"][2]
     assert by_path["layers[3].stage.block"][:2] == (6, 29)
-    assert "'plain', 'basic', 'bottleneck' or 'inverted'" in by_path["layers[3].stage.block"][2]
+    assert "input should be 'plain', 'basic', 'bottleneck', 'inverted', 'fused', 'regnet' or 'convnext'" in by_path["layers[3].stage.block"][2]
 
 
 def test_missing_required_field_points_at_the_layer() -> None:
@@ -237,7 +237,7 @@ def test_an_unclosed_bracket_is_located_where_it_was_opened(text: str, expected:
         ("conv: {out_channels: 8}", "layers[0].conv.out_channels: unknown field 'out_channels' (did you mean 'out'?)"),
         ("conv: {out: 8, kernel_size: 3}", "unknown field 'kernel_size' (did you mean 'kernel'?)"),
         ("stage: {out: 8, attention: sqeeze}", "layers[0].stage.attention.sqeeze: unknown kind 'sqeeze'; an attention "
-         "kind is one of bam, cam, cbam, coord, danet, eca, ese, gc, ge, nonlocal, pam, se, simam, sk, "
+         "kind is one of bam, cam, cbam, coord, danet, eca, ese, gc, ge, nonlocal, pam, psa, se, simam, sk, "
          "splat, triplet"),
         ("stage: {out: 8, attention: SE}", "unknown kind 'SE' (did you mean 'se'?)"),
         ("stage: {out: 8, attention: non_local}", "unknown kind 'non_local' (did you mean 'nonlocal'?)"),

@@ -250,7 +250,7 @@ def test_drop_path_counts_blocks_across_stages_and_round_trips() -> None:
     ("{block: inverted, out: 8, expand: 2, width: 16}", "expand", "not both"),
     ("{block: inverted, out: 8, groups: 2}", "groups", "depthwise"),
     ("{block: inverted, out: 8, conv: sk}", "conv", "no conv to replace"),
-    ("{block: inverted, out: 8, dilation: 2}", "dilation", "needs block: bottleneck"),
+    ("{block: inverted, out: 8, dilation: 2}", "dilation", "only for block: bottleneck"),
     ("{block: bottleneck, out: 8, kernel: 5}", "kernel", "only for block: inverted"),
     ("{block: basic, out: 8, expand: 4}", "expand", "only for block: inverted"),
     ("{block: inverted, out: 8, expand: 0}", "expand", "greater than 0"),

@@ -187,7 +187,8 @@ def test_benchmark_resnet50_is_resnet50(baselines) -> None:  # noqa: ANN001
 
 
 NETWORK_PAIRS = ["resnet50", "se_resnet50", "eca_resnet50", "cbam_resnet50", "sknet50", "mobilenet_v3_large",
-                 "efficientnet_b0", "deeplabv3_resnet50", "yolov8n_cbam", "yolov8n", "yolo11n"]
+                 "efficientnet_b0", "deeplabv3_resnet50", "yolov8n_cbam", "yolov8n", "yolo11n", "convnext_tiny",
+                 "regnety_016"]
 
 
 def test_every_network_twin_is_checked(baselines) -> None:  # noqa: ANN001

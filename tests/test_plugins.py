@@ -754,3 +754,147 @@ def test_with_the_example_plugin_installed_check_imports_no_torch(tmp_path: Path
     lines = result.stdout.splitlines()
     assert lines[0].startswith("specs/resnet50.yaml: ok") and lines[1] == "0 False False"
     assert lines[2].startswith(f"{simam}: ok") and lines[3] == "0 False True"  # the plugin imports torch lazily
+
+
+# -- a block registered from user code ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_blocks(clean_registry: None) -> Iterator[None]:
+    from netspec.blocks import BLOCKS
+
+    blocks = dict(BLOCKS)
+    yield
+    BLOCKS.clear()
+    BLOCKS.update(blocks)
+
+
+def _pointwise_block() -> type:
+    """A plugin block in one class: 1x1 conv + norm + act, then the stage's attention, plus the input when it fits."""
+    from netspec.blocks import Block, register_block
+    from netspec.layers.conv import conv_info
+
+    class PointwiseResidual(torch.nn.Module):
+        def __init__(self, body: torch.nn.Module, attention: torch.nn.Module | None, residual: bool) -> None:
+            super().__init__()
+            self.body, self.attention, self.residual = body, attention or torch.nn.Identity(), residual
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.attention(self.body(x))
+            return y + x if self.residual else y
+
+    @register_block
+    class Pointwise(Block):
+        """1x1 conv + norm + act at the block's stride, the attention, and the input added when the shape is kept."""
+
+        name = "ext_pointwise_block"
+        options = frozenset({"attention"})
+
+        def infer(self, stage: Any, x: Shape, ctx: Context, site: Any) -> LayerInfo:
+            info = conv_info(x, ctx, out=stage.out, kernel=1, stride=site.stride, norm=site.norm, bias=site.bias)
+            if stage.attention is not None:
+                info = info.then(stage.attention.infer(info.shape, ctx.at("attention", stage.attention.kind)))
+            return info
+
+        def build(self, stage: Any, x: Shape, ctx: Context, site: Any) -> torch.nn.Module:
+            from netspec.modules.conv import ConvNormAct
+
+            body = ConvNormAct(x.channels, stage.out, kernel=1, stride=site.stride, bias=site.bias, norm=site.norm,
+                               act=site.act)
+            attention = stage.attention.build(Shape(stage.out), ctx) if stage.attention is not None else None
+            return PointwiseResidual(body, attention, site.stride == 1 and x.channels == stage.out)
+
+    return Pointwise
+
+
+BLOCK_SPEC = """\
+input: {channels: 3, size: 8}
+layers:
+  - conv: {out: 8}
+  - stage: {block: ext_pointwise_block, out: 16, depth: 3, stride: 2, attention: se}
+"""
+
+
+def test_a_registered_block_works_in_yaml_summary_build_and_schema(clean_blocks: None) -> None:
+    _pointwise_block()
+    spec = netspec.loads(BLOCK_SPEC)
+    summary = netspec.summary(spec)
+    model = netspec.build(spec, seed=0)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    # block 1: 8 -> 16 at stride 2 (conv 128 + BN 32 + SE 16*1*2 + 1 + 16); blocks 2 and 3: 16 -> 16 (256 + 32 + 49)
+    assert summary.params - 8 * 3 * 9 - 16 == 128 + 32 + 49 + 2 * (256 + 32 + 49)
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 16, 4, 4)
+    stage = model[1]
+    assert [type(b).__name__ for b in stage] == ["PointwiseResidual"] * 3
+    assert [b.residual for b in stage] == [False, True, True]
+    schema = spec_schema()
+    assert "ext_pointwise_block" in schema["definitions"]["kind.stage"]["properties"]["block"]["enum"]
+    assert "ext_pointwise_block" not in spec_schema(builtin_kinds())["definitions"]["kind.stage"]["properties"]["block"]["enum"]
+    jsonschema.validate(yaml.safe_load(BLOCK_SPEC), schema)
+
+
+def test_a_registered_blocks_options_and_mistakes_are_located_errors(clean_blocks: None) -> None:
+    _pointwise_block()
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(netspec.loads(BLOCK_SPEC.replace("attention: se", "groups: 2")))
+    [problem] = [str(p) for p in caught.value.problems]
+    assert problem.startswith("4:79: layers[1].stage.groups: only for block: plain, basic or bottleneck")
+    assert problem.endswith(" (block: ext_pointwise_block does not use it)")
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.loads(BLOCK_SPEC.replace("block: ext_pointwise_block", "block: ext_pointwise_blok"))
+    message = str(caught.value.problems[0])
+    assert "layers[1].stage.block" in message and "'ext_pointwise_block'" in message
+    assert "(did you mean 'ext_pointwise_block'?)" in message
+
+
+def test_a_plugin_blocks_own_bug_is_a_located_problem_naming_it(clean_blocks: None) -> None:
+    block = _pointwise_block()
+
+    def broken(self: Any, stage: Any, x: Shape, ctx: Context, site: Any) -> LayerInfo:
+        raise ZeroDivisionError("division by zero")
+
+    block.infer = broken  # type: ignore[method-assign]
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(netspec.loads(BLOCK_SPEC))
+    [problem] = caught.value.problems
+    assert str(problem).endswith("layers[1].stage: the plugin block 'ext_pointwise_block' "
+                                 f"({__name__}): its shape rule failed: ZeroDivisionError: division by zero")
+
+
+def test_a_block_name_is_registered_once(clean_blocks: None) -> None:
+    from netspec.blocks import Block, register_block
+
+    class Again(Block):
+        name = "bottleneck"
+
+    with pytest.raises(ValueError, match="block 'bottleneck' is already registered by netspec.blocks.bottleneck"):
+        register_block(Again)
+    with pytest.raises(TypeError, match="expects a netspec Block subclass"):
+        register_block(int)  # type: ignore[type-var]
+
+
+def test_a_plugin_file_registers_a_block_and_one_that_fails_leaves_none(clean_blocks: None, tmp_path: Path) -> None:
+    from netspec.blocks import BLOCKS
+    from netspec.registry import PluginError, load_plugin
+
+    body = textwrap.dedent("""
+        from netspec.blocks import register_block
+        from netspec.blocks.basic import Basic
+
+        @register_block
+        class Twin(Basic):
+            '''The basic block under another name.'''
+            name = "ext_twin_block"
+    """)
+    good = tmp_path / "twin_block.py"
+    good.write_text(body)
+    load_plugin(str(good))
+    spec = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - stage: {block: ext_twin_block, out: 8}\n")
+    basic = netspec.loads("input: {channels: 3, size: 8}\nlayers:\n  - stage: {block: basic, out: 8}\n")
+    assert netspec.summary(spec).params == netspec.summary(basic).params
+    del BLOCKS["ext_twin_block"]
+    bad = tmp_path / "broken_block.py"
+    bad.write_text(body + "\nraise RuntimeError('half way')\n")
+    with pytest.raises(PluginError, match="half way"):
+        load_plugin(str(bad))
+    assert "ext_twin_block" not in BLOCKS

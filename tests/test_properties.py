@@ -14,6 +14,7 @@ from hypothesis.strategies import SearchStrategy
 
 import netspec
 from netspec import strategies as nst
+from netspec.blocks import BLOCKS
 from netspec.compiler import analyse
 from netspec.errors import SpecWarning
 from netspec.layers.base import Context, kinds_of
@@ -86,10 +87,10 @@ def test_attention_inside_a_stage(kind: str, data: st.DataObject) -> None:
     stage = data.draw(KINDS["stage"].strategy(x), label="stage")
     info, findings = nst.infer(stage.model_copy(update={"attention": None}), x)
     assert info is not None and not findings
-    attended = info.shape  # ResNet blocks: the attention runs on the block's output
-    if stage.block == "inverted":  # after the depthwise conv, on the expanded width (the same in every block if fixed)
-        assume(stage.width is not None)
-        attended = Shape(stage.width, info.shape.height, info.shape.width)
+    # where the block runs its attention: ResNet blocks on their output, inverted ones after the depthwise conv on
+    # the expanded width (the same in every block only when `width` fixes it; else None)
+    attended = BLOCKS[stage.block].attended(stage, info.shape)
+    assume(attended is not None)
     attention = data.draw(nst.layer_cases(kind, shapes_from=st.just(attended)), label="attention")[1]
     spec = Spec(input=Input(channels=x.channels, size=(x.height, x.width)), layers=[stage.model_copy(update={"attention": attention})])
     summary = netspec.summary(spec)

@@ -204,7 +204,8 @@ def test_param_details_match_the_models() -> None:
     assert "multiplied by `scale.width`" in conv["out"]["description"]
     assert conv["kernel"]["default"] == 3
     assert "relu" in conv["act"]["anyOf"][0]["enum"]
-    assert definitions["kind.stage"]["properties"]["block"]["enum"] == ["plain", "basic", "bottleneck", "inverted"]
+    assert definitions["kind.stage"]["properties"]["block"]["enum"] == [
+        "plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convnext"]
     assert "multiplied by `scale.depth`" in definitions["kind.stage"]["properties"]["depth"]["description"]
     assert "scale" not in definitions["kind.linear"]["properties"]["out"]["description"]
     assert definitions["kind.dropout"]["properties"]["p"] == {

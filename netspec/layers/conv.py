@@ -1,7 +1,7 @@
 """``conv``: a 2-D convolution followed by the default (or given) norm and activation."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveInt
 from netspec.ops import ActName, NormName, norm_params, norm_problem
@@ -21,7 +21,7 @@ def conv_info(
     out: int,
     kernel: int,
     stride: int = 1,
-    padding: int = 0,
+    padding: "int | str" = 0,
     dilation: int = 1,
     groups: int = 1,
     bias: bool = False,
@@ -37,10 +37,13 @@ def conv_info(
         raise ctx.invalid(None, f"a convolution needs a feature map (N, C, H, W), got {x}: remove the pool/flatten before it")
     if x.channels % groups or out % groups:
         ctx.error("groups", f"groups={groups} must divide the input channels ({x.channels}) and the output channels ({out})")
-    height, width = (
-        conv_out_size(size, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
-        for size in (x.height, x.width)
-    )
+    if padding == "same":  # TensorFlow's SAME: ceil(size / stride), padded as needed (never shrinks below 1)
+        height, width = (None if size is None else -(-size // stride) for size in (x.height, x.width))
+    else:
+        height, width = (
+            conv_out_size(size, kernel=kernel, stride=stride, padding=int(padding), dilation=dilation)
+            for size in (x.height, x.width)
+        )
     if (height is not None and height < 1) or (width is not None and width < 1):
         raise ctx.invalid(
             blame,
@@ -70,7 +73,9 @@ class Conv(Layer):
     out: Channels
     kernel: PositiveInt = 3
     stride: PositiveInt = 1
-    padding: NonNegativeInt | None = None
+    padding: NonNegativeInt | Literal["same"] | None = None
+    """zero padding on each side (default (kernel - 1) // 2 * dilation); `same`: TensorFlow's SAME padding, output
+    ceil(size / stride), the extra pixel right/bottom when uneven (timm's tf_ models, Conv2dSame)"""
     dilation: PositiveInt = 1
     groups: PositiveInt = 1
     bias: Flag | None = None

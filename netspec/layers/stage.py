@@ -1,31 +1,46 @@
-"""``stage``: a ResNet/ResNeXt stage of plain, basic or bottleneck blocks, with optional attention in each block."""
+"""``stage``: `depth` blocks of one registered block (netspec.blocks), with optional attention in each block."""
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, Strict
+from pydantic import AfterValidator, Field, Strict
+from pydantic_core import PydanticCustomError
 
-from netspec.layers import inverted
-from netspec.layers.base import AttentionEntry, Context, ConvEntry, Flag, Layer, OddInt, PositiveInt, kinds_of
-from netspec.layers.conv import conv_info
-from netspec.layers.maxpool import window_info
+from netspec.blocks import BLOCKS, Site, block_names
+from netspec.blocks.base import COMMON, plugin_block_call, users_of
+from netspec.layers.base import AttentionEntry, Context, ConvEntry, Flag, Layer, OddInt, PositiveInt
 from netspec.ops import ActName, NormName
-from netspec.registry import KINDS, register
+from netspec.registry import register
 from netspec.scaling import Channels, Depth
-from netspec.shapes import LayerInfo, Shape, add_macs, conv_out_size
+from netspec.shapes import LayerInfo, Shape, add_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
 
-BlockName = Literal["plain", "basic", "bottleneck", "inverted"]
-SEPARATE_RULES = {"inverted": inverted}
-"""Blocks whose shape rule and builder live in their own module (``infer_blocks``, ``build_blocks``, ``check``)."""
 Ratio = Annotated[float, Strict(), Field(gt=0, le=64, allow_inf_nan=False)]
 MAX_BLOCKS = 1024
 """Most blocks in one stage (after scaling); ResNet-1202 has 200."""
+
+
+def _known_block(name: str) -> str:
+    """A registered block's name; else the error lists the registered ones (and the nearest, if close)."""
+    if name in BLOCKS:  # a built-in or already registered block: no plugin is loaded to check it
+        return name
+    names = block_names()  # loads the installed plugins, one of which may register it
+    if name not in names:  # as pydantic's error for a Literal: netspec's messages add the did-you-mean
+        listing = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": listing})
+    return name
+
+
+def _block_enum(schema: dict) -> None:  # type: ignore[type-arg]
+    """The JSON Schema's `block` lists the registered blocks (the built-in ones for ``netspec schema --builtin``)."""
+    schema["enum"] = block_names()
+
+
+BlockName = Annotated[str, Strict(), AfterValidator(_known_block)]
+"""A registered block (``netspec.blocks``): plain, basic, bottleneck, inverted, or a plugin's."""
 
 
 def _repeat_last_block(total: LayerInfo, block_start: LayerInfo, times: int) -> LayerInfo:
@@ -37,11 +52,13 @@ def _repeat_last_block(total: LayerInfo, block_start: LayerInfo, times: int) -> 
 
 @register
 class Stage(Layer):
-    """ResNet stage: `depth` blocks; the first has `stride` and a 1x1 conv+norm shortcut when the shape changes.
+    """A stage: `depth` blocks of one registered `block`; the first has `stride` (and the block's shortcut rule).
 
-    `plain` and `basic` are two 3x3 convs (plain without shortcut), `bottleneck` is 1x1 -> 3x3 (stride,
-    groups) -> 1x1 with `width` mid channels (default out/4; ResNeXt sets `width` and `groups`). The
-    `attention` kind runs on the block's output before the residual addition, as in SENet and CBAM. `conv`
+    The block (netspec.blocks, one file each; plugins add more) gives one block's shape rule and module; the
+    stage passes it its params, repeats it and counts the repeats. Built-in blocks: `plain` and `basic` are two
+    3x3 convs (plain without shortcut), `bottleneck` is 1x1 -> 3x3 (stride, groups) -> 1x1 with `width` mid
+    channels (default out/4; ResNeXt sets `width` and `groups`); a 1x1 conv+norm shortcut when the shape changes.
+    Their `attention` runs on the block's output before the residual addition, as in SENet and CBAM; `conv`
     names a kind that replaces the block's strided 3x3 conv (bottleneck: the middle one), e.g. `sk` for SKNet.
     `dilation` D keeps the map size instead of striding, as torchvision's `replace_stride_with_dilation`
     (DeepLab, DANet): the 3x3 conv of the first block runs at dilation max(D // 2, 1), the others at D.
@@ -49,16 +66,16 @@ class Stage(Layer):
     which then runs at stride 1; `avg_down` makes a strided projection shortcut an average pool (stride x stride,
     ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D). `attention_at: conv` runs the
     attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM.
-    `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv (netspec.layers.inverted): 1x1
-    expansion to `width` (or `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear
-    1x1 projection; the input is added only at stride 1 with unchanged channels.
+    `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv: 1x1 expansion to `width` (or
+    `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear 1x1 projection; the input
+    is added only at stride 1 with unchanged channels. A param the block does not use is an error.
     """
 
     kind = "stage"
     paper = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (arXiv:1512.03385)"
 
     out: Channels
-    block: BlockName = "bottleneck"
+    block: BlockName = Field("bottleneck", json_schema_extra=_block_enum)
     depth: Depth = 1
     stride: PositiveInt = 1
     dilation: PositiveInt = 1
@@ -76,176 +93,74 @@ class Stage(Layer):
     """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
     before its norm (`conv`: the official SimAM ResNets)"""
     expand: Ratio | None = None
-    """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`)"""
+    """inverted, fused: expanded channels = round(ratio x the block's input) (inverted: default 6, fused: 4; or give
+    `width`); convnext: the MLP's hidden width = int(ratio x C) (default 4)"""
     kernel: OddInt | None = None
-    """inverted: the depthwise conv's kernel (default 3)"""
+    """inverted: the depthwise conv's kernel (default 3); fused: the expansion conv's (default 3); convnext: its
+    depthwise conv's (default 7)"""
+    padding: Literal["same"] | None = None
+    """inverted, fused: `same` pads the k x k convs as TensorFlow's SAME (ceil(size / stride) out, the odd pixel
+    right/bottom: timm's tf_ EfficientNets); default (k - 1) // 2 on each side"""
+    group_width: PositiveInt | None = None
+    """regnet: channels in each group of the 3x3 group conv (groups = width / group_width; default one group)"""
+    ls_init: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
+    """convnext: initial value of the layer scale gamma (default 1e-6; with `grn` none); 0: no layer scale"""
+    grn: Flag = False
+    """convnext: ConvNeXt V2's Global Response Norm in the MLP (and no layer scale unless `ls_init` is given)"""
 
     def block_count(self) -> int:
         return self.depth
 
     def build_units(self) -> int:
-        """Per block: its convs (conv, norm, act each), the shortcut, the attention or conv kind it holds."""
-        convs = 3 if self.block == "bottleneck" else 2
-        inner = (self.attention.build_units() if self.attention else 0) + (self.conv.build_units() if self.conv else 0)
-        return 1 + self.depth * (3 * convs + 4 + inner)
+        """Per block: what the block says it builds (its convs, shortcut, attention or conv kind)."""
+        return 1 + self.depth * BLOCKS[self.block].units(self)
 
-    def mid_channels(self) -> int:
-        if self.width is not None:
-            return self.width
-        return max(self.out // 4, 1) if self.block == "bottleneck" else self.out
+    def sites(self, ctx: Context) -> list[Site]:
+        """Each block's place: its index, stride (the first block's is the stage's) and the resolved norm/act."""
+        norm, act = self.norm or ctx.norm, self.act or ctx.act
+        return [Site(index, self.stride if index == 0 else 1, norm, act) for index in range(self.depth)]
 
-    def block_dilation(self, index: int) -> int:
-        """Dilation of block ``index``'s 3x3 conv: torchvision runs the first at the previous stage's dilation."""
-        return max(self.dilation // 2, 1) if index == 0 else self.dilation
-
-    def body_plan(self, in_channels: int, stride: int, dilation: int = 1) -> list[dict[str, int]]:
-        """The convs of one block's body: (out, kernel, stride, padding, dilation, groups); the last has no act."""
-        mid = self.mid_channels()
-        if self.block == "bottleneck":
-            return [
-                dict(out=mid, kernel=1, stride=1, padding=0, groups=1),
-                dict(out=mid, kernel=3, stride=stride, padding=dilation, dilation=dilation, groups=self.groups),
-                dict(out=self.out, kernel=1, stride=1, padding=0, groups=1),
-            ]
-        return [
-            dict(out=mid, kernel=3, stride=stride, padding=1, groups=self.groups),
-            dict(out=self.out, kernel=3, stride=1, padding=1, groups=1),
-        ]
-
-    def replaced(self, position: int) -> bool:
-        """Whether body conv ``position`` is the strided 3x3 conv that the `conv` kind stands in for."""
-        return self.conv is not None and position == (1 if self.block == "bottleneck" else 0)
-
-    def attends_after(self, position: int) -> bool:
-        """Whether `attention` follows body conv ``position`` (before its norm): the 3x3 conv at position 1."""
-        return self.attention_at == "conv" and position == 1
-
-    def avd_split(self, conv: dict[str, int]) -> tuple[int, dict[str, int]]:
-        """With `avd`, a strided conv becomes (pool stride, the conv at stride 1); else (1, the conv)."""
-        if not self.avd or conv["stride"] == 1:
-            return 1, conv
-        return conv["stride"], {**conv, "stride": 1}
-
-    def needs_projection(self, in_channels: int, stride: int) -> bool:
-        return self.block != "plain" and (stride != 1 or in_channels != self.out)
+    def check_options(self, ctx: Context) -> None:
+        """A param set away from its default that the block does not read is an error naming the blocks that do."""
+        block = BLOCKS[self.block]
+        fields = type(self).model_fields
+        for name in sorted(self.model_fields_set - COMMON - block.options - block.explained, key=list(fields).index):
+            if getattr(self, name) != fields[name].get_default(call_default_factory=True):
+                users = users_of(name)
+                needs = (", ".join(users[:-1]) + " or " if len(users) > 1 else "") + users[-1] if users else "another block"
+                ctx.error(name, f"only for block: {needs} (block: {self.block} does not use it)")
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
-        norm = self.norm or ctx.norm
-        bias = norm == "none"
-        total = LayerInfo(x, 0, 0)
-        findings_before = len(ctx.findings)
-        if self.conv is not None and self.groups != 1:
-            ctx.error("groups", f"leave 1: the `conv` kind sets its own groups ({self.conv.kind}: {{groups: ...}})")
-        inner = replace(ctx, norm=norm, act=self.act or ctx.act).at("conv", self.conv.kind) if self.conv else ctx
         if self.depth > MAX_BLOCKS:
             raise ctx.invalid("depth", f"at most {MAX_BLOCKS} blocks per stage, got {self.depth}")
-        if self.dilation > 1:
-            self.check_dilation(ctx)
-        rule = SEPARATE_RULES.get(self.block)
-        if rule is not None:
-            for name in ("avd", "avg_down", "attention_at"):
-                if name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default:
-                    ctx.error(name, f"only for ResNet blocks (basic, bottleneck), not block: {self.block}")
-            rule.check(self, ctx)
-            total, block_start = rule.infer_blocks(self, x, ctx, norm=norm, bias=bias)
-            return _repeat_last_block(total, block_start, self.depth - 2) if self.depth > 2 else total
-        for name in ("expand", "kernel"):
-            if getattr(self, name) is not None:
-                ctx.error(name, f"only for block: inverted (the {self.block} block's convs are 3x3)")
-        block_start = total
-        for index in range(min(self.depth, 2)):  # blocks after the second repeat it exactly: counted below
-            stride = self.stride if index == 0 else 1
-            block_input = total.shape
+        block = BLOCKS[self.block]
+        findings_before = len(ctx.findings)
+        self.check_options(ctx)
+        plugin_block_call(block, "check", ctx, lambda: block.check(self, ctx))
+        total = block_start = LayerInfo(x, 0, 0)
+        for site in self.sites(ctx)[:2]:  # blocks after the second repeat it exactly: counted below
             block_start = total
-            for position, conv in enumerate(self.body_plan(block_input.channels, stride, self.block_dilation(index))):
-                pool_stride, conv = self.avd_split(conv)
-                if self.conv is not None and self.replaced(position):
-                    info = self.conv.block_conv_info(total.shape, inner, out=conv["out"], stride=conv["stride"])
-                else:
-                    info = conv_info(total.shape, ctx, bias=bias, norm=norm, **conv)
-                total = total.then(info)
-                if self.attention is not None and self.attends_after(position):
-                    at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
-                    total = total.then(self.attention.checked_infer(total.shape, at))
-                if pool_stride > 1:
-                    total = total.then(window_info(total.shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1))
-            if self.attention is not None and self.attention_at == "output":
-                at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
-                total = total.then(self.attention.checked_infer(total.shape, at))
-            if self.needs_projection(block_input.channels, stride):
-                shortcut = conv_info(block_input, ctx, out=self.out, kernel=1, stride=stride, bias=bias, norm=norm)
-                total = LayerInfo(total.shape, total.params + shortcut.params, add_macs(total.macs, shortcut.macs))
+            info = plugin_block_call(block, "shape rule", ctx, lambda: block.infer(self, total.shape, ctx, site))
+            total = total.then(info)
             if len(ctx.findings) > findings_before:
-                break  # the same mistake would repeat in every block
-        else:
-            if self.depth > 2:
-                total = _repeat_last_block(total, block_start, self.depth - 2)
-        return total
-
-    def check_dilation(self, ctx: Context) -> None:
-        if self.block != "bottleneck":
-            ctx.error("dilation", f"dilation needs block: bottleneck (torchvision's {self.block} block has none)")
-        if self.conv is not None:
-            ctx.error("dilation", f"leave 1 with `conv: {self.conv.kind}`: that kind sets its own dilations")
-        if self.stride != 1:
-            ctx.error("stride", "leave 1 with dilation: the dilation replaces the stride and keeps the map size "
-                                "(torchvision's replace_stride_with_dilation)")
+                return total  # the same mistake would repeat in every block
+        return _repeat_last_block(total, block_start, self.depth - 2) if self.depth > 2 else total
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
+        from dataclasses import replace
+
         from torch import nn
 
-        from netspec.modules.conv import ConvNormAct
-        from netspec.modules.residual import ResidualBlock
-        from netspec.ops import make_act
-
-        norm = self.norm or ctx.norm
-        act = self.act or ctx.act
-        bias = norm == "none"
-        rule = SEPARATE_RULES.get(self.block)
-        if rule is not None:
-            return rule.build_blocks(self, x, ctx, norm=norm, act=act, bias=bias)
-        inner = replace(ctx, norm=norm, act=act).at("conv", self.conv.kind) if self.conv else ctx
+        block = BLOCKS[self.block]
         blocks = nn.Sequential()
         shape = x
-        for index in range(self.depth):
-            stride = self.stride if index == 0 else 1
-            block_input = shape
-            body = nn.Sequential()
-            plan = self.body_plan(shape.channels, stride, self.block_dilation(index))
-            for position, conv in enumerate(plan):
-                last = position == len(plan) - 1
-                pool_stride, conv = self.avd_split(conv)
-                if self.conv is not None and self.replaced(position):
-                    unit = self.conv.build_block_conv(shape, inner, out=conv["out"], stride=conv["stride"])
-                    shape = self.conv.block_conv_info(shape, inner, out=conv["out"], stride=conv["stride"]).shape
-                else:
-                    unit = ConvNormAct(shape.channels, conv["out"], kernel=conv["kernel"], stride=conv["stride"],
-                                       padding=conv["padding"], dilation=conv.get("dilation", 1), groups=conv["groups"],
-                                       bias=bias, norm=norm, act="none" if last else act)
-                    shape = conv_info(shape, ctx, bias=bias, norm=norm, **conv).shape
-                if self.attention is not None and self.attends_after(position):
-                    attention = self.attention.checked_build(shape, replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind))
-                    parts = list(unit.named_children()) if isinstance(unit, ConvNormAct) else [("conv", unit)]
-                    unit = nn.Sequential(OrderedDict([parts[0], ("attention", attention), *parts[1:]]))
-                body.add_module(f"conv{position + 1}", unit)
-                if pool_stride > 1:
-                    body.add_module("avd", nn.AvgPool2d(3, pool_stride, padding=1))
-                    shape = window_info(shape, ctx, kind="avd", kernel=3, stride=pool_stride, padding=1).shape
-            attention = None
-            if self.attention is not None and self.attention_at == "output":
-                at = replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind)
-                attention = self.attention.checked_build(shape, at)
-            shortcut = None
-            if self.needs_projection(block_input.channels, stride):
-                shortcut = ConvNormAct(block_input.channels, self.out, kernel=1, stride=1 if self.avg_down else stride,
-                                       bias=bias, norm=norm, act="none")
-                if self.avg_down and stride > 1:
-                    pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-                    shortcut = nn.Sequential(OrderedDict([("pool", pool), *shortcut.named_children()]))
-            elif self.block != "plain":
-                shortcut = nn.Identity()
-            blocks.add_module(f"block{index + 1}", ResidualBlock(body, attention, shortcut, make_act(act),
-                                                                 drop_path=ctx.drop_rate(index)))
+        for site in self.sites(ctx):
+            module = plugin_block_call(block, "build", ctx, lambda: block.build(self, shape, ctx, site))
+            if not isinstance(module, nn.Module):
+                raise ctx.invalid(None, f"the plugin block {self.block!r}: its build returned {type(module).__name__}, "
+                                        "not a torch.nn.Module")
+            blocks.add_module(f"block{site.index + 1}", module)
+            shape = block.infer(self, shape, replace(ctx, findings=[]), site).shape
         return blocks
 
     @classmethod
@@ -256,40 +171,7 @@ class Stage(Layer):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        @st.composite
-        def stages(draw: st.DrawFn) -> Stage:
-            block = draw(st.sampled_from(["plain", "basic", "bottleneck"]))
-            groups, width = 1, None
-            if block == "bottleneck":
-                groups = draw(st.sampled_from([1, 2]))
-                width = draw(st.one_of(st.none(), st.integers(1, 4).map(lambda k: k * groups)))
-                out = 4 * groups * draw(st.integers(1, 3)) if width is None else draw(st.integers(1, 16))
-            else:
-                width = draw(st.one_of(st.none(), st.integers(1, 16)))
-                out = draw(st.integers(1, 16))
-            conv = None
-            conv_kinds = [KINDS[k] for k in kinds_of("conv")]
-            if block == "bottleneck" and conv_kinds and draw(st.booleans()):
-                mid = Shape(width if width is not None else max(out // 4, 1), x.height, x.width)
-                candidates = [kind for kind in conv_kinds if kind.accepts(mid)]
-                if candidates:  # a kind's strategy for C channels is valid as a C -> C block conv
-                    conv, groups = draw(draw(st.sampled_from(candidates)).strategy(mid)), 1
-            stride = draw(st.sampled_from([1, 2]))
-            dilation = 1
-            if block == "bottleneck" and conv is None and stride == 1:
-                dilation = draw(st.sampled_from([1, 2, 4]))
-            size = [conv_out_size(s, kernel=3, stride=stride, padding=1) for s in (x.height, x.width)]
-            after = Shape(out, size[0], size[1])
-            candidates = [KINDS[k] for k in kinds_of("attention") if KINDS[k].accepts(after)]
-            attention = None
-            if candidates and draw(st.booleans()):
-                attention = draw(draw(st.sampled_from(candidates)).strategy(after))
-            return cls(out=out, block=block, depth=draw(st.integers(1, 2)), stride=stride, dilation=dilation, width=width,
-                       groups=groups, attention=attention, conv=conv, avd=draw(st.booleans()),
-                       avg_down=draw(st.booleans()))
+        def stages(name: str) -> "SearchStrategy[Layer]":
+            return st.composite(lambda draw: BLOCKS[name].draw(draw, cls, x))()
 
-        @st.composite
-        def inverted_stages(draw: st.DrawFn) -> Stage:
-            return inverted.draw_stage(draw, cls, x, [KINDS[k] for k in kinds_of("attention")])
-
-        return st.one_of(stages(), inverted_stages())
+        return st.one_of(*(stages(name) for name in block_names(builtin_only=True)))

@@ -1,0 +1,167 @@
+"""The contract of a stage's block, and the one registry of blocks: ``block`` name -> :class:`Block`.
+
+A ``stage`` repeats one block ``depth`` times; the block says what one of them is. A block is one file: subclass
+:class:`Block`, set ``name``, ``paper`` and ``options`` (the stage params it reads besides the ones every block
+has), implement ``infer`` (static shape, params, MACs of one block, its projection shortcut included), ``build``
+(its ``torch.nn.Module``), ``units`` and ``draw`` (hypothesis examples), and decorate with :func:`register_block`.
+Plugins register blocks the same way (``netspec --plugin FILE``, an installed plugin module, user code).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, TypeVar
+
+from netspec.shapes import LayerInfo, Shape
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import DrawFn
+    from torch import nn
+
+    from netspec.layers.base import Context, Layer
+
+StageParams = Any
+"""The stage whose block this is (a ``netspec.layers.stage.Stage``): its params, read as attributes. Typed loosely
+so that blocks never import the stage module (which imports them)."""
+COMMON = frozenset({"out", "block", "depth", "stride", "norm", "act", "name", "inputs"})
+"""Stage params every block reads: the rest are a block's ``options``."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where one block sits in its stage and what it inherits: its index, its stride, the stage's norm and act."""
+
+    index: int
+    stride: int
+    norm: str
+    act: str
+
+    @property
+    def bias(self) -> bool:
+        """Convs carry a bias only when no norm follows them (netspec's rule for conv-like kinds)."""
+        return self.norm == "none"
+
+
+class Block:
+    """Base of a stage's block: one block's shape rule and builder, given the stage (its params) and a :class:`Site`.
+
+    The stage runs ``infer``/``build`` once per block, the first at the stage's stride, the others at stride 1,
+    each on the previous block's output; blocks after the second repeat it exactly (counted, not re-inferred).
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    options: ClassVar[frozenset[str]] = frozenset()
+    """Stage params this block reads besides :data:`COMMON`; a stage that sets another one is an error."""
+    explained: ClassVar[frozenset[str]] = frozenset()
+    """Stage params the block rejects with a message of its own (in ``check``) instead of the generic one."""
+
+    def check(self, stage: StageParams, ctx: "Context") -> None:
+        """Report stage params this block cannot use (once per stage) on ``ctx``."""
+
+    def infer(self, stage: StageParams, x: Shape, ctx: "Context", site: Site) -> LayerInfo:
+        """Static shape rule of one block (its shortcut included) on input ``x``; problems on ``ctx``."""
+        raise NotImplementedError
+
+    def build(self, stage: StageParams, x: Shape, ctx: "Context", site: Site) -> "nn.Module":
+        """The ``torch.nn.Module`` of one block on input ``x`` (only called on a valid spec)."""
+        raise NotImplementedError
+
+    def units(self, stage: StageParams) -> int:
+        """About how many torch modules one block builds (the compiler's ``max_modules`` budget)."""
+        return 8
+
+    def needs_projection(self, stage: StageParams, in_channels: int, stride: int) -> bool:
+        """Whether a block with this input and stride adds a conv shortcut (its params are in ``infer``)."""
+        return False
+
+    def attended(self, stage: StageParams, out: Shape) -> Shape | None:
+        """The shape the stage's ``attention`` runs on when the stage outputs ``out`` (``None``: it varies)."""
+        return out
+
+    def draw(self, draw: "DrawFn", stage: type[Any], x: Shape) -> StageParams:
+        """A random valid stage of these blocks for input ``x`` (``netspec.strategies``)."""
+        raise NotImplementedError(f"block {self.name!r} has no hypothesis strategy")
+
+    @classmethod
+    def describe(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+BLOCKS: dict[str, Block] = {}
+"""Every registered block by name, in registration order (the built-in ones first)."""
+
+BlockType = TypeVar("BlockType", bound=type[Block])
+
+
+def register_block(cls: BlockType) -> BlockType:
+    """Class decorator: make a :class:`Block` subclass usable as ``stage: {block: cls.name}``."""
+    if not (isinstance(cls, type) and issubclass(cls, Block)):
+        raise TypeError(f"@register_block expects a netspec Block subclass, got {cls!r}")
+    name = getattr(cls, "name", "")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"{cls.__name__}.name must be an identifier string, got {name!r}")
+    if not all(isinstance(option, str) for option in cls.options):
+        raise TypeError(f"{cls.__name__}.options must name stage params, got {cls.options!r}")
+    existing = BLOCKS.get(name)
+    if existing is not None and type(existing) is not cls:
+        same = (type(existing).__module__, type(existing).__qualname__) == (cls.__module__, cls.__qualname__)
+        if not same or is_builtin_block(type(existing)):
+            raise ValueError(f"block {name!r} is already registered by "
+                             f"{type(existing).__module__}.{type(existing).__qualname__}")
+    BLOCKS[name] = cls()
+    return cls
+
+
+def unregister_block(name: str) -> Block | None:
+    """Remove block ``name`` (tests, notebooks); returns it, ``None`` if it was not there."""
+    return BLOCKS.pop(name, None)
+
+
+def is_builtin_block(cls: type) -> bool:
+    return cls.__module__.startswith("netspec.")
+
+
+_BUILTIN_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("netspec_builtin_blocks_only", default=False)
+
+
+@contextlib.contextmanager
+def builtin_blocks_only(active: bool = True) -> Iterator[None]:
+    """While active, :func:`block_names` lists only netspec's own blocks (``netspec schema --builtin``)."""
+    token = _BUILTIN_ONLY.set(active)
+    try:
+        yield
+    finally:
+        _BUILTIN_ONLY.reset(token)
+
+
+def block_names(*, builtin_only: bool = False) -> list[str]:
+    """Registered block names (installed plugins loaded first, as listing kinds does)."""
+    from netspec.registry import KINDS
+
+    KINDS.keys()  # loads installed plugins once, when plugin loading is armed
+    builtin_only = builtin_only or _BUILTIN_ONLY.get()
+    return [name for name, block in BLOCKS.items() if not builtin_only or is_builtin_block(type(block))]
+
+
+def users_of(option: str) -> list[str]:
+    """The blocks that read stage param ``option``."""
+    return [name for name, block in BLOCKS.items() if option in block.options]
+
+
+def plugin_block_call(block: Block, what: str, ctx: "Context", call: Any) -> Any:
+    """``call()`` for a plugin's block: its own bug becomes a located problem naming it, never a traceback."""
+    from netspec.errors import Invalid
+
+    if is_builtin_block(type(block)):
+        return call()
+    try:
+        return call()
+    except Invalid:
+        raise
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise ctx.invalid(None, f"the plugin block {block.name!r} ({type(block).__module__}): its {what} failed: "
+                                f"{type(error).__name__}: {reason}") from None
