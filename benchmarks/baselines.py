@@ -343,8 +343,9 @@ ATTENTION_BASELINES.update({
     "ese": lambda c: _official().eSEModule(c),
     "splat": lambda c: _official().SplAtConv2d(c, c, 3, padding=1, bias=False, radix=2, norm_layer=nn.BatchNorm2d),
     "ge": lambda c: _official().GatherExcite(c),
+    "psa": lambda c: _from_tests("ultralytics_references").PSABlock(c, attn_ratio=0.5, num_heads=max(c // 64, 1)),
 })
-BY_ORDER = {"coord", "gc", "bam", "triplet", "simam", "ese", "splat", "ge"}
+BY_ORDER = {"coord", "gc", "bam", "triplet", "simam", "ese", "splat", "ge", "psa"}
 """Kinds whose weights copy into their baseline by state-dict order (the names differ, the order does not)."""
 
 

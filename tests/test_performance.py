@@ -163,7 +163,7 @@ def baselines():  # noqa: ANN201
 
 # (bam is compared on square maps in test_attention_more.py: its official channel pool fails on this 12x10 map)
 @pytest.mark.parametrize("kind", ["se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet",
-                                  "coord", "gc", "triplet", "simam", "ese", "splat", "ge"])
+                                  "coord", "gc", "triplet", "simam", "ese", "splat", "ge", "psa"])
 def test_benchmark_baselines_compute_what_netspec_computes(kind: str, baselines) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context())

@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 MAX_CLASSES = 1 << 20
 
 
+def detect_widths(first: int, classes: int, reg_max: int) -> tuple[int, int]:
+    """Ultralytics' branch widths from the first level's channels: box c2 = max(16, C/4, 4·reg_max), class
+    c3 = max(C, min(classes, 100))."""
+    return max(16, first // 4, 4 * reg_max), max(first, min(classes, 100))
+
+
+def segment_width(first: int, masks: int) -> int:
+    """Ultralytics' mask-coefficient branch width (Segment's cv4): max(C / 4, masks)."""
+    return max(first // 4, masks)
+
+
 def level_strides(inputs: list[Shape], ctx: Context) -> tuple[float, ...]:
     """Each level's stride: the network input's height over the level's (Ultralytics measures the same with a
     256 x 256 dummy forward). Outside a spec (a head built alone) the largest level counts as stride 1."""
@@ -44,8 +55,6 @@ def branch_info(x: Shape, ctx: Context, *, width: int, out: int, depthwise: bool
 def head_info(inputs: list[Shape], ctx: Context, *, classes: int, reg_max: int, legacy: bool, norm: str,
               kind: str) -> tuple[LayerInfo, int | None]:
     """Params and MACs of Detect's branches and DFL over every level; and A, the anchor points (None if unsized)."""
-    from netspec.modules.heads import detect_widths
-
     maps = [x for x in inputs if not x.spatial]
     if maps:
         raise ctx.invalid(None, f"{kind} reads feature maps (N, C, H, W): {describe_inputs(inputs, ctx)}")

@@ -58,8 +58,10 @@ class PSA(Attention):
     """key size as a fraction of the head size: key_dim = int(head_dim * attn_ratio)"""
     shortcut: Flag = True
     """residual additions around the attention and the feed-forward"""
-    norm: NormName | None = None
-    act: ActName | None = None
+    norm: NormName = "batch"
+    """norm after each conv (Ultralytics: BatchNorm), whatever the spec's defaults"""
+    act: ActName = "silu"
+    """activation of the feed-forward's first conv (Ultralytics: SiLU), whatever the spec's defaults"""
 
     def key_dim(self, channels: int) -> int:
         return int(channels // psa_heads(channels, self.heads) * self.attn_ratio)
@@ -72,7 +74,7 @@ class PSA(Attention):
             raise ctx.invalid("heads", f"the {x.channels} channels must divide into {heads} heads")
         if self.key_dim(x.channels) < 1:
             raise ctx.invalid("attn_ratio", f"the key size int({x.channels // heads} * {self.attn_ratio}) is 0")
-        return psa_info(x, ctx, heads=heads, key_dim=self.key_dim(x.channels), norm=self.norm or ctx.norm)
+        return psa_info(x, ctx, heads=heads, key_dim=self.key_dim(x.channels), norm=self.norm)
 
     def count(self, channels: int, ctx: Context) -> int:
         return self.infer(Shape(channels), ctx).params
@@ -84,7 +86,7 @@ class PSA(Attention):
         from netspec.modules.yolo import PSABlock
 
         return PSABlock(x.channels, heads=psa_heads(x.channels, self.heads), key_dim=self.key_dim(x.channels),
-                        shortcut=self.shortcut, norm=self.norm or ctx.norm, act=self.act or ctx.act)
+                        shortcut=self.shortcut, norm=self.norm, act=self.act)
 
     @classmethod
     def accepts(cls, x: Shape) -> bool:
@@ -97,4 +99,4 @@ class PSA(Attention):
         divisors = [h for h in range(1, min(x.channels, 4) + 1) if x.channels % h == 0 and x.channels // h >= 2]
         return st.builds(cls, heads=st.sampled_from([None, *divisors]),
                          attn_ratio=st.sampled_from([0.5, 1.0]), shortcut=st.booleans(),
-                         norm=st.sampled_from([None, "batch", "none"]), act=st.sampled_from([None, "silu", "relu"]))
+                         norm=st.sampled_from(["batch", "none"]), act=st.sampled_from(["silu", "relu"]))

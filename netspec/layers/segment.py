@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Layer, PositiveInt
 from netspec.layers.conv import conv_info
-from netspec.layers.detect import Detect, branch_info, head_info, level_strides
+from netspec.layers.detect import Detect, branch_info, level_strides, segment_width
 from netspec.registry import register
 from netspec.scaling import Channels
 from netspec.shapes import LayerInfo, Shape, add_macs
@@ -36,8 +36,6 @@ class Segment(Detect):
     """channels of Proto's convs (Ultralytics' npr; width-scaled)"""
 
     def infer_inputs(self, inputs: list[Shape], ctx: Context) -> LayerInfo:
-        from netspec.modules.heads import segment_width
-
         detect = super().infer_inputs(inputs, ctx)
         norm = self.norm or ctx.norm
         bias = norm == "none"

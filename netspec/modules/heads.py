@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from netspec.layers.detect import detect_widths, segment_width
 from netspec.modules.conv import ConvNormAct
 
 
@@ -113,11 +114,6 @@ class Detect(nn.Module):
         return preds if self.training else self.decode(preds)
 
 
-def detect_widths(first: int, classes: int, reg_max: int) -> tuple[int, int]:
-    """Ultralytics' branch widths from the first level's channels: box c2 = max(16, C/4, 4·reg_max), class
-    c3 = max(C, min(classes, 100))."""
-    return max(16, first // 4, 4 * reg_max), max(first, min(classes, 100))
-
 
 class Proto(nn.Module):
     """Mask prototypes (Ultralytics ``Proto``): 3x3 conv, 2x transposed conv (``upsample``), 3x3 conv, 1x1 conv."""
@@ -161,8 +157,3 @@ class Segment(Detect):
             preds["proto"] = protos
             return preds
         return torch.cat([self.decode(preds), preds["mask_coefficient"]], 1), protos  # type: ignore[list-item]
-
-
-def segment_width(first: int, masks: int) -> int:
-    """Ultralytics' mask-coefficient branch width: max(C / 4, masks)."""
-    return max(first // 4, masks)
