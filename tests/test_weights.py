@@ -513,8 +513,9 @@ def test_build_of_a_checkpoint_prints_what_is_inside(tmp_path: Path, capsys) -> 
 def test_any_spec_loads_its_own_weights_by_architecture(tmp_path_factory: pytest.TempPathFactory, spec) -> None:
     source, model = netspec.build(spec, seed=1), netspec.build(spec, seed=2)
     with torch.no_grad():  # every tensor random, so nothing matches by accident (BN statistics included)
-        for tensor in source.state_dict().values():
-            tensor.copy_(torch.randint(1, 100, tensor.shape) if not tensor.is_floating_point() else torch.randn_like(tensor))
+        for key, tensor in source.state_dict().items():  # a variance stays positive: a negative one is refused
+            tensor.copy_(torch.randint(1, 100, tensor.shape) if not tensor.is_floating_point() else
+                         torch.rand_like(tensor) + 0.5 if key.endswith("running_var") else torch.randn_like(tensor))
     report = netspec.load_weights(model, source.state_dict(), strict=True)
     assert report.complete and len(report.matched) == len(model_units(model))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
