@@ -372,39 +372,57 @@ ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy (pre-1.6) format starts with a pickle protocol 2 opcode
 
 
-def _check_zip(path: str) -> None:
-    """Every record of a zip checkpoint present and matching its CRC-32 (torch.load checks neither)."""
+def _check_zip(handle: "io.BufferedReader", path: str) -> None:
+    """Every record of a zip checkpoint stored (never inflated), present and matching its CRC-32.
+
+    torch writes its records uncompressed and checks neither their presence nor their CRC; a compressed
+    record (a zip bomb: a few MB inflating to GBs) is refused from the central directory and the local
+    headers alone, before a byte of it is inflated.
+    """
+    import struct
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
+        with zipfile.ZipFile(handle) as archive:
+            records = archive.infolist()
+            for info in records:
+                handle.seek(info.header_offset)
+                header = handle.read(30)
+                local = struct.unpack("<H", header[8:10])[0] if len(header) == 30 and header[:4] == ZIP_MAGIC else None
+                if info.compress_type != zipfile.ZIP_STORED or local not in (None, zipfile.ZIP_STORED):
+                    raise _fail(path, f"refused: record {info.filename!r} is compressed (torch writes stored records "
+                                      "only); netspec does not inflate it")
+            for info in records:
                 if info.CRC == 0:
                     continue  # written with torch.serialization.config.save.compute_crc32 = False: nothing to check
                 with archive.open(info) as record:
                     while record.read(1 << 22):
                         pass
+    except WeightsError:
+        raise
     except zipfile.BadZipFile as error:
         reason = _one_line(error)
         if reason.startswith("Bad CRC-32"):
             raise _fail(path, f"corrupted: {reason}") from None
         raise _fail(path, f"truncated or corrupted: not a complete zip archive ({reason})") from None
-    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as error:
+    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error) as error:
         raise _fail(path, f"truncated or corrupted ({type(error).__name__}: {_one_line(error)})") from None
+    finally:
+        handle.seek(0)
 
 
-def _read_torch(path: str) -> Any:
+def _read_torch(handle: "io.BufferedReader", path: str) -> Any:
     import torch
 
-    with open(path, "rb") as handle:
-        head = handle.read(4)
+    head = handle.read(4)
+    handle.seek(0)
     if head == ZIP_MAGIC:
-        _check_zip(path)
+        _check_zip(handle, path)
     elif not head.startswith(PICKLE_PROTOCOL):
         what = "an empty file" if not head else "neither a zip archive nor a pickle"
         raise _fail(path, f"not a PyTorch checkpoint ({what})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
         if "weights_only" in text or "Weights only load failed" in text:
@@ -496,17 +514,40 @@ def _readable(state: dict[str, "torch.Tensor"], path: str | None) -> dict[str, "
 
 
 def read_file(path: str | os.PathLike[str]) -> Any:
-    """What a checkpoint file holds (``torch.load`` with ``weights_only=True``, or a ``.safetensors`` dict)."""
+    """What a checkpoint file holds (``torch.load`` with ``weights_only=True``, or a ``.safetensors`` dict).
+
+    Only a regular file is read, opened without blocking: a FIFO, a device or a directory is refused at once,
+    as spec files are (``netspec.load``), instead of waiting forever for a writer.
+    """
     name = os.fspath(path)
-    if not os.path.exists(name):
-        raise _fail(name, "no such file")
-    if os.path.isdir(name):
-        raise _fail(name, "is a directory, not a checkpoint file")
-    if not os.access(name, os.R_OK):
-        raise _fail(name, "permission denied")
-    if name.lower().endswith(".safetensors"):
-        return _read_safetensors(name)
-    return _read_torch(name)
+    handle = open_regular(name, "checkpoint file")
+    with handle:
+        if name.lower().endswith(".safetensors"):
+            return _read_safetensors(name)
+        return _read_torch(handle, name)
+
+
+def open_regular(name: str, what: str) -> "io.BufferedReader":
+    """``name`` opened for reading if it is a regular file, else a one-line :class:`WeightsError`."""
+    try:
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise _fail(name, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(name, f"is a directory, not a {what}") from None
+    except PermissionError:
+        raise _fail(name, "permission denied") from None
+    except OSError as error:
+        raise _fail(name, f"cannot open it: {error.strerror or error}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise _fail(name, f"is {kind}, not a {what}" if kind == "a directory" else
+                          f"cannot read it: {kind}, not a regular file")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def read_state_dict(source: "Mapping[str, torch.Tensor] | str | os.PathLike[str]") -> tuple[dict[str, Any], str]:
@@ -665,8 +706,8 @@ class Checkpoint:
 
     def describe(self) -> str:
         values = sum(tensor.numel() for tensor in self.state_dict.values())
-        return (f"{self.path}: netspec checkpoint (written by netspec {self.netspec_version}): its spec and "
-                f"{len(self.state_dict)} tensors ({values:,} values)")
+        return printable(f"{self.path}: netspec checkpoint (written by netspec {self.netspec_version}): its spec "
+                         f"and {len(self.state_dict)} tensors ({values:,} values)")  # text from the file: escaped
 
     def spec(self) -> "Spec":
         from netspec.spec import loads
@@ -682,11 +723,16 @@ def looks_like_checkpoint(path: str | os.PathLike[str]) -> bool:
     name = os.fspath(path)
     if name.lower().endswith(CHECKPOINT_EXTENSIONS):
         return True
-    try:
-        with open(name, "rb") as handle:
-            return handle.read(4) == b"PK\x03\x04"
+    try:  # without blocking: a FIFO or a device is not a checkpoint (and the spec reader refuses it)
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError:
         return False  # the spec reader reports it
+    try:
+        return stat.S_ISREG(os.fstat(descriptor).st_mode) and os.read(descriptor, 4) == ZIP_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
