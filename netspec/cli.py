@@ -45,7 +45,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     except SpecError as error:
         return _errors(error)
     report = None
-    if args.output or args.weights:
+    if args.output or args.weights or checkpoint is not None:  # a checkpoint's weights are checked as they load
         from netspec.weights import load_state
 
         try:

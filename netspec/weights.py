@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import stat
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -74,13 +75,16 @@ class Unit:
                             if name not in OPTIONAL_TENSORS))  # sorted: names in any order
 
     @cached_property
-    def family(self) -> tuple[tuple[str, int], ...]:
-        """What makes two units the same kind of module (names and ranks): a mismatch is a family with other shapes.
+    def family(self) -> tuple[tuple[Any, ...], ...]:
+        """What makes two units the same kind of module, whatever their widths: a mismatch is a family with other
+        shapes. Tensor names and ranks, and for a conv's weight its kernel size and whether it is depthwise
+        (one input channel per group): a 3x3 conv and a 7x7 one (a CBAM's spatial gate) are not the same role,
+        so a shorter kernel never stands in for another.
 
         Ranks are not squeezed here: a 10-class linear head is another size of the model's linear head, not of
         a 1x1 conv (an SE's) that happens to sit in the same gap.
         """
-        return tuple(sorted((name, len(tensor.shape)) for name, tensor in self.tensors.items()
+        return tuple(sorted(_role(name, tuple(tensor.shape)) for name, tensor in self.tensors.items()
                             if name not in OPTIONAL_TENSORS))
 
     @property
@@ -91,6 +95,13 @@ class Unit:
         shapes = ", ".join(f"{name} {tuple(tensor.shape)}" for name, tensor in self.tensors.items()
                            if name not in OPTIONAL_TENSORS)
         return f"{self.name or '(root)'} ({self.kind}: {shapes})"
+
+
+def _role(name: str, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """A tensor's part of a family: its name and rank, and a conv weight's kernel and depthwise-ness."""
+    if len(shape) >= 3:
+        return name, len(shape), shape[2:], shape[1] == 1
+    return name, len(shape)
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -343,10 +354,46 @@ def pairs_of(model_side: list[Unit], source_side: list[Unit]) -> tuple[list[tupl
                                 "at the start and at the end were matched")
 
 
+PLACE_DEPTHS = (1, 2)
+"""Name depths whose containers must correspond one to one (stage, then block: ``stage2``/``layer2``, then
+``stage2.block1``/``layer2.0``): see :func:`same_places`."""
+
+
+def same_places(pairs: list[tuple[int, int]], model_side: list[Unit], source_side: list[Unit]) -> list[tuple[int, int]]:
+    """``pairs`` without those that tie a container of one side to a second container of the other.
+
+    The skeleton leaves slack where one side has extra modules of a common family (a CBAM's convs, a shortcut
+    the other stage lacks), and shapes that fit one stage later could use it to pull single modules across:
+    a model stage would take most of its modules from the source's same stage and a few from the stage
+    before. Each side's containers (the names' first one and two parts) must correspond as a star: one
+    container of a side may take several of the other (netspec's ``conv1`` holds torchvision's ``conv1`` and
+    ``bn1``), but a link that is the weaker one for both of its containers is a shift, and its pairs are
+    dropped (reported new and unused, never copied). Names only group here; they are never compared.
+    """
+    for depth in PLACE_DEPTHS:
+        model_groups = [".".join(model_side[i].name.split(".")[:depth]) for i, _ in pairs]
+        source_groups = [".".join(source_side[j].name.split(".")[:depth]) for _, j in pairs]
+        links: dict[tuple[str, str], int] = {}
+        for link in zip(model_groups, source_groups):
+            links[link] = links.get(link, 0) + 1
+        strongest_model: dict[str, int] = {}
+        strongest_source: dict[str, int] = {}
+        for (model_group, source_group), count in links.items():
+            strongest_model[model_group] = max(strongest_model.get(model_group, 0), count)
+            strongest_source[source_group] = max(strongest_source.get(source_group, 0), count)
+        weak = {link for link, count in links.items()
+                if count < strongest_model[link[0]] and count < strongest_source[link[1]]}
+        if weak:
+            pairs = [pair for pair, link in zip(pairs, zip(model_groups, source_groups)) if link not in weak]
+    return pairs
+
+
 def match(model_side: list[Unit], source_side: list[Unit], source: str) -> WeightsReport:
-    """Pair two unit sequences (:func:`pairs_of`): equal shapes are matched, other shapes are mismatches."""
+    """Pair two unit sequences (:func:`pairs_of`, :func:`same_places`): equal shapes are matched, other shapes are
+    mismatches."""
     report = WeightsReport(source)
     pairs, report.note = pairs_of(model_side, source_side)
+    pairs = same_places(pairs, model_side, source_side)
     next_model = next_source = 0
     for i, j in pairs + [(len(model_side), len(source_side))]:
         report.new += model_side[next_model:i]
@@ -422,7 +469,9 @@ def _read_torch(handle: "io.BufferedReader", path: str) -> Any:
         what = "an empty file" if not head else "neither a zip archive nor a pickle"
         raise _fail(path, f"not a PyTorch checkpoint ({what})")
     try:
-        return torch.load(handle, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's deprecation notes about what a file holds are not the user's
+            warnings.simplefilter("ignore")
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
         if "weights_only" in text or "Weights only load failed" in text:
