@@ -30,6 +30,9 @@ Targets and how each is measured (details in RESULTS.md):
 4. build      ``netspec.build("specs/resnet50.yaml")`` vs ``baselines.ResNet50()``: <= 1.1x.
 5. check      ``netspec check specs/resnet50.yaml`` whole process vs ``python -c "import pydantic, yaml"``: <= 3x.
 6. validation A generated 10,000-layer spec checks in < 2 s; 10,000 : 1,000 time ratio <= 12.
+7. weights    (issue 23) netspec.load_weights vs model.load_state_dict in four cases (same, extra block, attention,
+              width-doubled) at 500, 1,000, 5,000 modules: <= 2x at 5,000, time slope 1,000 -> 5,000 <= 1.1
+              (``weights_bench.py``).
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation")
+TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "weights")
 ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
 SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
@@ -956,6 +959,12 @@ def bench_validation(args) -> Section:
     return section
 
 
+def bench_weights(args) -> Section:
+    from weights_bench import bench_weights as bench
+
+    return bench(args, Section, interleaved, paired, median, ms)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1047,7 +1056,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in header:
         print(line)
     benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
-               "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation}
+               "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation,
+               "weights": bench_weights}
     sections = []
     for name in TARGETS:
         if name in chosen:

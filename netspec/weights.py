@@ -131,8 +131,15 @@ def units_of(state: Mapping[str, "torch.Tensor"], kinds: Mapping[str, str] | Non
     for key, tensor in state.items():
         prefix, local = _split(key)
         grouped.setdefault(prefix, {})[local] = tensor
-    return [Unit(prefix, tensors, (kinds or {}).get(prefix) or _guess_kind(tensors))
-            for prefix, tensors in grouped.items()]
+    units = []
+    for prefix, tensors in grouped.items():
+        unit = Unit(prefix, tensors, (kinds or {}).get(prefix) or _guess_kind(tensors))
+        shapes = [(name, tuple(tensor.shape)) for name, tensor in tensors.items() if name not in OPTIONAL_TENSORS]
+        shapes.sort()
+        unit.__dict__["signature"] = tuple((name, _squeezed(shape)) for name, shape in shapes)  # the cached
+        unit.__dict__["family"] = tuple(_role(name, shape) for name, shape in shapes)  # properties, in one pass
+        units.append(unit)
+    return units
 
 
 def model_units(model: "nn.Module") -> list[Unit]:
@@ -653,7 +660,7 @@ def load_state(model: "nn.Module", state: Mapping[str, "torch.Tensor"], label: s
     with torch.no_grad():
         for key, target, tensor in copies:
             try:
-                target.copy_(tensor.reshape(target.shape))
+                target.copy_(tensor if tensor.shape == target.shape else tensor.reshape(target.shape))
             except (RuntimeError, TypeError, ValueError) as error:
                 raise _fail(file, f"tensor {key!r} cannot be copied into the model: {_one_line(error)}") from None
     return report
