@@ -4,15 +4,17 @@ Names differ between codebases (torchvision's ``layer1.0.conv1`` is netspec's ``
 so weights are matched by architecture instead. Both sides are read as *units*: the tensors of one module
 (a state-dict key ``a.b.weight`` belongs to the unit ``a.b``), in state-dict order, which is module registration
 order: the order data flows through a torchvision/timm CNN and through a netspec model (``nn.Sequential`` or
-``torch.fx.GraphModule`` alike; a residual block's shortcut comes after its body in both). A unit's signature is
-its tensor names with their shapes (a BN's ``num_batches_tracked`` is optional; a 1x1 conv's weight equals a
-linear one's), and the two sequences of signatures are aligned as a longest common subsequence: modules the
-model adds (SE, CBAM) are skipped over and reported as new, modules only the source has (an auxiliary head)
-are reported as unused, and a unit of the same kind but other shapes at the same place (a 10-class
-classifier) is reported as a shape mismatch and skipped.
+``torch.fx.GraphModule`` alike; a residual block's shortcut comes after its body in both). A unit's *family*
+(tensor names, ranks, a conv's kernel and depthwise-ness) is what it is whatever its width; its *signature* adds
+the shapes (a BN's ``num_batches_tracked`` is optional; a 1x1 conv's weight equals a linear one's). The two
+family sequences are aligned (issue 23: :func:`pairs_of`, :func:`same_places`) so that a module is paired only
+at its own place in the architecture: modules the model adds (SE, CBAM) are reported as new, modules only the
+source has (an auxiliary head) as unused, and a pair with other shapes (a 10-class classifier, a doubled width)
+is reported as a shape mismatch and skipped, never a reason to look for those shapes elsewhere.
 
 Files are read with ``torch.load(weights_only=True)`` (no pickled code ever runs) or, for ``.safetensors``,
-with the optional ``safetensors`` package. Every failure is a :class:`WeightsError`: one line naming the file.
+with the optional ``safetensors`` package. Only regular files are read, compressed zip records are refused before inflating, and every
+tensor is checked before any is copied. Every failure is a :class:`WeightsError`: one line naming the file.
 """
 from __future__ import annotations
 
