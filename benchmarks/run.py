@@ -962,7 +962,7 @@ def bench_validation(args) -> Section:
 def bench_weights(args) -> Section:
     from weights_bench import bench_weights as bench
 
-    return bench(args, Section, interleaved, paired, median, ms)
+    return bench(args, Section, paired, median, ms)
 
 
 # ---------------------------------------------------------------------------------------------

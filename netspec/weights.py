@@ -635,9 +635,12 @@ def load_weights(
     ``strict=True`` also raises unless every module is an exact match (shape mismatches, new, unused), listing
     each one. ``dry_run=True`` returns the report and copies nothing.
     """
+    from netspec.source import gc_paused
+
     state, label = read_state_dict(source)
-    return load_state(model, state, label, file=None if isinstance(source, Mapping) else label, strict=strict,
-                      dry_run=dry_run)
+    with gc_paused():  # thousands of units and tuples, no cycles: the collector's passes over the model would make
+        return load_state(model, state, label, file=None if isinstance(source, Mapping) else label,  # it quadratic
+                          strict=strict, dry_run=dry_run)
 
 
 def load_state(model: "nn.Module", state: Mapping[str, "torch.Tensor"], label: str, *, file: str | None,
@@ -821,7 +824,10 @@ def load_model(
     """
     import netspec
 
+    from netspec.source import gc_paused
+
     checkpoint = read_checkpoint(path)
     model = netspec.build(checkpoint.spec(), max_params=max_params, max_activations=max_activations)
-    load_state(model, checkpoint.state_dict, checkpoint.path, file=checkpoint.path, strict=True)
+    with gc_paused():
+        load_state(model, checkpoint.state_dict, checkpoint.path, file=checkpoint.path, strict=True)
     return model
