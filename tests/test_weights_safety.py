@@ -175,6 +175,15 @@ def test_a_compressed_zip_record_is_refused_before_it_is_inflated(tmp_path: Path
     assert str(raised.value).startswith(f"{bomb}: refused: record ") and "is compressed" in str(raised.value)
     status, _, err = run_cli("build", str(spec_file(tmp_path)), "--weights", str(bomb))
     assert status == 1 and err.count("\n") == 1 and "is compressed" in err
+    data = bytearray(bomb.read_bytes())  # the central directory says "stored", the local headers still deflate
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        data[at + 10:at + 12] = b"\x00\x00"
+        at = data.find(b"PK\x01\x02", at + 4)
+    lying = tmp_path / "lying.pt"
+    lying.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="is compressed"):
+        netspec.load_weights(torch.nn.Linear(512, 512, bias=False), lying)
 
 
 # --- tensors that cannot, or must not, be copied ---------------------------------------------------------------
