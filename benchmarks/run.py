@@ -34,6 +34,9 @@ Targets and how each is measured (details in RESULTS.md):
               its Ultralytics-layout twin fused as Ultralytics' ``model.fuse()`` (``baselines.ultralytics_fuse``):
               <= 1.0x; and against the unfused netspec model: <= 0.8x. Eval mode, ``torch.no_grad()``, batch 1 at
               320x320.
+8. weights    (issue 23) netspec.load_weights vs model.load_state_dict in four cases (same, extra block, attention,
+              width-doubled) at 500, 1,000, 5,000 modules: <= 2x at 5,000, time slope 1,000 -> 5,000 <= 1.1
+              (``weights_bench.py``).
 """
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "fuse")
+TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "fuse", "weights")
 ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
 SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
@@ -960,6 +963,12 @@ def bench_validation(args) -> Section:
     return section
 
 
+def bench_weights(args) -> Section:
+    from weights_bench import bench_weights as bench
+
+    return bench(args, Section, paired, median, ms)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1122,7 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
                "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation,
-               "fuse": bench_fuse}
+               "fuse": bench_fuse, "weights": bench_weights}
     sections = []
     for name in TARGETS:
         if name in chosen:

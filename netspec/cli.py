@@ -27,8 +27,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     import netspec
     from netspec.weights import looks_like_checkpoint, read_checkpoint
 
+    if args.state_dict and not (args.output or "").lower().endswith(".pt"):
+        print("netspec build: --state-dict needs -o OUT.pt", file=sys.stderr)
+        return 2
     if args.output and same_file(args.output, args.spec):
         return _overwrites_spec(args)
+    for role, path in [("the --weights file", args.weights)] + [("a --plugin file", plugin) for plugin in args.plugin]:
+        if args.output and path and same_file(args.output, path):  # -o never replaces an input
+            print(f"{printable(args.output)}: this is {role}; choose another output file", file=sys.stderr)
+            return 1
     checkpoint = None
     try:
         if looks_like_checkpoint(args.spec):  # `netspec build net.pt`: what netspec.save wrote
@@ -41,7 +48,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     except SpecError as error:
         return _errors(error)
     report = None
-    if args.output or args.weights:
+    if args.output or args.weights or checkpoint is not None:  # a checkpoint's weights are checked as they load
         from netspec.weights import load_state
 
         try:
@@ -56,7 +63,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         from netspec.export import ExportError, save
 
         try:
-            save(spec, args.output, model=model)
+            save(spec, args.output, model=model, state_dict_only=args.state_dict)
         except ExportError as error:
             print(printable(f"{args.output}: {error}"), file=sys.stderr)
             return 1
@@ -401,7 +408,10 @@ def parser() -> argparse.ArgumentParser:
     _scale_options(build)
     _budget_options(build)
     build.add_argument("-o", "--output", metavar="OUT", type=_output_path,
-                       help="write the built model: .pt state dict, .pt2 torch.export program, .onnx (extra)")
+                       help="write the built model: .pt netspec checkpoint (weights and spec, as netspec.save; "
+                            "--state-dict: the bare state dict), .pt2 torch.export program, .onnx (extra)")
+    build.add_argument("--state-dict", action="store_true",
+                       help="with -o OUT.pt: write the bare state dict (model.state_dict()) instead of the checkpoint")
     build.add_argument("--weights", metavar="CKPT",
                        help="load weights matched by architecture (not names): .pt/.pth (weights_only) or "
                             ".safetensors (extra); prints what matched, what is new, unused, mismatched")

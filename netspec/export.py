@@ -1,6 +1,8 @@
 """Write a built model to disk, the format chosen by the file extension; every file is written atomically.
 
-- ``.pt``: the ``state_dict`` (``torch.save``); load it into ``netspec.build(spec)``.
+- ``.pt``: a netspec checkpoint (``netspec.save``'s file: the weights and the spec's YAML), which
+  ``netspec.load_model`` and ``netspec build x.pt`` read back; with ``state_dict_only`` (``--state-dict``) the
+  bare ``state_dict`` (``torch.save``), to load into ``netspec.build(spec)`` yourself.
 - ``.pt2``: a ``torch.export`` program (``torch.export.save``); ``torch.export.load`` runs it
   without netspec installed. The batch dimension is dynamic, channels and H, W are the spec's.
 - ``.onnx``: ONNX from ``torch.onnx.export(dynamo=True)``, needs the ``onnx`` extra
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from netspec.spec import Spec
 
 FORMATS: dict[str, str] = {
-    ".pt": "state dict",
+    ".pt": "netspec checkpoint, or state dict",
     ".pt2": "torch.export program",
     ".onnx": "ONNX",
 }
@@ -54,8 +56,12 @@ def describe_formats() -> str:
     return ", ".join(f"{extension} ({what})" for extension, what in FORMATS.items())
 
 
-def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None" = None) -> str:
+def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None" = None,
+         state_dict_only: bool = False) -> str:
     """Build ``spec`` (or take ``model``, built from it) and write it to ``path``; returns the format written.
+
+    ``.pt`` is the self-describing checkpoint ``netspec.save`` writes, or with ``state_dict_only`` the bare
+    state dict (one meaning per option, never guessed from the name).
 
     Raises ``ValueError`` for an unknown extension and :class:`ExportError` when the format cannot
     be written here (the message says what to install or to add to the spec).
@@ -76,10 +82,15 @@ def save(spec: "Spec", path: str | os.PathLike[str], *, model: "nn.Module | None
     if extension == ".pt":
         import torch
 
-        buffer = io.BytesIO()  # in memory, not under the temporary name: equal weights give equal bytes
+        from netspec.weights import checkpoint_bytes
+
+        if not state_dict_only:  # in memory, not under the temporary name: equal weights give equal bytes
+            write_bytes_atomic(os.fspath(path), checkpoint_bytes(spec.to_yaml(), model.state_dict()))
+            return "netspec checkpoint"
+        buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         write_bytes_atomic(os.fspath(path), buffer.getvalue())
-        return FORMATS[extension]
+        return "state dict"
     example = example_input(spec)
     training = model.training
     model.eval()

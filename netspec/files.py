@@ -16,12 +16,34 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
     The temporary file sits next to ``path`` (same file system, so the rename is atomic), keeps
     ``path``'s extension (writers that look at it still work) and gets the usual permissions
     (0666 minus the umask), not ``mkstemp``'s 0600.
+
+    A symbolic link at ``path`` is written through, as ``torch.save``, ``cp`` and the shell's ``>`` do: the
+    file it points to is replaced (atomically, in that file's directory) and the link stays a link
+    (``latest.pt -> runs/7/model.pt`` keeps pointing there). A link to something other than a regular file
+    (a device, a directory) is refused.
     """
+    path = through_links(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, "no such directory", directory)
     with _terminating_raises():
         _write_atomic(path, write, directory)
+
+
+MAX_LINKS = 40  # as Linux's ELOOP limit
+
+
+def through_links(path: str) -> str:
+    """The path a chain of symbolic links at ``path``'s last component ends at (``path`` itself if none)."""
+    for _ in range(MAX_LINKS):
+        if not os.path.islink(path):
+            break
+        path = os.path.join(os.path.dirname(path), os.readlink(path))  # an absolute target replaces the directory
+    else:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OSError(errno.EEXIST, "exists and is not a regular file: refusing to replace it", path)
+    return path
 
 
 def _write_atomic(path: str, write: Callable[[str], None], directory: str) -> None:

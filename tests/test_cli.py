@@ -43,9 +43,14 @@ def test_build_json() -> None:
     assert data["layers"][0]["output"] == [64, 112, 112]
 
 
-def test_build_writes_a_state_dict(tmp_path: Path) -> None:
+def test_build_writes_a_checkpoint_or_a_state_dict(tmp_path: Path) -> None:
     out = tmp_path / "model.pt"
     result = netspec("build", "specs/resnet18.yaml", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["format"] == "netspec-checkpoint" and "name: resnet18" in checkpoint["spec"]
+    assert netspec("build", str(out)).returncode == 0  # what -o x.pt writes, `netspec build x.pt` reads
+    result = netspec("build", "specs/resnet18.yaml", "-o", str(out), "--state-dict")
     assert result.returncode == 0, result.stderr
     state = torch.load(out)
     assert sum(t.numel() for k, t in state.items() if "running" not in k and "num_batches" not in k) == 11_689_512

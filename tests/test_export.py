@@ -217,11 +217,15 @@ def test_a_graph_with_two_outputs_exports_to_onnx_naming_each(graph: tuple[netsp
     assert_close(actual, graph_reference(model))
 
 
-def test_pt_is_a_state_dict_for_the_built_model(spec: netspec.Spec, model: torch.nn.Module, tmp_path: Path) -> None:
+def test_pt_is_a_checkpoint_or_with_state_dict_only_a_state_dict(spec: netspec.Spec, model: torch.nn.Module,
+                                                                  tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
-    assert export.save(spec, path, model=model) == "state dict"
+    assert export.save(spec, path, model=model) == "netspec checkpoint"
+    assert_close(reference(netspec.load_model(path).eval()), reference(model))  # one file: spec and weights
+    bare = tmp_path / "bare.pt"
+    assert export.save(spec, bare, model=model, state_dict_only=True) == "state dict"
     fresh = netspec.build(spec).eval()
-    fresh.load_state_dict(torch.load(path))
+    fresh.load_state_dict(torch.load(bare))
     assert_close(reference(fresh), reference(model))
 
 
@@ -270,7 +274,7 @@ def test_unknown_extension_is_a_usage_error(tmp_path: Path) -> None:
     result = netspec_cli("build", "specs/resnet18.yaml", "-o", str(tmp_path / "model.h5"))
     assert result.returncode == 2
     assert "usage:" in result.stderr and "Traceback" not in result.stderr
-    assert "model.h5: unknown output format; use .pt (state dict), .pt2 (torch.export program), .onnx (ONNX)" in result.stderr
+    assert "model.h5: unknown output format; use .pt (netspec checkpoint, or state dict), .pt2 (torch.export program), .onnx (ONNX)" in result.stderr
     assert os.listdir(tmp_path) == []
 
 

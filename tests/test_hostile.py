@@ -405,7 +405,7 @@ def test_a_successful_build_replaces_the_output(tmp_path: Path) -> None:
     output.write_bytes(b"an old model")
     status, _, err = run_cli("build", str(spec), "-o", str(output))
     assert status == 0, err
-    state = torch.load(output, weights_only=True)
+    state = torch.load(output, weights_only=True)["state_dict"]
     netspec.build(str(spec)).load_state_dict(state)
     assert leftovers(tmp_path) == []
 

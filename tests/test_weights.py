@@ -463,7 +463,7 @@ def test_build_with_weights_prints_the_report_and_writes_them(tmp_path: Path, ca
     printed = capsys.readouterr().out
     assert f"weights from {source}: " in printed and "shape mismatches, skipped (model <- source): 1\n" in printed
     assert printed.rstrip().endswith(f"wrote {out}")
-    written = torch.load(out, weights_only=True)
+    written = torch.load(out, weights_only=True)["state_dict"]
     assert torch.equal(written["conv1.conv.weight"], reference.state_dict()["conv1.conv.weight"])
     assert main(["build", str(tiny(tmp_path)), "--weights", str(source), "--strict"]) == 1
     assert capsys.readouterr().err.startswith(f"{source}: shape mismatch: linear1 (Linear: weight (5, 16)")
@@ -503,7 +503,8 @@ def test_build_of_a_checkpoint_prints_what_is_inside(tmp_path: Path, capsys) -> 
     assert "linear1   linear   (N, 5)" in printed and "total params: " in printed
     out = tmp_path / "again.pt"  # its own weights go into the export
     assert main(["build", str(path), "-o", str(out)]) == 0
-    assert all(torch.equal(a, b) for a, b in zip(torch.load(out, weights_only=True).values(), model.state_dict().values()))
+    written = torch.load(out, weights_only=True)["state_dict"]
+    assert all(torch.equal(a, b) for a, b in zip(written.values(), model.state_dict().values()))
 
 
 # --- every kind: a model loads its own architecture's weights, and its checkpoint round-trips -------------------
@@ -513,8 +514,9 @@ def test_build_of_a_checkpoint_prints_what_is_inside(tmp_path: Path, capsys) -> 
 def test_any_spec_loads_its_own_weights_by_architecture(tmp_path_factory: pytest.TempPathFactory, spec) -> None:
     source, model = netspec.build(spec, seed=1), netspec.build(spec, seed=2)
     with torch.no_grad():  # every tensor random, so nothing matches by accident (BN statistics included)
-        for tensor in source.state_dict().values():
-            tensor.copy_(torch.randint(1, 100, tensor.shape) if not tensor.is_floating_point() else torch.randn_like(tensor))
+        for key, tensor in source.state_dict().items():  # a variance stays positive: a negative one is refused
+            tensor.copy_(torch.randint(1, 100, tensor.shape) if not tensor.is_floating_point() else
+                         torch.rand_like(tensor) + 0.5 if key.endswith("running_var") else torch.randn_like(tensor))
     report = netspec.load_weights(model, source.state_dict(), strict=True)
     assert report.complete and len(report.matched) == len(model_units(model))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
