@@ -46,9 +46,34 @@ RESERVED_NAMES = frozenset({
     "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
     "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "to_folder",
     "train", "type", "xpu", "zero_grad",
+    # set on every GraphModule instance (an entry of that name would be replaced by None), and nn.Module's TypeVar
+    "shape_env", "T_destination",
+    # the generated forward's first argument: `self = self.self(input)` would rebind it
+    "self",
 })
-"""Names an entry cannot take: the input's, and attributes of ``torch.nn.Module``/``torch.fx.GraphModule``
-(an entry is a child module of that name). Names starting with ``_`` are reserved too."""
+"""Names an entry cannot take: the input's, the generated ``forward``'s ``self``, and attributes of
+``torch.nn.Module``/``torch.fx.GraphModule`` classes and instances (an entry is a child module of that name).
+Names starting with ``_`` are reserved too. Every other identifier is safe in the generated code: torch.fx renames
+a node whose name would shadow a builtin or one of its own globals (``torch``, ``inf``...)."""
+
+
+MAX_SUGGESTIONS = 20
+"""Unknown names in one spec that get a "did you mean": each is compared with every name before it, so suggesting
+for all of a generated spec's thousands of misspelt references would cost time quadratic in its length."""
+
+
+class _Suggestions:
+    """`` (did you mean 'x'?)`` for the first :data:`MAX_SUGGESTIONS` unknown names of a spec, ``""`` after."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.left = MAX_SUGGESTIONS
+
+    def __call__(self, name: str, before: int | None = None) -> str:
+        if self.left <= 0:
+            return ""
+        self.left -= 1
+        return suggest(name, [INPUT, *(self.names if before is None else self.names[:before])])
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,7 @@ def _name_findings(spec: "Spec", names: list[str]) -> list[Finding]:
         where = ("layers", index, "name") if layer.name is not None else ("layers", index, layer.kind)
         if layer.name is not None and (name in RESERVED_NAMES or name.startswith("_") or keyword.iskeyword(name)):
             what = ("the network's input" if name == INPUT else "a Python keyword" if keyword.iskeyword(name)
-                    else "an attribute of torch modules")
+                    else "the generated forward's own argument" if name == "self" else "an attribute of torch modules")
             findings.append(Finding(where, f"the name {name!r} is reserved ({what}): choose another"))
         elif name in first:
             other = first[name]
@@ -152,7 +177,8 @@ def _name_findings(spec: "Spec", names: list[str]) -> list[Finding]:
     return findings
 
 
-def _sources(spec: "Spec", index: int, names: list[str], known: dict[str, int]) -> tuple[list[str], list[Finding]]:
+def _sources(spec: "Spec", index: int, names: list[str], known: dict[str, int],
+             hint: _Suggestions) -> tuple[list[str], list[Finding]]:
     """The names entry ``index`` reads (``from:``, else the entry before; then its references), or findings."""
     layer = spec.layers[index]
     fewest, most = layer.arity
@@ -190,8 +216,7 @@ def _sources(spec: "Spec", index: int, names: list[str], known: dict[str, int]) 
             findings.append(Finding(path, f"{name!r} is defined later (layers[{known[name]}]): an entry reads "
                                           "earlier ones only, so move it below"))
         else:
-            earlier = [INPUT, *names[:index]]
-            findings.append(Finding(path, f"unknown name {name!r}{suggest(name, earlier)}"))
+            findings.append(Finding(path, f"unknown name {name!r}{hint(name, index)}"))
     return sources, findings
 
 
@@ -208,6 +233,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     for index, name in enumerate(names):
         known.setdefault(name, index)
     root.findings.extend(_name_findings(spec, names))
+    hint = _Suggestions(names)
     shapes: dict[str, Shape | None] = {INPUT: input_shape(spec)}
     rows: list[Row] = []
     params = modules = 0
@@ -220,7 +246,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     layers = spec.scaled_layers()
     firsts = list(accumulate((layer.block_count() for layer in layers), initial=0))  # blocks before each entry
     for index, (name, layer) in enumerate(zip(names, layers) if not input_over else ()):
-        sources, problems = _sources(spec, index, names, known)
+        sources, problems = _sources(spec, index, names, known, hint)
         root.findings.extend(problems)
         inputs = [shapes.get(source) for source in sources]
         shapes.setdefault(name, None)
@@ -248,7 +274,7 @@ def infer_network(spec: "Spec", budget: Budget = NO_LIMITS) -> Network:
     outputs = tuple(spec.outputs) if spec.outputs is not None else (names[-1],)
     for position, name in enumerate(spec.outputs or ()):
         if name not in shapes and name != INPUT:
-            root.findings.append(Finding(("outputs", position), f"unknown name {name!r}{suggest(name, [INPUT, *names])}"))
+            root.findings.append(Finding(("outputs", position), f"unknown name {name!r}{hint(name)}"))
     if root.findings:
         ordered = sorted(dict.fromkeys(root.findings), key=_entry_order)  # a rule broken by several convs: once
         raise spec.locate(ordered)
@@ -285,6 +311,13 @@ def warn_unused(spec: "Spec", network: Network) -> None:
 
 def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
     """Build the ``nn.Sequential`` (or, for a graph, ``torch.fx.GraphModule``) of a spec, validated first."""
+    from netspec.source import gc_paused
+
+    with gc_paused():  # thousands of modules and fx nodes, no garbage cycles: keeps a long graph's build linear
+        return _build_model(spec, budget)
+
+
+def _build_model(spec: "Spec", budget: Budget) -> "nn.Module":
     from collections import OrderedDict
 
     from torch import nn
