@@ -383,12 +383,15 @@ def _lines(text: str, name: str | None) -> str:
 
 
 def _decode(raw: bytes, name: str | None) -> str:
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # a BOM (utf-8-sig's errors count from after it)
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         before = raw[: error.start]
         line = before.count(b"\n") + 1
-        column = error.start - (before.rfind(b"\n") + 1) + 1
+        start = before.rfind(b"\n") + 1
+        # characters, as editors count columns (the bytes before the first invalid one are valid UTF-8)
+        column = len(before[start:].decode("utf-8")) + 1
         message = f"not UTF-8 text: invalid byte 0x{raw[error.start]:02x}"
         raise SpecError([Problem((), message, name, line, column)]) from None
 
