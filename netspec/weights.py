@@ -20,6 +20,7 @@ import io
 import os
 import pickle
 import re
+import stat
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -500,11 +501,16 @@ def looks_like_checkpoint(path: str | os.PathLike[str]) -> bool:
     name = os.fspath(path)
     if name.lower().endswith(CHECKPOINT_EXTENSIONS):
         return True
-    try:
-        with open(name, "rb") as handle:
-            return handle.read(4) == b"PK\x03\x04"
+    try:  # non-blocking, and only a regular file is read: a FIFO or a device is left to the spec reader to refuse
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError:
         return False  # the spec reader reports it
+    try:
+        return stat.S_ISREG(os.fstat(descriptor).st_mode) and os.read(descriptor, 4) == b"PK\x03\x04"
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
