@@ -37,6 +37,9 @@ Targets and how each is measured (details in RESULTS.md):
 8. weights    (issue 23) netspec.load_weights vs model.load_state_dict in four cases (same, extra block, attention,
               width-doubled) at 500, 1,000, 5,000 modules: <= 2x at 5,000, time slope 1,000 -> 5,000 <= 1.1
               (``weights_bench.py``).
+9. graphbuild (issue 23) ``netspec.build`` of generated graph specs (named entries, ``from:``, ``add`` merges) of
+              1,000 to 5,000 entries: time grows linearly, log-log slope from 1,000 to 5,000 <= 1.1; the same
+              builds with Python's garbage collector left running during the build are shown beside them.
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "fuse", "weights")
+TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "fuse", "weights", "graphbuild")
 ATTENTION_KINDS = ("se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet")
 SPATIAL_KINDS = ("nonlocal", "pam", "cam", "danet")
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
@@ -970,6 +973,78 @@ def bench_weights(args) -> Section:
 
 
 # ---------------------------------------------------------------------------------------------
+# Graph build grows linearly (issue 23)
+
+
+def generated_graph(entries: int) -> str:
+    """A valid graph spec of ``entries`` named entries: 1x1 convs each reading the one before, every fifth an
+    ``add`` of the two before it (so the fx graph has merges, not only a chain)."""
+    lines = [f"name: graph_{entries}", "input: {channels: 4, size: 8}", "layers:"]
+    for index in range(entries):
+        if index % 5 == 4:
+            lines.append(f"  - {{add: {{}}, name: e{index}, from: [e{index - 1}, e{index - 2}]}}")
+        else:
+            lines.append(f"  - {{conv: {{out: 4, kernel: 1}}, name: e{index}, "
+                         f"from: {f'e{index - 1}' if index else 'input'}}}")
+    return "\n".join(lines) + "\n"
+
+
+def bench_graph_build(args) -> Section:
+    import contextlib
+
+    import netspec
+    import netspec.source
+
+    section = Section("graphbuild", "7. Graph build time grows linearly (issue 23)")
+    section.add(f"## {section.title}")
+    section.add()
+    sizes = (1_000, 2_000, 5_000)
+    specs = {n: netspec.loads(generated_graph(n)) for n in sizes}
+    paused = netspec.source.gc_paused
+
+    def build(spec, collector_on: bool) -> float:
+        gc.collect()  # the previous model's reference cycles, outside the timing (and not left for this build)
+        if collector_on:  # the build as it was before issue 23: the collector scans the growing fx graph
+            netspec.source.gc_paused = contextlib.nullcontext
+        try:
+            start = time.perf_counter()
+            model = netspec.build(spec)
+            elapsed = time.perf_counter() - start
+        finally:
+            netspec.source.gc_paused = paused
+        del model
+        return elapsed
+
+    cases = [(n, on) for n in sizes for on in (False, True)]
+    for n, on in cases:  # warm-up
+        build(specs[n], on)
+    samples: dict[str, list[float]] = {f"{n} {'running' if on else 'paused'}": [] for n, on in cases}
+    for repeat in range(3 if args.quick else 7):
+        for n, on in cases[repeat % len(cases):] + cases[: repeat % len(cases)]:
+            samples[f"{n} {'running' if on else 'paused'}"].append(build(specs[n], on))
+    rows = []
+    for n in sizes:
+        rows.append([f"{n:,}", ms(median(samples[f"{n} paused"])), ms(median(samples[f"{n} running"]))])
+
+    def slope(which: str) -> float:
+        return math.log(paired(samples[f"5000 {which}"], samples[f"1000 {which}"])) / math.log(5)
+
+    section.add("`netspec.build(spec)` of `generated_graph(n)` in run.py (n named entries: 1x1 convs, every fifth an "
+                "`add` of the two before; a `torch.fx.GraphModule`), spec loaded beforehand; median ms of "
+                "interleaved repeats (a full collection before each, untimed). `collector paused`: netspec as shipped (Python's cyclic garbage collector "
+                "paused while the modules and the fx graph are made, as the YAML loader does); `collector "
+                "running`: the same build with the collector left on, as before issue 23.")
+    section.add()
+    section.table(["entries", "collector paused ms", "collector running ms"], rows)
+    ours, before = slope("paused"), slope("running")
+    section.add(f"Log-log slope from 1,000 to 5,000 entries (log of the median per-repeat time ratio / log 5): "
+                f"{ours:.2f} paused, {before:.2f} with the collector running.")
+    section.add()
+    section.verdict("graph build time slope from 1,000 to 5,000 entries <= 1.1", ours <= 1.1, f"{ours:.2f}")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def machine(args) -> list[str]:
@@ -1131,7 +1206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
                "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation,
-               "fuse": bench_fuse, "weights": bench_weights}
+               "fuse": bench_fuse, "weights": bench_weights,
+               "graphbuild": bench_graph_build}
     sections = []
     for name in TARGETS:
         if name in chosen:

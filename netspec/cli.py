@@ -10,11 +10,14 @@ import math
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from netspec.errors import SpecError, printable
 from netspec.files import same_file, write_atomic  # noqa: F401  (write_atomic re-exported: it used to live here)
 from netspec.spec import Spec
+
+if TYPE_CHECKING:
+    from netspec.summary import Summary
 
 
 def _errors(error: SpecError) -> int:
@@ -205,10 +208,6 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
             description = param_description(cls, name)
             print(f"  {name}: {default}" + (f" - {description}" if description else ""))
-    print("an entry `repeat: NAME` (with name and from) instantiates the sub-graph `define: {NAME: {inputs, layers, "
-          "outputs}}`, its entries named <instance>_<entry>; see the README's define/repeat section")
-    print("every entry also takes, beside its kind: name (a name others refer to) and from (what it reads: an "
-          "earlier entry, `input`, or a list for merges); see the README's graphs section")
     from netspec.blocks import BLOCKS, block_names
     from netspec.blocks.base import COMMON
 
@@ -217,6 +216,10 @@ def cmd_blocks(args: argparse.Namespace) -> int:
         block = BLOCKS[name]
         options = ", ".join(sorted(block.options - COMMON)) or "none"
         print(f"  {name}: {block.describe()}" + (f" ({block.paper})" if block.paper else "") + f"; params: {options}")
+    print("an entry `repeat: NAME` (with name and from) instantiates the sub-graph `define: {NAME: {inputs, layers, "
+          "outputs}}`, its entries named <instance>_<entry>; see the README's define/repeat section")
+    print("every entry also takes, beside its kind: name (a name others refer to) and from (what it reads: an "
+          "earlier entry, `input`, or a list for merges); see the README's graphs section")
     return 0
 
 
@@ -263,6 +266,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         summary = netspec.check(spec, **_budget(args))
     except SpecError as error:
         return _errors(error)
+    batched = _batch_over_budget(summary, args.batch, args.max_activations)
+    if batched:
+        print(printable(f"netspec bench: {args.spec}: {batched}"), file=sys.stderr)
+        return 1
 
     import torch
 
@@ -346,6 +353,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_over_budget(summary: Summary, batch: int, limit: int | None) -> str:
+    """Why ``batch`` samples go over ``--max-activations`` (which bench counts for the whole batch, since it allocates
+    the batch), found before anything is allocated; ``""`` when they fit."""
+    if limit is None:
+        return ""
+    shapes = [("the input", summary.input)] + [(f"layer {row.name!r}", row.info.shape) for row in summary.rows]
+    values, where, shape = max(((s.channels * (s.pixels or 0), name, s) for name, s in shapes), key=lambda v: v[0])
+    if values * batch <= limit:
+        return ""
+    return (f"--batch {batch:,} x {values:,} values per sample ({where}, {shape}) is {values * batch:,} values in one "
+            f"tensor, over the limit of {limit:,} (--max-activations counts the whole batch in bench): lower --batch "
+            "or --size")
+
+
 def _bounded(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -396,7 +417,10 @@ def _scale_options(command: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from netspec import __version__
+
     root = argparse.ArgumentParser(prog="netspec", description="Declarative YAML network builder for PyTorch.")
+    root.add_argument("--version", action="version", version=f"netspec {__version__}")
     root.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                       help="load kinds from a Python file (my_kinds.py) or an importable module before the command; "
                            "repeatable")
@@ -519,9 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:
             print(printable(f"netspec: {error}"), file=sys.stderr)
             return 1
-        except Exception as error:  # a plugin kind's own bug: name it, no traceback
+        except Exception as error:  # running out of memory, or a plugin kind's own bug: one line, no traceback
             from netspec.registry import plugin_kind_in
 
+            memory = _out_of_memory(error)
+            if memory is not None:
+                print(printable(f"netspec: out of memory: {memory}"), file=sys.stderr)
+                return 1
             culprit = plugin_kind_in(error.__traceback__)
             if culprit is None:
                 raise
@@ -529,6 +557,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"netspec: plugin kind {culprit[0]!r} ({culprit[1]}) failed: {type(error).__name__}: {reason}",
                   file=sys.stderr)
             return 1
+
+
+def _out_of_memory(error: BaseException) -> str | None:
+    """The one-line reason when ``error`` is an allocation failure (Python's ``MemoryError``, torch's
+    ``OutOfMemoryError`` or its CPU allocator's ``can't allocate memory``), else ``None``."""
+    import re
+
+    text = (str(error).strip().splitlines() or [""])[0]
+    if not (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or (
+            isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()))):
+        return None
+    text = re.sub(r"^\[enforce fail at [^\]]*\]\s*(err == 0\.\s*)?", "", text) or type(error).__name__
+    return (f"{text} (the network or its tensors do not fit; with the default --max-params and --max-activations, "
+            "or lower ones, netspec refuses such a spec before allocating anything)")
 
 
 def _show_warning(default: Callable[..., None]) -> Callable[..., None]:

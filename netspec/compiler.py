@@ -13,7 +13,7 @@ from itertools import accumulate
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from netspec.entries import INPUT, RESERVED_NAMES, Flat, Note, flatten, merged, with_instances
+from netspec.entries import INPUT, MAX_SUGGESTIONS, RESERVED_NAMES, Flat, Note, flatten, merged, with_instances
 from netspec.errors import Finding, Invalid, Path, SpecWarning
 from netspec.layers.base import Context, Layer
 from netspec.shapes import LayerInfo, Shape
@@ -202,6 +202,13 @@ def warn_unused(spec: "Spec", network: Network) -> None:
 
 def build_model(spec: "Spec", budget: Budget = Budget()) -> "nn.Module":
     """Build the ``nn.Sequential`` (or, for a graph, ``torch.fx.GraphModule``) of a spec, validated first."""
+    from netspec.source import gc_paused
+
+    with gc_paused():  # thousands of modules and fx nodes, no garbage cycles: keeps a long graph's build linear
+        return _build_model(spec, budget)
+
+
+def _build_model(spec: "Spec", budget: Budget) -> "nn.Module":
     from collections import OrderedDict
 
     from torch import nn

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keyword
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
@@ -37,9 +38,19 @@ RESERVED_NAMES = frozenset({
     "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
     "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "to_folder",
     "train", "type", "xpu", "zero_grad",
+    # set on every GraphModule instance (an entry of that name would be replaced by None), and nn.Module's TypeVar
+    "shape_env", "T_destination",
+    # the generated forward's first argument: `self = self.self(input)` would rebind it
+    "self",
 })
-"""Names an entry cannot take: the input's, and attributes of ``torch.nn.Module``/``torch.fx.GraphModule``
-(an entry is a child module of that name). Names starting with ``_`` are reserved too."""
+"""Names an entry cannot take: the input's, the generated ``forward``'s ``self``, and attributes of
+``torch.nn.Module``/``torch.fx.GraphModule`` classes and instances (an entry is a child module of that name).
+Names starting with ``_`` are reserved too. Every other identifier is safe in the generated code: torch.fx renames
+a node whose name would shadow a builtin or one of its own globals (``torch``, ``inf``...)."""
+
+MAX_SUGGESTIONS = 20
+"""Unknown names in one spec that get a "did you mean": each is compared with every name before it, so suggesting
+for all of a generated spec's thousands of misspelt references would cost time quadratic in its length."""
 
 MAX_ENTRIES = 100_000
 """Most entries a spec may expand to (instances of instances multiply): past it, a located error, nothing built."""
@@ -201,6 +212,14 @@ class _Flattener:
         self.taken: dict[str, str] = {INPUT: "the network's input"}  # flat name -> who has it
         self.order: dict[Path, int] = {}
         self.scope: tuple[tuple[str, str], ...] = ()  # the instances the body being flattened is inside
+        self.suggestions_left = MAX_SUGGESTIONS
+
+    def suggest(self, written: str, candidates: Callable[[], list[str]]) -> str:
+        """`` (did you mean 'x'?)`` for the first :data:`MAX_SUGGESTIONS` unknown names of a spec, ``""`` after."""
+        if self.suggestions_left <= 0:
+            return ""
+        self.suggestions_left -= 1
+        return suggest(written, candidates())
 
     def note(self, path: Path, message: str, instance: str | None = None, *, on_key: bool = False) -> None:
         self.notes.append(Note(Finding(path, message, on_key=on_key), instance))
@@ -218,6 +237,8 @@ class _Flattener:
             self.order.setdefault(where + (index,), len(self.order))
             spot = where + (index, "name") if item.name is not None else where + (index, item.kind)
             if self._name_problem(name, item, formals, positions, items, spot, instance):
+                if name not in formals:  # a reserved name is still the entry's: its readers get no second problem
+                    positions.setdefault(name, index)
                 continue
             positions[name] = index
             for alias in self._aliases(name, item):
@@ -237,7 +258,7 @@ class _Flattener:
                       items: list[Item], spot: Path, instance: str | None) -> bool:
         if item.name is not None and (name in RESERVED_NAMES or name.startswith("_") or keyword.iskeyword(name)):
             what = ("the network's input" if name == INPUT else "a Python keyword" if keyword.iskeyword(name)
-                    else "an attribute of torch modules")
+                    else "the generated forward's own argument" if name == "self" else "an attribute of torch modules")
             self.note(spot, f"the name {name!r} is reserved ({what}): choose another", instance)
             return True
         if name in formals:
@@ -279,8 +300,7 @@ class _Flattener:
             self.note(path, f"{written!r} is defined later ({self._label(path[:path.index(index)], position)}): an "
                             "entry reads earlier ones only, so move it below", instance)
         else:
-            earlier = [*formals, *(name for name, at in positions.items() if at < index)]
-            hint = suggest(written, earlier)
+            hint = self.suggest(written, lambda: [*formals, *(name for name, at in positions.items() if at < index)])
             if written == INPUT and instance is not None:
                 hint = f": a definition's entries read its `inputs` ({', '.join(formals)}), not the network's input"
             self.note(path, f"unknown name {written!r}{hint}", instance)
@@ -360,7 +380,7 @@ class _Flattener:
         targets[name] = None
         if definition is None:
             self.note(path + ("repeat",), f"unknown definition {item.repeat!r}"
-                                          f"{suggest(item.repeat, list(self.definitions))}"
+                                          f"{self.suggest(item.repeat, lambda: list(self.definitions))}"
                                           + ("" if self.definitions else ": define it under `define:`"), instance)
             return None
         if path + ("repeat",) in self.cut:
@@ -401,7 +421,7 @@ class _Flattener:
                 self.note(spot, f"{output!r} is one of the definition's inputs: an output is one of its entries",
                           label)
             elif output not in inner:
-                self.note(spot, f"unknown name {output!r}{suggest(output, list(inner))}", label)
+                self.note(spot, f"unknown name {output!r}{self.suggest(output, lambda: list(inner))}", label)
             elif isinstance(target, Several):
                 self.note(spot, f"{output!r} has {len(target.names)} outputs: list one of {', '.join(target.names)}",
                           label)
@@ -443,7 +463,8 @@ def flatten(spec: "Spec") -> Flat:
                 flattener.note(("outputs", position), f"{written!r} has {len(target.names)} outputs: list the ones "
                                                       f"the network returns ({', '.join(target.names)})")
             elif written != INPUT and written not in top:
-                flattener.note(("outputs", position), f"unknown name {written!r}{suggest(written, [INPUT, *top])}")
+                hint = flattener.suggest(written, lambda: [INPUT, *top])
+                flattener.note(("outputs", position), f"unknown name {written!r}{hint}")
             elif isinstance(target, str):
                 outputs.append(target)
     graph = spec.outputs is not None or bool(spec.define) or any(

@@ -82,12 +82,19 @@ class _Kinds(dict):  # type: ignore[type-arg]
     def copy(self) -> dict[str, "type[Layer]"]:
         return dict(self.items())
 
+    def __setitem__(self, kind: str, cls: "type[Layer]") -> None:  # `KINDS["se"] = MySE`: said, as register() says it
+        _warn_if_replacing(kind, cls)
+        dict.__setitem__(self, kind, cls)
+
 
 KINDS: dict[str, "type[Layer]"] = _Kinds()
 
 # armed: `import netspec` has completed (a plugin may `import netspec` itself); loaded: every plugin was imported.
 _state: dict[str, Any] = {"armed": False, "loaded": False, "tried": set()}
 _lock = threading.RLock()  # one thread imports plugins; the others wait for it, then see its kinds
+
+BUILTIN_KINDS: set[str] = set()
+"""Every kind netspec itself registered (kept when one is unregistered, so that a replacement is noticed)."""
 
 FAILED_PLUGINS: dict[str, str] = {}
 """Entry point name -> why it could not be loaded (shown again when a spec uses that kind)."""
@@ -108,8 +115,19 @@ def register(cls: LayerType) -> LayerType:
     reimported = existing is not None and (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
     if existing is not None and existing is not cls and not (reimported and not is_builtin(existing)):
         raise ValueError(f"kind {kind!r} is already registered by {existing.__module__}.{existing.__qualname__}")
+    _warn_if_replacing(kind, cls)
     dict.__setitem__(KINDS, kind, cls)
     return cls
+
+
+def _warn_if_replacing(kind: str, cls: type) -> None:
+    """Record netspec's own kinds; a :class:`PluginWarning` when code from elsewhere takes one of their names (after
+    :func:`unregister`, or writing into ``KINDS``): every spec that uses the kind then builds that code instead."""
+    if is_builtin(cls):
+        BUILTIN_KINDS.add(kind)
+    elif kind in BUILTIN_KINDS:
+        warnings.warn(f"{cls.__module__}.{cls.__qualname__} replaces netspec's built-in kind {kind!r}: specs that use "
+                      f"{kind!r} now build it instead of netspec's", PluginWarning, stacklevel=3)
 
 
 def unregister(kind: str) -> "type[Layer] | None":
@@ -207,8 +225,11 @@ def _guarded(load: Callable[[], Any]) -> Any:
     captured = io.StringIO()
     argv = sys.argv
     sys.argv = argv[:1]
+    heard: list[warnings.WarningMessage] = []
     try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), \
+                warnings.catch_warnings(record=True) as heard:
+            warnings.simplefilter("always", PluginWarning)
             return load()
     except SystemExit as error:
         said = captured.getvalue().strip().splitlines()
@@ -219,6 +240,9 @@ def _guarded(load: Callable[[], Any]) -> Any:
         raise PluginError(f"{type(error).__name__}: {reason}" if reason else type(error).__name__) from None
     finally:
         sys.argv = argv
+        for warning in heard:  # what the plugin warned (a built-in kind it replaced) reaches stderr, not the capture
+            if issubclass(warning.category, PluginWarning):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _register_loaded(loaded: Any) -> None:

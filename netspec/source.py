@@ -383,12 +383,15 @@ def _lines(text: str, name: str | None) -> str:
 
 
 def _decode(raw: bytes, name: str | None) -> str:
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # a BOM (utf-8-sig's errors count from after it)
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         before = raw[: error.start]
         line = before.count(b"\n") + 1
-        column = error.start - (before.rfind(b"\n") + 1) + 1
+        start = before.rfind(b"\n") + 1
+        # characters, as editors count columns (the bytes before the first invalid one are valid UTF-8)
+        column = len(before[start:].decode("utf-8")) + 1
         message = f"not UTF-8 text: invalid byte 0x{raw[error.start]:02x}"
         raise SpecError([Problem((), message, name, line, column)]) from None
 
@@ -472,9 +475,60 @@ def _syntax_problem(error: yaml.MarkedYAMLError, text: str, name: str | None) ->
             message = f"{what} is never closed: line {mark.line + 1} comes before its {closer!r} ({problem})"
         mark = opened
     elif "mapping values are not allowed" in problem and mark is not None:
-        message += _bare_kind_hint(text, mark.line)
+        hint = _bare_kind_hint(text, mark.line)
+        deeper = "" if hint else _deeper_line(text, mark.line)
+        message = deeper or message + hint
+        if deeper:  # at the line's first character: that line's indentation is what to fix
+            line_text = text.split("\n")[mark.line]
+            mark = yaml.Mark(mark.name, mark.index, mark.line, len(line_text) - len(line_text.lstrip(" ")), None, None)
+    elif ("expected <block end>" in problem and context.startswith("while parsing a block") and opened is not None
+          and mark is not None and mark.line > opened.line):
+        message = _misaligned_line(text, mark, opened, "mapping" in context)
     line, column = _inside(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     return Problem((), f"YAML syntax error: {message}", name, line, column)
+
+
+def _spaces(line: str) -> str:
+    count = len(line) - len(line.lstrip(" "))
+    return f"{count} space{'s' if count != 1 else ''}"
+
+
+def _deeper_line(text: str, line: int) -> str:
+    """Words for a ``key: value`` line indented deeper than the ``key: value`` line above it, which YAML reads as
+    the rest of that value (PyYAML: "mapping values are not allowed here"); ``""`` when that is not the case."""
+    lines = text.split("\n")
+    if not 0 < line < len(lines):
+        return ""
+    above = next((index for index in range(line - 1, -1, -1) if lines[index].strip() and
+                  not lines[index].lstrip().startswith("#")), None)
+    if above is None:
+        return ""
+    this, before = lines[line], lines[above]
+    deeper = len(this) - len(this.lstrip(" ")) > len(before) - len(before.lstrip(" "))
+    if not (deeper and ":" in before.split("#", 1)[0] and before.rstrip().split("#", 1)[0].rstrip()[-1:] != ":"):
+        return ""
+    return (f"bad indentation: line {line + 1} is indented {_spaces(this)}, deeper than line {above + 1} "
+            f"({_spaces(before)}), so YAML reads it as the rest of line {above + 1}'s value: indent the keys of one "
+            "mapping by the same number of spaces")
+
+
+def _misaligned_line(text: str, mark: Any, opened: Any, mapping: bool) -> str:
+    """Words for a line whose indentation matches no open block (PyYAML: "while parsing a block mapping expected
+    <block end>, but found ..."): which line, how it is indented, and how the block it breaks is indented."""
+    lines = text.split("\n")
+    this = lines[mark.line] if mark.line < len(lines) else ""
+    start = lines[opened.line] if opened.line < len(lines) else ""
+    what, parts = ("mapping", "keys") if mapping else ("list", "'-' items")  # the block the line breaks
+    indent = f"{opened.column} space{'s' if opened.column != 1 else ''}"
+    message = (f"bad indentation: line {mark.line + 1} is indented {_spaces(this)}, which lines up with nothing "
+               f"above it: the {what} it follows (from line {opened.line + 1}) has its {parts} at {indent}")
+    dash = start[:opened.column].rstrip()
+    if mapping and this.lstrip().startswith("-") and dash.endswith("-") and mark.column == opened.column:
+        sibling = len(dash) - 1
+        return (f"bad indentation: line {mark.line + 1}'s '-' is indented {_spaces(this)}, like the keys of the "
+                f"mapping from line {opened.line + 1}, so YAML expects a key there: a new item of the list lines up "
+                f"with line {opened.line + 1}'s '-' ({sibling} space{'s' if sibling != 1 else ''})")
+    return message + "; indent the keys of one mapping, and the '-' items of one list, by the same number of spaces"
 
 
 def _bare_kind_hint(text: str, line: int) -> str:

@@ -19,24 +19,27 @@ inputs it can. A kind with several inputs (``arity``) also has ``companions(x)``
 of its other inputs (a list) for which a layer of ``strategy(x)`` is valid. A drawn layer that its own shape
 rule rejects raises :class:`StrategyError` naming it.
 
-Example (pytest)::
+Example (pytest; ``@nst.settings`` lifts hypothesis' 200 ms deadline, which building a network exceeds)::
 
     import torch
     from hypothesis import given
     import netspec
     from netspec import strategies as nst
 
+    @nst.settings
     @given(nst.specs(kinds=["conv", "stage", "gate"]))   # or nst.specs() for every kind
     def test_my_kind_builds(spec):
         summary = netspec.summary(spec)
         model = netspec.build(spec)
         assert summary.params == sum(p.numel() for p in model.parameters())
 
+    @nst.settings
     @given(nst.graph_specs(kinds=["conv", "gate", "concat", "mul"]))  # random graphs of only these kinds
     def test_my_kind_in_graphs(spec):
         model = netspec.build(spec)                         # a torch.fx.GraphModule
         assert netspec.summary(spec).params == sum(p.numel() for p in model.parameters())
 
+    @nst.settings
     @given(nst.layer_cases("gate", sized=True))            # one layer of your kind and its input shape
     def test_gate_keeps_shape(case):
         x, layer = case
@@ -51,7 +54,8 @@ from keyword import iskeyword
 from typing import Any
 
 try:
-    from hypothesis import assume, reject
+    from hypothesis import HealthCheck, assume, reject
+    from hypothesis import settings as _settings
     from hypothesis import strategies as st
 except ImportError as missing:  # pragma: no cover - hypothesis is a test dependency
     raise ImportError("netspec.strategies needs hypothesis: pip install 'netspec[test]'") from missing
@@ -72,8 +76,15 @@ from netspec.spec import Defaults, Input, Spec
 __all__ = [
     "MAX_CHANNELS", "MAX_SIZE", "StrategyError", "defaults", "graph_specs", "infer", "infer_node", "inputs", "layer_cases",
     "layers",
-    "node_cases", "sample_shapes", "shapes", "specs", "stacks",
+    "node_cases", "sample_shapes", "settings", "shapes", "specs", "stacks",
 ]
+
+settings = _settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+"""The hypothesis settings tests of drawn specs need, as a decorator (``@nst.settings`` above ``@given``): no
+per-example deadline (hypothesis' default is 200 ms; the first build of a kind, or a graph's, takes longer) and no
+too-slow or data-too-large health checks (a spec is a large draw). Other settings come from the profile loaded when
+``netspec.strategies`` is imported. Also registered as the profile ``"netspec"``: ``settings.load_profile("netspec")``."""
+_settings.register_profile("netspec", settings)
 
 MAX_CHANNELS = 8
 """Most input channels drawn by :func:`inputs` (kinds' own strategies keep their ``out`` small too)."""

@@ -131,3 +131,118 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 0
     assert stderr == ""
+
+
+# --- issue 23: bad input that crashed, hung or said too little -------------------------------------------------
+
+
+def test_version() -> None:
+    import tomllib
+
+    import netspec as package
+    from netspec.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert package.__version__ == version
+
+
+def test_version_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from netspec import __version__
+    from netspec.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"netspec {__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["build", "check", "graph", "bench"])
+def test_a_fifo_spec_is_refused_by_every_command_never_waited_on(command: str, tmp_path: Path) -> None:
+    """`netspec build` of a named pipe hung (its checkpoint sniffing opened it blocking) where `check` refused it."""
+    import os
+
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    result = netspec(command, str(fifo), *(["--size", "8"] if command == "bench" else []))
+    assert result.returncode == 1
+    assert result.stderr == f"{fifo}: cannot read the spec: a pipe, not a regular file\n"
+    plain = tmp_path / "net"  # no extension: sniffed for a zip checkpoint, as a regular file only
+    os.mkfifo(plain)
+    from netspec.weights import looks_like_checkpoint
+
+    assert looks_like_checkpoint(plain) is False
+
+
+def test_bench_counts_the_batch_against_the_budget_before_allocating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`--batch 65536 --size 1024` allocated an 824 GB example input and printed a traceback: the per-sample
+    budget (--max-activations) is counted for the whole batch, and bench refuses before building anything."""
+    import netspec as package
+    from netspec.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("input: {channels: 3}\nlayers:\n  - conv: {out: 8}\n")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built before the budget was checked")
+
+    monkeypatch.setattr(package, "build", never)
+    assert main(["bench", str(spec), "--batch", "65536", "--size", "1024"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"netspec bench: {spec}: --batch 65,536 x 8,388,608 values per sample (layer 'conv1', "
+                   "(N, 8, 1024, 1024)) is 549,755,813,888 values in one tensor, over the limit of 2,147,483,647 "
+                   "(--max-activations counts the whole batch in bench): lower --batch or --size\n")
+    assert main(["bench", str(spec), "--batch", "2", "--size", "8", "--max-activations", "1000"]) == 1
+    assert "x 512 values per sample (layer 'conv1', (N, 8, 8, 8)) is 1,024 values" in capsys.readouterr().err
+
+
+OUT_OF_MEMORY = [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 10800000000 bytes. Error code 12 (Cannot allocate memory)"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore lines"),
+    MemoryError(),
+]
+
+
+@pytest.mark.parametrize("error", OUT_OF_MEMORY, ids=["cpu-allocator", "cuda", "python"])
+@pytest.mark.parametrize("command", ["build", "bench"])
+def test_running_out_of_memory_is_one_line_and_exit_1(error: BaseException, command: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """With the limits lifted (--max-params none --max-activations none) a network may not fit: that is a clear
+    one-line error, never a traceback."""
+    import netspec as package
+    from netspec.cli import main
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(package, "build", fail)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("input: {channels: 3, size: 8}\nlayers:\n  - conv: {out: 8}\n")
+    extra = ["-o", str(tmp_path / "x.pt")] if command == "build" else ["--steps", "1"]
+    assert main([command, str(spec), *extra, "--max-params", "none", "--max-activations", "none"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("netspec: out of memory: ") and len(err.splitlines()) == 1, err
+    assert "enforce fail" not in err and "Traceback" not in err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_network_too_large_for_memory_is_one_line_in_a_real_process(tmp_path: Path) -> None:
+    """The real allocation failure, in a process whose address space is capped at 6 GiB (a 10.8 GB conv)."""
+    import resource
+
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("input: {channels: 3}\nlayers:\n  - conv: {out: 100000000}\n")
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    result = subprocess.run([sys.executable, "-m", "netspec", "build", str(spec), "-o", str(tmp_path / "x.pt"),
+                             "--max-params", "none", "--max-activations", "none"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, preexec_fn=cap)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("netspec: out of memory: DefaultCPUAllocator: can't allocate memory"), result.stderr
+    assert len(result.stderr.splitlines()) == 1

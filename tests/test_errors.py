@@ -207,6 +207,44 @@ def test_a_tab_in_the_indentation_says_tab(text: str, location: str, parser: str
                                "never tabs"]
 
 
+INDENTATION = [
+    ("input:\n  channels: 3\n size: 8\nlayers:\n  - conv: {out: 8}\n",
+     "spec.yaml:3:2: YAML syntax error: bad indentation: line 3 is indented 1 space, which lines up with nothing above "
+     "it: the mapping it follows (from line 1) has its keys at 0 spaces; indent the keys of one mapping, and the '-' "
+     "items of one list, by the same number of spaces"),
+    ("input: {channels: 3}\n layers:\n  - conv: {out: 8}\n",
+     "spec.yaml:2:2: YAML syntax error: bad indentation: line 2 is indented 1 space, which lines up with nothing above"),
+    ("input: {channels: 3}\nlayers:\n  - conv: {out: 8}\n     - se\n",
+     "spec.yaml:4:6: YAML syntax error: bad indentation: line 4 is indented 5 spaces, which lines up with nothing above "
+     "it: the mapping it follows (from line 3) has its keys at 4 spaces"),
+    ("input: {channels: 3}\nlayers:\n- conv: {out: 8}\n  - se\n",
+     "spec.yaml:4:3: YAML syntax error: bad indentation: line 4's '-' is indented 2 spaces, like the keys of the "
+     "mapping from line 3, so YAML expects a key there: a new item of the list lines up with line 3's '-' (0 spaces)"),
+    ("input:\n  channels: 3\n   size: 8\nlayers:\n  - conv: {out: 8}\n",
+     "spec.yaml:3:4: YAML syntax error: bad indentation: line 3 is indented 3 spaces, deeper than line 2 (2 spaces), so "
+     "YAML reads it as the rest of line 2's value: indent the keys of one mapping by the same number of spaces"),
+    ("input: {channels: 3}\nlayers:\n  - se:\n      reduction: 4\n     act: relu\n",
+     "spec.yaml:5:6: YAML syntax error: bad indentation: line 5 is indented 5 spaces, which lines up with nothing above "
+     "it: the mapping it follows (from line 3) has its keys at 4 spaces"),
+]
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+@pytest.mark.parametrize("text, expected", INDENTATION)
+def test_bad_indentation_names_the_line_in_plain_words(text: str, expected: str, parser: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML says "while parsing a block mapping expected <block end>, but found ..." or "mapping values are not
+    allowed here"; netspec names the line whose indentation is off, how it is indented, and what it should line up
+    with (as it does for a tab or an unclosed bracket)."""
+    from netspec import source
+
+    if parser == "python":
+        monkeypatch.setattr(source, "FAST_LOADER", source.PURE_LOADER)
+    found = _problems(text)
+    assert len(found) == 1 and found[0].startswith(expected), found
+    assert "<block end>" not in found[0] and "<block" not in found[0]
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [

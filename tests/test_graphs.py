@@ -217,9 +217,65 @@ def test_python_api_writes_the_same_graph() -> None:
 def test_reserved_names_cover_every_module_attribute() -> None:
     import re
 
-    attributes = {n for n in set(dir(torch.fx.GraphModule)) | set(dir(torch.nn.Module))
-                  if re.fullmatch(r"[a-z][a-z0-9_]*", n)}
-    assert attributes <= RESERVED_NAMES
+    built = netspec.build(netspec.loads("input: {channels: 2}\nlayers:\n  - {conv: {out: 2}, name: a}\n"))
+    attributes = {n for n in set(dir(torch.fx.GraphModule)) | set(dir(torch.nn.Module)) | set(vars(built)) | set(dir(built))
+                  if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n)} - {"a"}
+    assert "shape_env" in attributes  # an instance attribute (None), which dir() of the class does not list
+    assert attributes <= RESERVED_NAMES, sorted(attributes - RESERVED_NAMES)
+
+
+def _name_probe(name: str) -> str:
+    return ("input: {channels: 2, size: 4}\nlayers:\n"
+            f"  - {{conv: {{out: 2, kernel: 1}}, name: {name}}}\n"
+            "  - {conv: {out: 2, kernel: 1}, name: after}\n"
+            f"  - {{add: {{}}, from: [{name}, after], name: total}}\n"
+            f"outputs: [total, {name}]\n")
+
+
+@pytest.mark.parametrize("name", ["self", "shape_env", "training", "graph", "code", "meta", "forward"])
+def test_names_that_break_the_generated_forward_are_refused(name: str) -> None:
+    """``name: self`` rebinds the forward's ``self``; ``shape_env`` is an attribute every GraphModule sets to None:
+    both used to check and build, then fail at the first call."""
+    what = "the generated forward's own argument" if name == "self" else "an attribute of torch modules"
+    assert problems(_name_probe(name)) == [f"g.yaml:3:39: layers[0].name: the name {name!r} is reserved ({what}): "
+                                           "choose another"]
+
+
+def _generated_code_names() -> list[str]:
+    """Every lower-case identifier the generated forward or its globals could collide with: Python's builtins,
+    torch.fx's own globals and the names its code generator refuses to shadow, and nn.Module's attributes."""
+    import builtins
+    import keyword
+    import re
+
+    from torch.fx import graph as fx_graph
+
+    names = set(dir(builtins)) | set(getattr(fx_graph, "_illegal_names", {})) | set(getattr(fx_graph, "_custom_builtins", {}))
+    names |= {"self", "shape_env", "torch", "fx_pytree", "pytree", "math", "inf", "nan", "device", "getattr", "args",
+              "kwargs", "input_1", "output", "result", "mod", "operator", "builtins", "wrap", "typing"}
+    names |= set(dir(torch.fx.GraphModule)) | set(dir(torch.nn.Module))
+    return sorted(n for n in names if re.fullmatch(r"[a-z][a-z0-9_]*", n) and not keyword.iskeyword(n) and n != "input")
+
+
+def test_every_name_the_generated_code_could_collide_with_is_refused_or_works() -> None:
+    """For each such name: the spec is refused at the name (reserved), or the built GraphModule's generated forward
+    computes exactly what its children compute (torch.fx renames a node that would shadow a builtin or a global)."""
+    names = _generated_code_names()
+    assert len(names) > 120
+    x = torch.randn(1, 2, 4, 4)
+    worked = 0
+    for name in names:
+        text = _name_probe(name)
+        if name in RESERVED_NAMES:
+            assert any("is reserved" in line for line in problems(text)), name
+            continue
+        model = netspec.build(netspec.loads(text)).eval()
+        total, first = model(x)
+        expected = model.get_submodule(name)(x)
+        torch.testing.assert_close(first, expected, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(total, expected + model.after(expected), rtol=0, atol=0, msg=name)
+        worked += 1
+    assert worked > 80  # builtins such as `print`, `len`, `sum`, and `torch`, `inf` are fine names
 
 
 def test_a_bare_kind_with_a_name_gets_a_hint() -> None:

@@ -226,7 +226,7 @@ def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.C
 
     assert main(["blocks"]) == 0
     listing = capsys.readouterr().out.split("stage blocks (`stage: {block: NAME}`)")[1]
-    lines = {line.split(":")[0].strip(): line for line in listing.splitlines()[1:]}
+    lines = {line.split(":")[0].strip(): line for line in listing.splitlines()[1:] if line.startswith("  ")}
     assert list(lines) == ["plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convnext"]
     assert lines["convnext"].endswith("params: attention, expand, grn, kernel, ls_init")
     assert lines["regnet"].endswith("params: attention, group_width, width")

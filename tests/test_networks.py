@@ -6,6 +6,8 @@ are copied into netspec's model by state-dict order, and the outputs are compare
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,11 +45,23 @@ def shapes(spec: netspec.Spec) -> dict[str, tuple[int | None, ...]]:
     return {row.name: row.info.shape.dims() for row in netspec.summary(spec).rows}
 
 
+@functools.lru_cache(maxsize=None)
+def built(file: str) -> torch.nn.Module:
+    """One build of ``specs/file`` shared by the tests that only read the model (building DANet takes seconds)."""
+    return netspec.build(SPECS / file)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _free_the_shared_builds() -> Iterator[None]:
+    yield
+    built.cache_clear()  # hundreds of MB of weights: not kept for the rest of the session
+
+
 @pytest.mark.parametrize("file, expected", sorted(PUBLISHED.items()))
 def test_network_has_the_reference_parameter_count(file: str, expected: int) -> None:
     spec = netspec.load(SPECS / file)
     assert netspec.summary(spec).params == expected
-    model = netspec.build(spec)
+    model = built(file)
     assert isinstance(model, torch.fx.GraphModule)
     assert numel(model) == expected
 
@@ -103,6 +117,7 @@ def compare(ours: torch.nn.Module, theirs: torch.nn.Module, size: int, batch: in
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", sorted(REFERENCES))
 def test_network_computes_what_the_reference_computes(file: str) -> None:
     build, size = REFERENCES[file]
@@ -157,15 +172,15 @@ def test_yolov8n_cbam_reads_the_cbam_by_name() -> None:
 
 
 def test_head_dropouts_are_the_references() -> None:
-    danet = netspec.build(SPECS / "danet_resnet50.yaml")
+    danet = built("danet_resnet50.yaml")
     assert [type(getattr(danet, name)) for name in ("drop6", "drop7", "drop8")] == [torch.nn.Dropout2d] * 3
     assert danet.drop6.p == 0.1
-    deeplab = netspec.build(SPECS / "deeplabv3_resnet50.yaml")
+    deeplab = built("deeplabv3_resnet50.yaml")
     assert type(deeplab.project_drop) is torch.nn.Dropout and deeplab.project_drop.p == 0.5
 
 
 def test_danet_children_follow_the_official_registration_order() -> None:
-    names = [name for name, module in netspec.build(SPECS / "danet_resnet50.yaml").named_children()
+    names = [name for name, module in built("danet_resnet50.yaml").named_children()
              if any(True for _ in module.parameters())]
     assert names[names.index("conv5a"):] == ["conv5a", "conv5c", "sa", "sc", "conv51", "conv52", "conv6", "conv7",
                                              "conv8"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -357,6 +358,56 @@ def test_register_rejects_what_is_not_a_kind(clean_registry: None) -> None:
     with pytest.raises(ValueError, match="'se' is already registered by netspec.layers.se.SE"):
         register(Clash)
     assert KINDS["se"].__module__ == "netspec.layers.se"
+
+
+REPLACES_SE = """\
+import netspec
+from netspec.layers.se import SE
+
+netspec.unregister("se")
+
+
+@netspec.register
+class LoudSE(SE):
+    \"\"\"SE under the built-in's name.\"\"\"
+
+    kind = "se"
+"""
+
+
+def test_a_plugin_that_replaces_a_built_in_kind_says_so_on_stderr(clean_registry: None, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Unregistering a built-in kind and registering another class under its name used to be silent: every spec
+    using that kind then built the plugin's code. `--plugin` prints one warning line (its output is otherwise
+    captured while it loads), and it is a PluginWarning in Python."""
+    plugin = tmp_path / "replace_se.py"
+    plugin.write_text(REPLACES_SE)
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: {channels: 32, size: 4}\nlayers: [se]\n")
+    status = cli.main(["--plugin", str(plugin), "check", str(spec)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert captured.err == ("netspec: warning: netspec_plugin_replace_se.LoudSE replaces netspec's built-in kind 'se': "
+                            "specs that use 'se' now build it instead of netspec's\n")
+    assert KINDS["se"].__name__ == "LoudSE"
+
+
+def test_replacing_a_built_in_kind_from_python_is_a_plugin_warning(clean_registry: None) -> None:
+    class Mine(Layer):
+        """Takes a built-in name."""
+
+        kind = "eca"
+
+    original = unregister("eca")
+    with pytest.warns(PluginWarning, match="Mine replaces netspec's built-in kind 'eca'"):
+        register(Mine)
+    with pytest.warns(PluginWarning, match="replaces netspec's built-in kind 'cbam'"):
+        KINDS["cbam"] = Mine  # type: ignore[index]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unregister("eca")
+        register(original)  # netspec's own kind back: nothing to say
+        register(ChannelScale)  # a new kind of its own name: nothing to say
 
 
 def test_a_bug_in_a_plugin_kind_is_named_by_the_cli(clean_registry: None, tmp_path: Path,

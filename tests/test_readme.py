@@ -83,7 +83,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 PRELUDE = """\
 from hypothesis import settings
-settings.register_profile("readme", max_examples=5, deadline=None)
+settings.register_profile("readme", max_examples=5)  # hypothesis' own deadline (200 ms): the blocks bring their own
 settings.load_profile("readme")
 """
 
@@ -180,3 +180,32 @@ def test_the_extractor_reads_markers_and_expected_output() -> None:
     assert (yaml_block.file, yaml_block.text) == ("a.yaml", "x: 1\n")
     assert python_block.skip == "needs a GPU"
     assert console_commands(console) == [("netspec check a.yaml   # a comment", ["a.yaml: ok", "..."]), ("ls", [])]
+
+
+SLOW_PROPERTY = """\
+import time
+from hypothesis import given, settings
+settings.register_profile("few", max_examples=3)
+settings.load_profile("few")
+from netspec import strategies as nst
+
+{decorator}
+@given(nst.specs(kinds=["conv"]))
+def test_slow(spec):
+    time.sleep(0.3)  # over hypothesis' default 200 ms deadline, as the first build of a kind can be
+
+test_slow()
+"""
+
+
+@pytest.mark.parametrize("decorator", ["@nst.settings", ""], ids=["with-nst-settings", "without"])
+def test_the_strategies_ship_the_settings_a_users_test_file_needs(decorator: str, tmp_path: Path) -> None:
+    """The README's hypothesis examples, pasted into a user's own test file (no conftest, hypothesis' defaults),
+    failed with DeadlineExceeded: ``@nst.settings`` carries what they need, and without it the same test fails."""
+    result = subprocess.run([sys.executable, "-c", SLOW_PROPERTY.format(decorator=decorator)], cwd=tmp_path,
+                            capture_output=True, text=True, env={**_environment(), "PYTHONPATH": str(ROOT)},
+                            timeout=300)
+    if decorator:
+        assert result.returncode == 0, result.stderr[-2000:]
+    else:
+        assert result.returncode != 0 and "DeadlineExceeded" in result.stderr, result.stderr[-2000:]

@@ -25,6 +25,7 @@ CASES: dict[str, tuple[Callable[[], nn.Module], int]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", sorted(CASES))
 def test_a_torchvision_layout_state_dict_loads_completely_and_computes_the_same(file: str) -> None:
     make, size = CASES[file]

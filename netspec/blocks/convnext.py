@@ -63,7 +63,8 @@ class ConvNeXt(Block):
         kernel = stage.kernel or DEFAULT_KERNEL
         params = channels * kernel * kernel + channels + 2 * channels + 2 * channels * hidden + hidden + channels
         params += (channels if layer_scale(stage) else 0) + (2 * hidden if stage.grn else 0)
-        total = LayerInfo(x, params, scale_macs(channels * kernel * kernel + 2 * channels * hidden, x))
+        gating = (channels if layer_scale(stage) else 0) + (2 * hidden if stage.grn else 0)  # gamma * x; GRN's two
+        total = LayerInfo(x, params, scale_macs(channels * kernel * kernel + 2 * channels * hidden + gating, x))
         if stage.attention is not None:
             at = replace(ctx, block_input=channels).at("attention", stage.attention.kind)
             info = stage.attention.checked_infer(x, at)
