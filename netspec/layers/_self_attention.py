@@ -42,8 +42,9 @@ class SelfAttentionConv(AttentionConv):
         """Report sizes that do not fit (divisibility, a fixed position table) on ``ctx``."""
 
     def out_size(self, size: int | None, stride: int) -> int | None:
-        """Output height or width at ``stride`` (a 2x2 average pool floors)."""
-        return None if size is None else (size if stride == 1 else size // 2)
+        """Output height or width at ``stride``: a 2x2 average pool in ceil mode, (size + 1) // 2 as the block's
+        strided 1x1 shortcut (timm's floor-mode pool equals it on even sizes; on odd ones timm's block fails)."""
+        return None if size is None else (size if stride == 1 else (size + 1) // 2)
 
     def check(self, x: Shape, ctx: Context) -> None:
         self.check_channels(x.channels, x.channels, ctx)

@@ -58,6 +58,12 @@ def attend_with_positions(query: torch.Tensor, key: torch.Tensor, value: torch.T
     return attend(torch.cat([query * scale, positions], -1), torch.cat([key, onehots], -1), value, scale=1.0)
 
 
+def half_pool() -> nn.Module:
+    """timm's ``nn.AvgPool2d(2, 2)`` for stride 2, in ceil mode: the same on even sizes, and an odd size gives
+    (size + 1) // 2 (the last row/column averaged alone), which the block's strided 1x1 shortcut also gives."""
+    return nn.AvgPool2d(2, 2, ceil_mode=True)
+
+
 class PositionTable(nn.Module):
     """Relative position embeddings along height and width (timm's ``PosEmbedRel``): (2K_h - 1, d), (2K_w - 1, d)."""
 
@@ -83,7 +89,7 @@ class BottleneckAttention(nn.Module):
         self.qkv = nn.Conv2d(in_channels, 2 * heads * dim_head + out_channels, 1, bias=bias)
         nn.init.trunc_normal_(self.qkv.weight, std=in_channels ** -0.5)
         self.pos_embed = PositionTable(size[0], size[1], dim_head, scale=self.scale)
-        self.pool = nn.AvgPool2d(2, 2) if stride == 2 else nn.Identity()
+        self.pool = half_pool() if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
@@ -124,7 +130,7 @@ class HaloAttention(nn.Module):
         nn.init.trunc_normal_(self.q.weight, std=std)
         nn.init.trunc_normal_(self.kv.weight, std=std)
         self.pos_embed = PositionTable(self.window, self.window, dim_head, scale=self.scale)
-        self.pool = nn.AvgPool2d(2, 2) if use_pool else nn.Identity()
+        self.pool = half_pool() if use_pool else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
@@ -166,7 +172,7 @@ class LambdaLayer(nn.Module):
         self.conv_lambda = nn.Conv3d(1, dim_head, (radius, radius, 1), padding=(radius // 2, radius // 2, 0))
         nn.init.trunc_normal_(self.qkv.weight, std=in_channels ** -0.5)
         nn.init.trunc_normal_(self.conv_lambda.weight, std=dim_head ** -0.5)
-        self.pool = nn.AvgPool2d(2, 2) if stride == 2 else nn.Identity()
+        self.pool = half_pool() if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
