@@ -84,7 +84,8 @@ class BottleneckAttn(SelfAttentionConv):
         qk, value = self.dims(out)
         projection = pixels * x.channels * (2 * self.heads * qk + out)
         positions = self.heads * pixels * qk * (2 * x.height - 1 + 2 * x.width - 1)
-        return projection + positions + self.heads * pixels * pixels * (qk + value)
+        # softmax attention over query/key features widened by the H + W position features (the rewrite it runs)
+        return projection + positions + self.heads * pixels * pixels * (qk + x.height + x.width + value)
 
     def build_attention(self, x: Shape, *, out: int, stride: int) -> "nn.Module":
         from netspec.modules.self_attention import BottleneckAttention

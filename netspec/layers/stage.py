@@ -48,7 +48,8 @@ class Stage(Layer):
     ResNeSt's options: `avd` strides a strided block with a 3x3 average pool (padding 1) after its 3x3 conv,
     which then runs at stride 1; `avg_down` makes a strided projection shortcut an average pool (stride x stride,
     ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D). `attention_at: conv` runs the
-    attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM.
+    attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM;
+    `attention_at: mid` runs it after that conv's norm and act (timm's byobnet bottlenecks: SE on the mid width).
     `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv (netspec.layers.inverted): 1x1
     expansion to `width` (or `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear
     1x1 projection; the input is added only at stride 1 with unchanged channels.
@@ -72,9 +73,10 @@ class Stage(Layer):
     """stride with a 3x3 average pool after the block's 3x3 conv, run at stride 1 (ResNeSt's avd)"""
     avg_down: Flag = False
     """projection shortcut: average pool, then a stride-1 1x1 conv + norm (ResNeSt, ResNet-D)"""
-    attention_at: Literal["output", "conv"] = "output"
-    """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
-    before its norm (`conv`: the official SimAM ResNets)"""
+    attention_at: Literal["output", "conv", "mid"] = "output"
+    """where `attention` runs: on the block's output before the addition, after the block's (last) 3x3 conv
+    before its norm (`conv`: the official SimAM ResNets), or after that conv's norm and act, on the mid width
+    (`mid`: timm's byobnet bottleneck, e.g. sebotnet33ts)"""
     expand: Ratio | None = None
     """inverted: expanded channels = round(ratio x the block's input) (default 6; or give `width`)"""
     kernel: OddInt | None = None
@@ -118,7 +120,7 @@ class Stage(Layer):
 
     def attends_after(self, position: int) -> bool:
         """Whether `attention` follows body conv ``position`` (before its norm): the 3x3 conv at position 1."""
-        return self.attention_at == "conv" and position == 1
+        return self.attention_at in ("conv", "mid") and position == 1
 
     def avd_split(self, conv: dict[str, int]) -> tuple[int, dict[str, int]]:
         """With `avd`, a strided conv becomes (pool stride, the conv at stride 1); else (1, the conv)."""
@@ -226,7 +228,8 @@ class Stage(Layer):
                 if self.attention is not None and self.attends_after(position):
                     attention = self.attention.checked_build(shape, replace(ctx, block_input=block_input.channels).at("attention", self.attention.kind))
                     parts = list(unit.named_children()) if isinstance(unit, ConvNormAct) else [("conv", unit)]
-                    unit = nn.Sequential(OrderedDict([parts[0], ("attention", attention), *parts[1:]]))
+                    at = 1 if self.attention_at == "conv" else len(parts)  # mid: after the conv's norm and act
+                    unit = nn.Sequential(OrderedDict([*parts[:at], ("attention", attention), *parts[at:]]))
                 body.add_module(f"conv{position + 1}", unit)
                 if pool_stride > 1:
                     body.add_module("avd", nn.AvgPool2d(3, pool_stride, padding=1))

@@ -93,8 +93,9 @@ class BottleneckAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
-        torch._check(height == self.size[0] and width == self.size[1],
-                     lambda: f"bottleneck_attn was built for {self.size[0]}x{self.size[1]} maps, got {height}x{width}")
+        if (height, width) != self.size:  # a guard under torch.compile (static shapes), not a graph break
+            raise ValueError(f"bottleneck_attn's position tables cover {self.size[0]}x{self.size[1]} maps, "
+                             f"got {height}x{width}: build the spec for this input size")
         qk = self.heads * self.dim_head
         q, k, v = torch.split(self.qkv(x), [qk, qk, self.heads * self.dim_value], dim=1)
         tokens = height * width
@@ -134,8 +135,8 @@ class HaloAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
-        torch._check(height % self.block == 0 and width % self.block == 0,
-                     lambda: f"halo_attn needs sizes divisible by its block {self.block}, got {height}x{width}")
+        if height % self.block or width % self.block:
+            raise ValueError(f"halo_attn needs sizes divisible by its block {self.block}, got {height}x{width}")
         rows, cols = height // self.block, width // self.block
         blocks, qb, heads = rows * cols, self.query_block, self.heads
         # queries: (B*heads*blocks, qb*qb, d), block-major then row-major inside a block
