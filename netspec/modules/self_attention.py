@@ -107,6 +107,10 @@ class BottleneckAttention(nn.Module):
         out = attend_with_positions(q, k, v, positions, scale=self.scale, scale_positions=self.scale_positions,
                                     key_height=height, key_width=width)
         out = out.transpose(1, 2).reshape(batch, self.heads * self.dim_value, height, width)
+        if out.requires_grad and out._base is not None:
+            # a view of the recomputing attention's (B, e, L) buffer: autograd forbids changing it in place, as a
+            # residual block does with its last output (`out += shortcut`), so it gets its own storage
+            out = out.clone()
         return self.pool(out)
 
 
