@@ -2,6 +2,8 @@
 (tests/official_timm_attention.py), and `timm:NAME` for every name of timm 1.0.31's get_attn."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -83,4 +85,7 @@ def test_timm_se_eca_and_ceca_take_timms_widths(channels: int) -> None:
 
     rd = max(8, int(channels / 16 + 4) // 8 * 8)  # timm's make_divisible(C/16, 8, round_limit=0): 176 -> 8, not 16
     assert params("se") == 2 * channels * rd + rd + channels
-    assert params("eca") == params("ceca") == 3  # timm's kernel is at least 3
+    t = int(abs(math.log2(channels) + 1) / 2)
+    assert params("eca") == params("ceca") == max(t if t % 2 else t + 1, 3)  # timm's kernel is at least 3
+    layer, _ = parse_entry("timm:eca", ())
+    assert layer.infer(Shape(4, 4, 4), netspec.layers.Context()).params == 3  # the paper's (netspec's eca): 1
