@@ -55,8 +55,8 @@ TIMM_ATTENTION: dict[str, TimmName] = {
                    "make_divisible(C/16, 8) without bias (netspec, as SKNet: grouped paths on all channels, "
                    "d = max(C/16, 32))"),
     "splat": TimmName("splat", {}, "SplitAttn",
-                      "as an attn_layer timm's SplitAttn has no norms and a fc1 bias-free of BN (netspec, as "
-                      "ResNeSt: BN after the conv and fc1)"),
+                      "as an attn_layer timm's SplitAttn has no norms (netspec, as ResNeSt: BN after the "
+                      "grouped conv and after fc1)"),
     "lambda": TimmName("lambda", {}, "LambdaLayer"),
     "bottleneck": TimmName("bottleneck_attn", {}, "BottleneckAttn (its feat_size: the static input size)"),
     "halo": TimmName("halo_attn", {}, "HaloAttn"),

@@ -89,3 +89,14 @@ def test_timm_se_eca_and_ceca_take_timms_widths(channels: int) -> None:
     assert params("eca") == params("ceca") == max(t if t % 2 else t + 1, 3)  # timm's kernel is at least 3
     layer, _ = parse_entry("timm:eca", ())
     assert layer.infer(Shape(4, 4, 4), netspec.layers.Context()).params == 3  # the paper's (netspec's eca): 1
+
+
+def test_the_readme_catalogue_is_the_generated_one() -> None:
+    from pathlib import Path
+
+    from netspec.catalogue import BEGIN, END, render
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert BEGIN in text and END in text, "README.md lost the attention catalogue's markers"
+    written = text[text.index(BEGIN):text.index(END) + len(END)]
+    assert written == render(), "regenerate: python -c 'import netspec.catalogue as c; print(c.render())'"
