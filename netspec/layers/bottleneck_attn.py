@@ -84,8 +84,10 @@ class BottleneckAttn(SelfAttentionConv):
         qk, value = self.dims(out)
         projection = pixels * x.channels * (2 * self.heads * qk + out)
         positions = self.heads * pixels * qk * (2 * x.height - 1 + 2 * x.width - 1)
-        # softmax attention over query/key features widened by the H + W position features (the rewrite it runs)
-        return projection + positions + self.heads * pixels * pixels * (qk + x.height + x.width + value)
+        # softmax attention over query/key features widened by the H + W position features, the narrower of them
+        # and the values zero-padded to the other's width (the rewrite it runs)
+        width = max(qk + x.height + x.width, value)
+        return projection + positions + self.heads * pixels * pixels * 2 * width
 
     def build_attention(self, x: Shape, *, out: int, stride: int) -> "nn.Module":
         from netspec.modules.self_attention import BottleneckAttention

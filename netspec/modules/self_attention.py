@@ -7,9 +7,9 @@ Relative positions without a (tokens x tokens) position tensor: the logit of que
 ``s q_i.k_j + q_i.R_h[h_j - h_i] + q_i.R_w[w_j - w_i]``. The two position terms depend on the key only through its
 row h_j and its column w_j, so with ``a_i = (q_i.R_h[h - h_i])_h`` (H numbers) and ``b_i = (q_i.R_w[w - w_i])_w``
 (W numbers) the logit is the dot product of ``[s q_i, a_i, b_i]`` with ``[k_j, onehot(h_j), onehot(w_j)]``: an
-exact rewrite into plain softmax attention with H + W more query/key features, which runs through
-:func:`netspec.modules.attention.attend` (SDPA's fused kernels, or chunked bmm + softmax whose backward
-recomputes the probabilities), so no (HW x HW) score or position matrix is kept for backward.
+exact rewrite into plain softmax attention with H + W more query/key features; the narrower of the query/key and
+value widths is zero-padded to the other (exact), and :func:`netspec.modules.attention.attend` runs it on SDPA's
+fused kernels (flash attention on the CPU), so no (HW x HW) score or position matrix is kept for backward.
 """
 from __future__ import annotations
 
@@ -53,9 +53,17 @@ def attend_with_positions(query: torch.Tensor, key: torch.Tensor, value: torch.T
     """softmax(s q.k + pos) @ v (or softmax(s (q.k + pos)) @ v with ``scale_positions``) for (N, L, d) queries,
     (N, S, d) keys, (N, S, e) values and (N, L, kh + kw) position features."""
     onehots = key_positions(key_height, key_width, key).expand(key.size(0), -1, -1)
-    if scale_positions:
-        return attend(torch.cat([query, positions], -1), torch.cat([key, onehots], -1), value, scale=scale)
-    return attend(torch.cat([query * scale, positions], -1), torch.cat([key, onehots], -1), value, scale=1.0)
+    query = torch.cat([query if scale_positions else query * scale, positions], -1)
+    key = torch.cat([key, onehots], -1)
+    # equal query/key and value widths (zero features: exact), so that SDPA's fused kernels take it on the CPU
+    # too (flash attention: neither the scores nor the probabilities are kept for backward)
+    width, value_width = query.size(-1), value.size(-1)
+    if value_width < width:
+        value = F.pad(value, (0, width - value_width))
+    elif width < value_width:
+        query, key = F.pad(query, (0, value_width - width)), F.pad(key, (0, value_width - width))
+    out = attend(query, key, value, scale=scale if scale_positions else 1.0)
+    return out if out.size(-1) == value_width else out[..., :value_width]
 
 
 def half_pool() -> nn.Module:
