@@ -66,6 +66,13 @@ def attend_with_positions(query: torch.Tensor, key: torch.Tensor, value: torch.T
     return out if out.size(-1) == value_width else out[..., :value_width]
 
 
+def in_format_of(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``out`` in ``x``'s memory format: channels_last in, channels_last out (the heads' reshapes give NCHW)."""
+    if x.dim() == 4 and x.size(1) > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
 def half_pool() -> nn.Module:
     """timm's ``nn.AvgPool2d(2, 2)`` for stride 2, in ceil mode: the same on even sizes, and an odd size gives
     (size + 1) // 2 (the last row/column averaged alone), which the block's strided 1x1 shortcut also gives."""
@@ -119,7 +126,7 @@ class BottleneckAttention(nn.Module):
             # a view of the recomputing attention's (B, e, L) buffer: autograd forbids changing it in place, as a
             # residual block does with its last output (`out += shortcut`), so it gets its own storage
             out = out.clone()
-        return self.pool(out)
+        return in_format_of(self.pool(out), x)
 
 
 class HaloAttention(nn.Module):
@@ -167,7 +174,7 @@ class HaloAttention(nn.Module):
         # (B*heads*blocks, qb*qb, e) -> (B, heads*e, H/s, W/s)
         out = out.reshape(batch, heads, rows, cols, qb, qb, self.dim_value).permute(0, 1, 6, 2, 4, 3, 5)
         out = out.reshape(batch, heads * self.dim_value, rows * qb, cols * qb)
-        return self.pool(out)
+        return in_format_of(self.pool(out), x)
 
 
 class LambdaLayer(nn.Module):
@@ -199,4 +206,4 @@ class LambdaLayer(nn.Module):
         position_lambdas = position_lambdas.reshape(batch, 1, dk, tokens, dv).transpose(2, 3)  # (B, 1, M, k, v)
         position = (q.unsqueeze(-2) @ position_lambdas).squeeze(-2)  # (B, heads, M, v)
         out = (content + position).transpose(-1, -2).reshape(batch, heads * dv, height, width)
-        return self.pool(out)
+        return in_format_of(self.pool(out), x)

@@ -163,4 +163,6 @@ class BatNonLocal(nn.Module):
         self.dropout = nn.Dropout2d(p=drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.conv2(self.ba(self.conv1(x)))) + x
+        from netspec.modules.self_attention import in_format_of
+
+        return in_format_of(self.dropout(self.conv2(self.ba(self.conv1(x)))), x) + x
