@@ -166,7 +166,8 @@ def baselines():  # noqa: ANN201
 
 # (bam is compared on square maps in test_attention_more.py: its official channel pool fails on this 12x10 map)
 @pytest.mark.parametrize("kind", ["se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet",
-                                  "coord", "gc", "triplet", "simam", "ese", "splat", "ge"])
+                                  "coord", "gc", "triplet", "simam", "ese", "splat", "ge", "lambda", "ecam",
+                                  "lcbam", "scoord", "ela", "strip"])
 def test_benchmark_baselines_compute_what_netspec_computes(kind: str, baselines) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context())
@@ -219,4 +220,4 @@ def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, basel
 
 def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
     builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
-    assert builtin_attention == set(baselines.ATTENTION_BASELINES)
+    assert builtin_attention == set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS
