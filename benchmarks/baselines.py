@@ -345,7 +345,19 @@ ATTENTION_BASELINES.update({
     "ge": lambda c: _official().GatherExcite(c),
     "psa": lambda c: _from_tests("ultralytics_references").PSABlock(c, attn_ratio=0.5, num_heads=max(c // 64, 1)),
 })
-BY_ORDER = {"coord", "gc", "bam", "triplet", "simam", "ese", "splat", "ge", "psa"}
+ATTENTION_BASELINES.update({  # issue 22: timm 1.0.31's modules in timm's layout (tests/official_*.py)
+    "lambda": lambda c: _from_tests("official_self_attention").LambdaLayer(c),
+    "ecam": lambda c: _from_tests("official_timm_attention").EcaModule(c),
+    "lcbam": lambda c: _from_tests("official_timm_attention").LightCbamModule(c),
+    "scoord": lambda c: _from_tests("official_timm_attention").SimpleCoordAttn(c),
+    "ela": lambda c: _from_tests("official_timm_attention").EfficientLocalAttn(c),
+    "strip": lambda c: _from_tests("official_timm_attention").StripAttn(c),
+    "bat": lambda c: _from_tests("official_timm_attention").BatNonLocalAttn(c),
+})
+SIZED_TWINS = {"bottleneck_attn", "halo_attn"}
+"""Attention kinds whose twins need the map size (position tables, blocks): benchmarks/self_attention.py."""
+BY_ORDER = {"coord", "gc", "bam", "triplet", "simam", "ese", "splat", "ge", "lambda", "ecam", "lcbam", "scoord",
+            "ela", "strip", "bat", "psa"}
 """Kinds whose weights copy into their baseline by state-dict order (the names differ, the order does not)."""
 
 

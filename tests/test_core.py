@@ -32,6 +32,7 @@ def test_whole_network_matches_published_parameter_count(file: str, expected: in
 
 
 RESNET_CHILDREN = ["conv1", "maxpool1", "stage1", "stage2", "stage3", "stage4", "avgpool1", "linear1"]
+TIERED_CHILDREN = ["conv1", "conv2", "conv3", "maxpool1", *(f"stage{i}" for i in range(1, 6)), "avgpool1", "linear1"]
 NONLOCAL_CHILDREN = ["conv1", "maxpool1", "stage1", "stage2", "nonlocal1", "stage3", "nonlocal2", "stage4", "nonlocal3",
                      "stage5", "nonlocal4", "stage6", "nonlocal5", "stage7", "avgpool1", "linear1"]
 CONVNEXT_CHILDREN = ["conv1", "stage1", "layernorm1", "conv2", "stage2", "layernorm2", "conv3", "stage3", "layernorm3",
@@ -71,6 +72,12 @@ SEQUENCES = {  # every sequence spec in specs/: its parameters and the Sequentia
     # timm 1.0.31's tf_efficientnetv2_b0, tf_efficientnetv2_s
     "efficientnetv2_b0.yaml": (7_139_704, ["conv1", *(f"stage{i}" for i in range(1, 7)), "conv2", "avgpool1", "linear1"]),
     "efficientnetv2_s.yaml": (21_458_488, ["conv1", *(f"stage{i}" for i in range(1, 7)), "conv2", "avgpool1", "linear1"]),
+    # timm 1.0.31's byoanet models (DESIGN.md 6c): tiered stems, self-attention as the bottleneck's conv
+    "botnet26t.yaml": (12_488_672, TIERED_CHILDREN),
+    "halonet26t.yaml": (12_480_288, TIERED_CHILDREN),
+    "lambda_resnet26t.yaml": (10_958_272, TIERED_CHILDREN),
+    "sebotnet33ts.yaml": (13_701_984, ["conv1", "conv2", "conv3", *(f"stage{i}" for i in range(1, 7)), "conv4",
+                                       "avgpool1", "linear1"]),
 }
 GRAPHS = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "unet.yaml", "unet_cbam.yaml", "yolov8n_cbam.yaml",
           "yolov8n.yaml", "yolo11n.yaml", "yolov5n.yaml", "yolo11n_ca.yaml", "yolov8n_seg.yaml", "yolo11n_seg.yaml",

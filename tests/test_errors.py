@@ -6,6 +6,7 @@ import textwrap
 import pytest
 
 import netspec
+from netspec.layers.base import kinds_of
 from netspec import SpecError
 
 
@@ -275,8 +276,7 @@ def test_an_unclosed_bracket_is_located_where_it_was_opened(text: str, expected:
         ("conv: {out_channels: 8}", "layers[0].conv.out_channels: unknown field 'out_channels' (did you mean 'out'?)"),
         ("conv: {out: 8, kernel_size: 3}", "unknown field 'kernel_size' (did you mean 'kernel'?)"),
         ("stage: {out: 8, attention: sqeeze}", "layers[0].stage.attention.sqeeze: unknown kind 'sqeeze'; an attention "
-         "kind is one of bam, cam, cbam, coord, danet, eca, ese, gc, ge, nonlocal, pam, psa, se, simam, sk, "
-         "splat, triplet"),
+         f"kind is one of {', '.join(kinds_of('attention'))}"),
         ("stage: {out: 8, attention: SE}", "unknown kind 'SE' (did you mean 'se'?)"),
         ("stage: {out: 8, attention: non_local}", "unknown kind 'non_local' (did you mean 'nonlocal'?)"),
         ("CBAM", "unknown kind 'CBAM' (did you mean 'cbam'?)"),

@@ -204,13 +204,16 @@ def test_building_a_graph_pauses_the_garbage_collector_and_restores_it(monkeypat
 
 
 ATTENTION = kinds_of("attention")
+SIZE_FOR = {"bat": (14, 7), "halo_attn": (16, 8)}
+"""Kinds whose default blocks need other sizes."""
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("kind", ATTENTION)
 def test_attention_keeps_the_input_memory_format(kind: str, train: bool) -> None:
-    module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context()).train(train)
-    x = torch.randn(2, 64, 12, 10, requires_grad=train)  # a gradient to take even where a kind has no params
+    height, width = SIZE_FOR.get(kind, (12, 10))
+    module = netspec.KINDS[kind]().build(Shape(64, height, width), Context()).train(train)
+    x = torch.randn(2, 64, height, width, requires_grad=train)  # a gradient to take even where a kind has no params
     with torch.set_grad_enabled(train):
         assert module(x).is_contiguous(), f"{kind}: NCHW in, not NCHW out"
         out = module(x.contiguous(memory_format=torch.channels_last))
@@ -234,7 +237,8 @@ def baselines():  # noqa: ANN201
 
 # (bam is compared on square maps in test_attention_more.py: its official channel pool fails on this 12x10 map)
 @pytest.mark.parametrize("kind", ["se", "eca", "cbam", "sk", "nonlocal", "pam", "cam", "danet",
-                                  "coord", "gc", "triplet", "simam", "ese", "splat", "ge", "psa"])
+                                  "coord", "gc", "triplet", "simam", "ese", "splat", "ge", "lambda", "ecam",
+                                  "lcbam", "scoord", "ela", "strip", "psa"])
 def test_benchmark_baselines_compute_what_netspec_computes(kind: str, baselines) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     module = netspec.KINDS[kind]().build(Shape(64, 12, 10), Context())
@@ -288,4 +292,4 @@ def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, basel
 
 def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
     builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
-    assert builtin_attention == set(baselines.ATTENTION_BASELINES)
+    assert builtin_attention == set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS

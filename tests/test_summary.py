@@ -173,10 +173,16 @@ BUILTIN_ATTENTION = sorted(
 )
 
 
+DEFAULT_SIZE_FOR = {"halo_attn": (16, 8), "bat": (14, 7)}
+"""Kinds whose defaults need particular sizes: halo_attn's 8x8 blocks, BAT's 7x7 blocks."""
+
+
 @pytest.mark.parametrize("kind", BUILTIN_ATTENTION)
 def test_every_attention_kind_counts_its_macs(kind: str) -> None:
-    """Each attention kind alone (gating is a large share here), with its defaults, on a 64x14x12 map."""
-    spec = netspec.loads(f"input: {{channels: 64, size: [14, 12]}}\nlayers: [{kind}]\n")
+    """Each attention kind alone (gating is a large share here), with its defaults, on a 64x14x12 map (or the
+    nearest size its defaults take)."""
+    height, width = DEFAULT_SIZE_FOR.get(kind, (14, 12))
+    spec = netspec.loads(f"input: {{channels: 64, size: [{height}, {width}]}}\nlayers: [{kind}]\n")
     summary = netspec.summary(spec)
     torch.manual_seed(0)
     model = netspec.build(spec)

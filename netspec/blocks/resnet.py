@@ -52,7 +52,7 @@ class ResNetBlock(Block):
     def attends_after(self, stage: StageParams, position: int) -> bool:
         """Whether `attention` follows body conv ``position`` (``attention_at: conv``: after the block's last 3x3
         conv, the second conv of every ResNet block)."""
-        return stage.attention_at == "conv" and position == 1
+        return stage.attention_at in ("conv", "mid") and position == 1
 
     def needs_projection(self, stage: StageParams, in_channels: int, stride: int) -> bool:
         return self.shortcut and (stride != 1 or in_channels != stage.out)
@@ -128,7 +128,8 @@ class ResNetBlock(Block):
             if stage.attention is not None and self.attends_after(stage, position):
                 attention = stage.attention.checked_build(shape, at)
                 parts = list(unit.named_children()) if isinstance(unit, ConvNormAct) else [("conv", unit)]
-                unit = nn.Sequential(OrderedDict([parts[0], ("attention", attention), *parts[1:]]))
+                at = 1 if stage.attention_at == "conv" else len(parts)  # mid: after the conv's norm and act
+                unit = nn.Sequential(OrderedDict([*parts[:at], ("attention", attention), *parts[at:]]))
             body.add_module(f"conv{position + 1}", unit)
             if pool_stride > 1:
                 body.add_module("avd", nn.AvgPool2d(3, pool_stride, padding=1))

@@ -531,31 +531,39 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
         return None, [Finding(path, f"a layer is a kind name or {{kind: {{params}}}}, got {type(raw).__name__} {raw!r}")]
     if not isinstance(kind, str):
         return None, [Finding(path + (kind,), f"a kind must be a name, got {kind!r}", on_key=True)]
+    written = kind
+    if kind.startswith("timm:"):  # timm's attention names: a netspec kind with timm's defaults (netspec.timm_attention)
+        from netspec.timm_attention import resolve
+
+        resolved = resolve(kind, params)
+        if isinstance(resolved, str):
+            return None, [Finding(path + (kind,), resolved, on_key=True)]
+        kind, params = resolved
     cls = KINDS.get(kind)
     if cls is None:
         choices = kinds_of(role) if role else sorted(KINDS)
         hint = suggest(kind, choices) if kind in FAILED_PLUGINS else _did_you_mean(kind, choices)
         if not hint and role is not None:
             hint = f"; {_role_name(role)} is one of {', '.join(choices)}"
-        return None, [Finding(path + (kind,), f"unknown kind {kind!r}{hint}", on_key=True)]
+        return None, [Finding(path + (written,), f"unknown kind {kind!r}{hint}", on_key=True)]
     if role is not None and not cls.fills(role):
         message = f"{kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}"
-        return None, [Finding(path + (kind,), message, on_key=True)]
+        return None, [Finding(path + (written,), message, on_key=True)]
     if params is None:
         params = {}
     if not isinstance(params, dict):
         message = f"params of {kind!r} must be a mapping {{name: value}}, got {type(params).__name__} {params!r}"
-        return None, [Finding(path + (kind,), message)]
+        return None, [Finding(path + (written,), message)]
     findings: list[Finding] = []
     params = dict(params)
     for key in WIRING.values():
         if key in params:
             message = f"`{key}` goes beside the kind, not in its params: `- {kind}: {{...}}` then `  {key}: ...`"
-            findings.append(Finding(path + (kind, key), message, on_key=True))
+            findings.append(Finding(path + (written, key), message, on_key=True))
             del params[key]
     for name, field_role in entry_fields(cls).items():
         if name in params and params[name] is not None and not isinstance(params[name], Layer):
-            nested, nested_findings = parse_entry(params[name], path + (kind, name), role=field_role)
+            nested, nested_findings = parse_entry(params[name], path + (written, name), role=field_role)
             findings += nested_findings
             if nested is None:
                 del params[name]
@@ -572,7 +580,7 @@ def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Laye
     try:
         layer = cls.model_validate({**params, **wiring})
     except ValidationError as error:
-        return None, findings + findings_from_validation(error, path + (kind,), cls)
+        return None, findings + findings_from_validation(error, path + (written,), cls)
     return (layer if not findings else None), findings
 
 

@@ -38,9 +38,11 @@ class ECA(Attention):
     """pad the channels circularly (timm's ceca) instead of with zeros (official ECA)"""
     gate: Gate = "sigmoid"
     """the gate: sigmoid (paper), or hardsigmoid (timm's EcaModule gate_layer)"""
+    min_kernel: OddInt = 1
+    """the adaptive kernel's least size (timm's EcaModule/CecaModule: 3; the paper: 1, so C < 8 gets 1 tap)"""
 
     def kernel_for(self, channels: int) -> int:
-        return adaptive_kernel(channels) if self.kernel is None else self.kernel
+        return max(adaptive_kernel(channels), self.min_kernel) if self.kernel is None else self.kernel
 
     def check(self, x: Shape, ctx: Context) -> None:
         pad = (self.kernel_for(x.channels) - 1) // 2
@@ -66,5 +68,6 @@ class ECA(Attention):
 
         widest = min(4, x.channels)  # circular padding (k-1)/2 may not wrap around the channels twice
         return st.builds(cls, kernel=st.one_of(st.none(), st.integers(0, 4).map(lambda n: 2 * n + 1)),
-                         circular=st.just(False), gate=st.sampled_from(["sigmoid", "hardsigmoid"])) | st.builds(
+                         circular=st.just(False), gate=st.sampled_from(["sigmoid", "hardsigmoid"]),
+                         min_kernel=st.sampled_from([1, 3])) | st.builds(
             cls, kernel=st.one_of(st.none(), st.integers(0, widest).map(lambda n: 2 * n + 1)), circular=st.just(True))

@@ -46,6 +46,9 @@ class SE(Attention):
     """the activation between the FCs: relu, or silu (EfficientNet)"""
     bias: Flag = True
     """biases in both FCs (official SENet, torchvision); false: the bias-free SE of some ports"""
+    rounding: Literal["torchvision", "timm"] = "torchvision"
+    """with `divisor`: torchvision's _make_divisible of C // r (one more multiple when rounding lost over 10%), or
+    timm's SEModule rule, make_divisible(C / r, divisor, round_limit=0) (nearest multiple, at least `divisor`)"""
 
     def base_channels(self, channels: int, ctx: Context | None = None) -> int:
         if self.base == "block_input" and ctx is not None and ctx.block_input is not None:
@@ -53,6 +56,10 @@ class SE(Attention):
         return channels
 
     def hidden(self, channels: int, ctx: Context | None = None) -> int:
+        if self.divisor is not None and self.rounding == "timm":
+            from netspec.layers._timm_rules import timm_divisible
+
+            return timm_divisible(self.base_channels(channels, ctx) / self.reduction, self.divisor, round_limit=0.0)
         squeezed = self.base_channels(channels, ctx) // self.reduction
         return max(squeezed, 1) if self.divisor is None else make_divisible_nearest(squeezed, self.divisor)
 
@@ -91,4 +98,5 @@ class SE(Attention):
             gate=st.sampled_from(["sigmoid", "hardsigmoid"]),
             act=st.sampled_from(["relu", "silu"]),
             bias=st.booleans(),
+            rounding=st.sampled_from(["torchvision", "timm"]),
         )

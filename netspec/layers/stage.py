@@ -65,7 +65,8 @@ class Stage(Layer):
     ResNeSt's options: `avd` strides a strided block with a 3x3 average pool (padding 1) after its 3x3 conv,
     which then runs at stride 1; `avg_down` makes a strided projection shortcut an average pool (stride x stride,
     ceil mode, padding excluded) before a stride-1 1x1 conv + norm (ResNet-D). `attention_at: conv` runs the
-    attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM.
+    attention after the block's (last) 3x3 conv, before its norm, as the official SimAM ResNets place SimAM;
+    `attention_at: mid` runs it after that conv's norm and act (timm's byobnet bottlenecks: SE on the mid width).
     `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv: 1x1 expansion to `width` (or
     `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear 1x1 projection; the input
     is added only at stride 1 with unchanged channels. A param the block does not use is an error.
@@ -89,9 +90,10 @@ class Stage(Layer):
     """stride with a 3x3 average pool after the block's 3x3 conv, run at stride 1 (ResNeSt's avd)"""
     avg_down: Flag = False
     """projection shortcut: average pool, then a stride-1 1x1 conv + norm (ResNeSt, ResNet-D)"""
-    attention_at: Literal["output", "conv"] = "output"
-    """where `attention` runs: on the block's output before the addition, or after the block's (last) 3x3 conv,
-    before its norm (`conv`: the official SimAM ResNets)"""
+    attention_at: Literal["output", "conv", "mid"] = "output"
+    """where `attention` runs: on the block's output before the addition, after the block's (last) 3x3 conv
+    before its norm (`conv`: the official SimAM ResNets), or after that conv's norm and act, on the mid width
+    (`mid`: timm's byobnet bottleneck, e.g. sebotnet33ts)"""
     expand: Ratio | None = None
     """inverted, fused: expanded channels = round(ratio x the block's input) (inverted: default 6, fused: 4; or give
     `width`); convnext: the MLP's hidden width = int(ratio x C) (default 4)"""

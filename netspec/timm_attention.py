@@ -1,0 +1,84 @@
+"""``timm:NAME``: timm 1.0.31's attention names (``timm.layers.get_attn``) as netspec kinds with timm's defaults.
+
+One table, name -> (netspec kind, the params that give timm's module). A spec writes ``attention: timm:cbam`` in
+a stage (where timm's ResNet ``Bottleneck`` puts ``attn_layer``: after the last conv and norm, at the block's
+output width, netspec's default `attention_at: output`) or ``- timm:cbam`` as an entry; params given beside it
+(``{timm:se: {reduction: 8}}``) override timm's defaults. The parsed layer is the netspec kind itself (a spec
+dumped back to YAML shows it). Where netspec has no params for timm's exact function yet, the entry says what
+differs (``same`` is false) and the README's attention catalogue shows it. timm is not imported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "timm:"
+
+
+@dataclass(frozen=True)
+class TimmName:
+    """One timm attention name: the netspec kind and params with timm's function, what timm calls it, and, when
+    the function is not yet identical, what differs."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    timm: str = ""
+    differs: str = ""
+
+    @property
+    def same(self) -> bool:
+        return not self.differs
+
+
+TIMM_ATTENTION: dict[str, TimmName] = {
+    "se": TimmName("se", {"divisor": 8, "rounding": "timm"}, "SEModule"),
+    "ese": TimmName("ese", {}, "EffectiveSEModule"),
+    "eca": TimmName("eca", {"min_kernel": 3}, "EcaModule"),
+    "ecam": TimmName("ecam", {}, "EcaModule(use_mlp=True)"),
+    "ceca": TimmName("eca", {"circular": True, "min_kernel": 3}, "CecaModule"),
+    "ge": TimmName("ge", {}, "GatherExcite (1.0.31's raises a TypeError: its intended arguments)"),
+    "gc": TimmName("gc", {"reduction": 8, "fusion": "mul"}, "GlobalContext",
+                   "timm rounds P = round(C/8) (netspec: floor) and its LayerNorm2d has eps 1e-6 (netspec: 1e-5)"),
+    "gca": TimmName("gc", {"reduction": 8, "fusion": "add"}, "GlobalContext(fuse_add=True, fuse_scale=False)",
+                    "timm rounds P = round(C/8) (netspec: floor) and its LayerNorm2d has eps 1e-6 (netspec: 1e-5)"),
+    "cbam": TimmName("cbam", {"mlp_bias": False}, "CbamModule",
+                     "timm rounds rd = round(C/16) (netspec: floor) and feeds the spatial conv [mean, max] "
+                     "(netspec, as the paper: [max, mean])"),
+    "lcbam": TimmName("lcbam", {}, "LightCbamModule"),
+    "coord": TimmName("coord", {"reduction": 16, "bias": False}, "CoordAttn",
+                      "timm's width is make_divisible(C/16 x 2/3, 8) (netspec: max(8, C // 16)); equal up to C = 191"),
+    "scoord": TimmName("scoord", {}, "SimpleCoordAttn"),
+    "ela": TimmName("ela", {}, "EfficientLocalAttn"),
+    "strip": TimmName("strip", {}, "StripAttn"),
+    "sk": TimmName("sk", {}, "SelectiveKernel",
+                   "timm splits the input channels across its two paths (groups 1) and sizes the attention "
+                   "make_divisible(C/16, 8) without bias (netspec, as SKNet: grouped paths on all channels, "
+                   "d = max(C/16, 32))"),
+    "splat": TimmName("splat", {}, "SplitAttn",
+                      "as an attn_layer timm's SplitAttn has no norms (netspec, as ResNeSt: BN after the "
+                      "grouped conv and after fc1)"),
+    "lambda": TimmName("lambda", {}, "LambdaLayer"),
+    "bottleneck": TimmName("bottleneck_attn", {}, "BottleneckAttn (its feat_size: the static input size)"),
+    "halo": TimmName("halo_attn", {}, "HaloAttn"),
+    "nl": TimmName("nonlocal", {"reduction": 8, "scale": True}, "NonLocalAttn",
+                   "timm's width is make_divisible(C/8, 8) and its logits scale C^-0.5 (netspec: C // 8 and "
+                   "inter^-0.5)"),
+    "bat": TimmName("bat", {}, "BatNonLocalAttn"),
+}
+"""Every name timm 1.0.31's ``get_attn`` knows, in its order."""
+
+
+def resolve(kind: str, params: Any) -> tuple[str, Any] | str:
+    """``timm:NAME`` and its params -> (netspec kind, params with timm's defaults under them), or a message."""
+    name = kind[len(PREFIX):]
+    entry = TIMM_ATTENTION.get(name) or TIMM_ATTENTION.get(name.lower())
+    if entry is None:
+        from netspec.registry import suggest
+
+        return (f"unknown timm attention {name!r}{suggest(name, list(TIMM_ATTENTION))}; timm's get_attn knows "
+                f"{', '.join(TIMM_ATTENTION)}")
+    if params is None:
+        return entry.kind, dict(entry.params)
+    if not isinstance(params, dict):
+        return entry.kind, params  # parse_entry reports the bad params against the kind
+    return entry.kind, {**entry.params, **params}

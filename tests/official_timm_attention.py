@@ -1,0 +1,173 @@
+"""timm 1.0.31's attention modules that only timm has, in plain torch and in timm's layout (children, parameter
+order, arithmetic): EcaModule(use_mlp=True), LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn,
+BatNonLocalAttn (timm/layers/eca.py, cbam.py, coord_attn.py, non_local_attn.py; read, not imported). A throwaway
+check outside the repo (/work/refenv, real timm) showed each equal to timm's own module with the same weights.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from official_self_attention import make_divisible
+
+
+class EcaModule(nn.Module):  # use_mlp=True
+    def __init__(self, channels: int, gamma: float = 2, beta: float = 1, rd_ratio: float = 1 / 8,
+                 rd_divisor: int = 8) -> None:
+        super().__init__()
+        t = int(abs(math.log(channels, 2) + beta) / gamma)
+        kernel_size = max(t if t % 2 else t + 1, 3)
+        rd_channels = make_divisible(channels * rd_ratio, divisor=rd_divisor)
+        self.conv = nn.Conv1d(1, rd_channels, kernel_size=1, padding=0, bias=True)
+        self.act = nn.ReLU()
+        self.conv2 = nn.Conv1d(rd_channels, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(self.act(self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))))
+        return x * self.gate(y).view(x.shape[0], -1, 1, 1).expand_as(x)
+
+
+class ConvBn(nn.Module):
+    """timm's ConvNormAct: conv (no bias), ``bn`` = BatchNormAct2d (BN, then the act or Identity)."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, act: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+        self.act = nn.ReLU() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class LightChannelAttn(nn.Module):
+    def __init__(self, channels: int, rd_ratio: float = 1 / 16) -> None:
+        super().__init__()
+        rd_channels = make_divisible(channels * rd_ratio, 1, round_limit=0.)
+        self.fc1 = nn.Conv2d(channels, rd_channels, 1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(rd_channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_pool = 0.5 * x.mean((2, 3), keepdim=True) + 0.5 * x.amax((2, 3), keepdim=True)
+        return x * F.sigmoid(self.fc2(self.act(self.fc1(x_pool))))
+
+
+class LightSpatialAttn(nn.Module):
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv = ConvBn(1, 1, kernel_size, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_attn = 0.5 * x.mean(dim=1, keepdim=True) + 0.5 * x.amax(dim=1, keepdim=True)
+        return x * torch.sigmoid(self.conv(x_attn))
+
+
+class LightCbamModule(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channel = LightChannelAttn(channels)
+        self.spatial = LightSpatialAttn(7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial(self.channel(x))
+
+
+class SimpleCoordAttn(nn.Module):
+    def __init__(self, channels: int, rd_ratio: float = 0.25, se_factor: float = 2 / 3) -> None:
+        super().__init__()
+        rd_channels = make_divisible(channels * rd_ratio * se_factor, 8, round_limit=0.)
+        self.fc1 = nn.Linear(channels, rd_channels)
+        self.act = nn.SiLU()
+        self.fc_h = nn.Linear(rd_channels, channels)
+        self.fc_w = nn.Linear(rd_channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_h = self.act(self.fc1(x.mean(dim=3).transpose(1, 2)))
+        x_w = self.act(self.fc1(x.mean(dim=2).transpose(1, 2)))
+        a_h = self.fc_h(x_h).transpose(1, 2).unsqueeze(-1)
+        a_w = self.fc_w(x_w).transpose(1, 2).unsqueeze(-2)
+        return x * torch.sigmoid(a_h + a_w)
+
+
+class EfficientLocalAttn(nn.Module):
+    def __init__(self, channels: int, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv_h = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(kernel_size // 2, 0), groups=channels,
+                                bias=False)
+        self.conv_w = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, kernel_size // 2), groups=channels,
+                                bias=False)
+        self.norm_h = nn.GroupNorm(1, channels)
+        self.norm_w = nn.GroupNorm(1, channels)
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_h = self.act(self.norm_h(self.conv_h(x.mean(dim=3, keepdim=True))))
+        x_w = self.act(self.norm_w(self.conv_w(x.mean(dim=2, keepdim=True))))
+        return x * torch.sigmoid(x_h) * torch.sigmoid(x_w)
+
+
+class StripAttn(nn.Module):
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.conv_h = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(kernel_size // 2, 0), groups=channels,
+                                bias=False)
+        self.conv_w = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, kernel_size // 2), groups=channels,
+                                bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_h = self.conv_h(x.mean(dim=3, keepdim=True))
+        x_w = self.conv_w(x.mean(dim=2, keepdim=True))
+        return x * torch.sigmoid(x_h + x_w)
+
+
+class BilinearAttnTransform(nn.Module):
+    def __init__(self, in_channels: int, block_size: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = ConvBn(in_channels, groups, 1)
+        self.conv_p = nn.Conv2d(groups, block_size * block_size * groups, kernel_size=(block_size, 1))
+        self.conv_q = nn.Conv2d(groups, block_size * block_size * groups, kernel_size=(1, block_size))
+        self.conv2 = ConvBn(in_channels, in_channels, 1)
+        self.block_size, self.groups = block_size, groups
+
+    def resize_mat(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        B, C, block_size, _ = x.shape
+        if t <= 1:
+            return x
+        x = x.view(B * C, -1, 1, 1) * torch.eye(t, t, dtype=x.dtype, device=x.device)
+        x = x.view(B * C, block_size, block_size, t, t)
+        x = torch.cat(torch.split(x, 1, dim=1), dim=3)
+        x = torch.cat(torch.split(x, 1, dim=2), dim=4)
+        return x.view(B, C, block_size * t, block_size * t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        bs, g = self.block_size, self.groups
+        out = self.conv1(x)
+        p = self.conv_p(F.adaptive_max_pool2d(out, (bs, 1))).view(B, g, bs, bs).sigmoid()
+        q = self.conv_q(F.adaptive_max_pool2d(out, (1, bs))).view(B, g, bs, bs).sigmoid()
+        p = p / p.sum(dim=3, keepdim=True)
+        q = q / q.sum(dim=2, keepdim=True)
+        p = p.view(B, g, 1, bs, bs).expand(B, g, C // g, bs, bs).contiguous().view(B, C, bs, bs)
+        q = q.view(B, g, 1, bs, bs).expand(B, g, C // g, bs, bs).contiguous().view(B, C, bs, bs)
+        p = self.resize_mat(p, H // bs)
+        q = self.resize_mat(q, W // bs)
+        return self.conv2(p.matmul(x).matmul(q))
+
+
+class BatNonLocalAttn(nn.Module):
+    def __init__(self, in_channels: int, block_size: int = 7, groups: int = 2, rd_ratio: float = 0.25,
+                 drop_rate: float = 0.2) -> None:
+        super().__init__()
+        rd_channels = make_divisible(in_channels * rd_ratio, divisor=8)
+        self.conv1 = ConvBn(in_channels, rd_channels, 1)
+        self.ba = BilinearAttnTransform(rd_channels, block_size, groups)
+        self.conv2 = ConvBn(rd_channels, in_channels, 1)
+        self.dropout = nn.Dropout2d(p=drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.conv2(self.ba(self.conv1(x)))) + x

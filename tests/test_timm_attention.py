@@ -1,0 +1,102 @@
+"""Issue 22: ecam, lcbam, scoord, ela, strip and bat against timm's modules in timm's layout
+(tests/official_timm_attention.py), and `timm:NAME` for every name of timm 1.0.31's get_attn."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import netspec
+import official_timm_attention as official
+from netspec.layers.base import parse_entry
+from netspec.shapes import Shape
+from netspec.timm_attention import TIMM_ATTENTION
+from test_self_attention import assert_same_function
+
+GET_ATTN_NAMES = ["se", "ese", "eca", "ecam", "ceca", "ge", "gc", "gca", "cbam", "lcbam", "coord", "scoord", "ela",
+                  "strip", "sk", "splat", "lambda", "bottleneck", "halo", "nl", "bat"]
+"""timm 1.0.31's get_attn, in its order."""
+
+REFERENCES = {"ecam": official.EcaModule, "lcbam": official.LightCbamModule, "scoord": official.SimpleCoordAttn,
+              "ela": official.EfficientLocalAttn, "strip": official.StripAttn, "bat": official.BatNonLocalAttn}
+
+
+def randomize_norms(module: torch.nn.Module) -> torch.nn.Module:
+    for child in module.modules():
+        if isinstance(child, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+            child.weight.data.uniform_(0.5, 1.5), child.bias.data.uniform_(-0.3, 0.3)
+    return module
+
+
+@pytest.mark.parametrize("kind", sorted(REFERENCES))
+@pytest.mark.parametrize("channels", [48, 64, 200])
+def test_timm_only_kind_equals_timm_layout(kind: str, channels: int) -> None:
+    torch.manual_seed(0)
+    size = (14, 7) if kind == "bat" else (7, 5)
+    layer, findings = parse_entry(kind, ())
+    assert layer is not None and not findings
+    x = Shape(channels, *size)
+    reference = randomize_norms(REFERENCES[kind](channels))
+    assert layer.infer(x, netspec.layers.Context()).params == sum(p.numel() for p in reference.parameters())
+    module = layer.build(x, netspec.layers.Context())
+    if kind == "bat":  # Dropout2d: the same random channels in both when the generator restarts alike
+        module.dropout.p = reference.dropout.p = 0.0
+    assert_same_function(reference, module, (2, channels, *size))
+
+
+def test_the_table_holds_every_get_attn_name() -> None:
+    assert list(TIMM_ATTENTION) == GET_ATTN_NAMES
+
+
+@pytest.mark.parametrize("name", GET_ATTN_NAMES)
+def test_every_get_attn_name_builds_as_an_entry_and_in_a_stage(name: str) -> None:
+    spec = netspec.loads(f"input: {{channels: 32, size: 56}}\nlayers:\n  - timm:{name}\n"
+                         f"  - stage: {{out: 32, width: 16, attention: timm:{name}}}\n")
+    entry = TIMM_ATTENTION[name]
+    assert spec.layers[0].kind == entry.kind == spec.layers[1].attention.kind
+    for param, value in entry.params.items():
+        assert getattr(spec.layers[0], param) == value
+    summary = netspec.summary(spec)
+    model = netspec.build(spec)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 32, 56, 56)).shape == (1, 32, 56, 56)
+
+
+def test_params_beside_a_timm_name_override_its_defaults() -> None:
+    spec = netspec.loads("input: {channels: 64}\nlayers:\n  - {timm:se: {reduction: 4}}\n")
+    assert spec.layers[0] == netspec.layers.SE(reduction=4, divisor=8, rounding="timm")
+
+
+def test_an_unknown_timm_name_is_a_located_error_listing_the_known_ones() -> None:
+    with pytest.raises(netspec.SpecError) as error:
+        netspec.loads("input: {channels: 64}\nlayers:\n  - stage: {out: 64, attention: timm:sse}\n")
+    message = str(error.value.problems[0])
+    assert message.startswith("3:33: layers[0].stage.attention.timm:sse: unknown timm attention 'sse' "
+                              "(did you mean 'se'?); timm's get_attn knows se, ese, eca")
+
+
+@pytest.mark.parametrize("channels", [48, 64, 176])
+def test_timm_se_eca_and_ceca_take_timms_widths(channels: int) -> None:
+    def params(name: str) -> int:
+        layer, _ = parse_entry(f"timm:{name}", ())
+        return layer.infer(Shape(channels, 4, 4), netspec.layers.Context()).params
+
+    rd = max(8, int(channels / 16 + 4) // 8 * 8)  # timm's make_divisible(C/16, 8, round_limit=0): 176 -> 8, not 16
+    assert params("se") == 2 * channels * rd + rd + channels
+    t = int(abs(math.log2(channels) + 1) / 2)
+    assert params("eca") == params("ceca") == max(t if t % 2 else t + 1, 3)  # timm's kernel is at least 3
+    layer, _ = parse_entry("timm:eca", ())
+    assert layer.infer(Shape(4, 4, 4), netspec.layers.Context()).params == 3  # the paper's (netspec's eca): 1
+
+
+def test_the_readme_catalogue_is_the_generated_one() -> None:
+    from pathlib import Path
+
+    from netspec.catalogue import BEGIN, END, render
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert BEGIN in text and END in text, "README.md lost the attention catalogue's markers"
+    written = text[text.index(BEGIN):text.index(END) + len(END)]
+    assert written == render(), "regenerate: python -c 'import netspec.catalogue as c; print(c.render())'"
