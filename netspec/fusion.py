@@ -52,12 +52,22 @@ def fold(conv: "nn.Conv2d | nn.ConvTranspose2d", norm: "nn.modules.batchnorm._Ba
             conv.bias.copy_(bias.to(conv.bias.dtype))
 
 
+def _convs() -> tuple[type, ...]:
+    """Convolutions a following batch norm folds into: ``Conv2d`` and ``Conv2dSame`` (TF padding pads the input,
+    so the output channels stay an affine map away from the norm's), ungrouped ``ConvTranspose2d``."""
+    from torch import nn
+
+    from netspec.modules.conv import Conv2dSame
+
+    return nn.Conv2d, Conv2dSame, nn.ConvTranspose2d
+
+
 def _foldable(conv: "nn.Module", norm: "nn.Module") -> bool:
     from torch import nn
     from torch.nn.modules.batchnorm import _BatchNorm
 
     return (
-        (type(conv) is nn.Conv2d or type(conv) is nn.ConvTranspose2d and conv.groups == 1)
+        (type(conv) in _convs() and (type(conv) is not nn.ConvTranspose2d or conv.groups == 1))
         and isinstance(norm, _BatchNorm)
         and norm.track_running_stats
         and norm.running_mean is not None
@@ -152,7 +162,7 @@ def fuse(model: ModuleT) -> ModuleT:
             _fuse_sequential(module)
         elif len(module._modules) >= 2:
             children = list(module.children())
-            if any(type(child) in (nn.Conv2d, nn.ConvTranspose2d) for child in children) and any(
+            if any(type(child) in _convs() for child in children) and any(
                 _foldable_norm(child) for child in children
             ) or isinstance(module, fx.GraphModule):
                 _fuse_traced(module)

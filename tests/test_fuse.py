@@ -18,6 +18,8 @@ import netspec
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 KEPT = {"bam_resnet50": "BAM's channel gate: Linear + BatchNorm1d", "resnest50": "split attention's forward is not "
         "traceable (it iterates over a torch.split)"}
+SELF_ATTENTION = "the norm after a self-attention module standing in for the bottleneck's 3x3 conv follows no convolution"
+KEPT |= {name: SELF_ATTENTION for name in ("botnet26t", "halonet26t", "lambda_resnet26t", "sebotnet33ts")}
 """Specs where some norms stay, and why (their outputs are still compared)."""
 
 
@@ -40,7 +42,12 @@ def norms(model: nn.Module) -> list[str]:
 
 def small(spec: netspec.Spec) -> netspec.Spec:
     size = 64 if spec.input.size is None else min(64, spec.input.size[0])
-    spec = spec.model_copy(update={"input": spec.input.model_copy(update={"size": (size, size)})})
+    resized = spec.model_copy(update={"input": spec.input.model_copy(update={"size": (size, size)})})
+    try:  # specs whose position tables or attention blocks need their own size keep it
+        netspec.check(resized)
+        spec = resized
+    except netspec.SpecError:
+        pass
     try:
         narrow = spec.with_scale(width=0.25 * (spec.resolved_scale.width if spec.resolved_scale else 1.0))
         netspec.check(narrow)
@@ -67,7 +74,8 @@ def test_fused_spec_computes_the_same_eval_outputs(path: Path) -> None:
     left = norms(fused)
     if path.stem not in KEPT:
         assert left == [], f"norms not folded: {left}"
-    assert len(left) < len(norms(model))
+    if norms(model):  # ConvNeXt normalises with LayerNorm only: nothing to fold, outputs still compared
+        assert len(left) < len(norms(model))
     after = outputs(fused, x)
     for expected, got in zip(before, after, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())

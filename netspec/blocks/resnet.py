@@ -171,6 +171,8 @@ class ResNetBlock(Block):
             if candidates:  # a kind's strategy for C channels is valid as a C -> C block conv
                 conv, groups = draw(draw(st.sampled_from(candidates)).strategy(mid)), 1
         stride = draw(st.sampled_from([1, 2]))
+        if conv is not None and stride > 1 and not _runs_at(conv, mid, stride):
+            stride = 1  # the kind was drawn for the input's size; the later blocks' smaller maps may not suit it
         dilation = 1
         if self.name == "bottleneck" and conv is None and stride == 1:
             dilation = draw(st.sampled_from([1, 2, 4]))
@@ -186,3 +188,19 @@ class ResNetBlock(Block):
             params["dilation"] = dilation
         params.update(avd=draw(st.booleans()), avg_down=draw(st.booleans()))
         return stage(**params)
+
+
+def _runs_at(conv: Any, x: Shape, stride: int) -> bool:
+    """Whether the block conv kind ``conv`` (drawn for ``x``'s size) is also valid on the map after ``stride``,
+    where the stage's later blocks run it (position tables and blocked windows need their own sizes)."""
+    from netspec.errors import Invalid, SpecError
+
+    if x.height is None or x.width is None:
+        return True
+    size = [conv_out_size(s, kernel=3, stride=stride, padding=1) for s in (x.height, x.width)]
+    after, ctx = Shape(x.channels, size[0], size[1]), Context()
+    try:
+        conv.block_conv_info(after, ctx, out=x.channels, stride=1)
+    except (Invalid, SpecError, ValueError):
+        return False
+    return not ctx.findings
