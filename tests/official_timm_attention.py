@@ -1,6 +1,6 @@
 """timm 1.0.31's attention modules that only timm has, in plain torch and in timm's layout (children, parameter
 order, arithmetic): EcaModule(use_mlp=True), LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn,
-BatNonLocalAttn, and timm's own CbamModule, GlobalContext and NonLocalAttn (timm/layers/eca.py, cbam.py,
+BatNonLocalAttn, and timm's own CbamModule, GlobalContext, NonLocalAttn and CoordAttn (timm/layers/eca.py, cbam.py,
 coord_attn.py, non_local_attn.py, global_context.py; read, not imported). A throwaway
 check outside the repo (/work/refenv, real timm) showed each equal to timm's own module with the same weights.
 """
@@ -282,3 +282,26 @@ class NonLocalAttn(nn.Module):
         att = F.softmax(torch.bmm(t, p) * self.scale, dim=2)
         x = torch.bmm(att, g).permute(0, 2, 1).reshape(B, C, H, W)
         return self.norm(self.z(x)) + shortcut
+
+
+class CoordAttn(nn.Module):
+    """rd = make_divisible(C / 16 * 2/3, 8, round_limit=0); bias-free 1x1 convs, BN, hard-swish, sigmoid gates."""
+
+    def __init__(self, channels: int, rd_ratio: float = 1 / 16, rd_divisor: int = 8, se_factor: float = 2 / 3) -> None:
+        super().__init__()
+        rd_channels = make_divisible(channels * rd_ratio * se_factor, rd_divisor, round_limit=0.)
+        self.conv1 = nn.Conv2d(channels, rd_channels, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(rd_channels)
+        self.act = nn.Hardswish()
+        self.conv_h = nn.Conv2d(rd_channels, channels, kernel_size=1, bias=False)
+        self.conv_w = nn.Conv2d(rd_channels, channels, kernel_size=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        N, C, H, W = x.size()
+        x_h = x.mean(3, keepdim=True)
+        x_w = x.mean(2, keepdim=True).transpose(-1, -2)
+        y = self.act(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))
+        x_h, x_w = torch.split(y, [H, W], dim=2)
+        x_w = x_w.transpose(-1, -2)
+        return identity * torch.sigmoid(self.conv_w(x_w)) * torch.sigmoid(self.conv_h(x_h))

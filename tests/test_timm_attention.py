@@ -47,12 +47,12 @@ def test_timm_only_kind_equals_timm_layout(kind: str, channels: int) -> None:
 
 TIMM_TWINS = {"cbam": official.CbamModule, "gc": official.GlobalContext,
               "gca": lambda channels: official.GlobalContext(channels, fuse_add=True, fuse_scale=False),
-              "nl": official.NonLocalAttn}
+              "nl": official.NonLocalAttn, "coord": official.CoordAttn}
 """timm names that are netspec kinds with extra params, against timm's own module in its layout."""
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_TWINS))
-@pytest.mark.parametrize("channels", [48, 60, 64, 100])
+@pytest.mark.parametrize("channels", [48, 60, 64, 100, 216])
 def test_timm_name_equals_timms_module(name: str, channels: int) -> None:
     torch.manual_seed(0)
     assert TIMM_ATTENTION[name].same
@@ -86,6 +86,9 @@ def test_timm_rounding_differs_from_the_papers_where_c_over_r_is_not_whole() -> 
     # nl at 100 channels: timm's make_divisible(12.5, 8) = 16, floor 12
     assert params("timm:nl", 100) == 3 * (100 * 16 + 16) + 16 * 100 + 100 + 2 * 100
     assert params({"nonlocal": {"reduction": 8}}, 100) == 3 * (100 * 12 + 12) + 12 * 100 + 100 + 2 * 100
+    # coord at 216 channels: timm's make_divisible(216 / 24, 8) = 8, C // 16 = 13
+    assert params("timm:coord", 216) == 3 * 216 * 8 + 2 * 8
+    assert params({"coord": {"reduction": 16, "bias": False}}, 216) == 3 * 216 * 13 + 2 * 13
 
 
 def test_the_table_holds_every_get_attn_name() -> None:
