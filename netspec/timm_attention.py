@@ -48,10 +48,7 @@ TIMM_ATTENTION: dict[str, TimmName] = {
     "scoord": TimmName("scoord", {}, "SimpleCoordAttn"),
     "ela": TimmName("ela", {}, "EfficientLocalAttn"),
     "strip": TimmName("strip", {}, "StripAttn"),
-    "sk": TimmName("sk", {}, "SelectiveKernel",
-                   "timm splits the input channels across its two paths (groups 1) and sizes the attention "
-                   "make_divisible(C/16, 8) without bias (netspec, as SKNet: grouped paths on all channels, "
-                   "d = max(C/16, 32))"),
+    "sk": TimmName("sk", {"groups": 1, "split": True, "min_hidden": 8, "rounding": "timm"}, "SelectiveKernel"),
     "splat": TimmName("splat", {}, "SplitAttn",
                       "as an attn_layer timm's SplitAttn has no norms (netspec, as ResNeSt: BN after the "
                       "grouped conv and after fc1)"),

@@ -1,7 +1,8 @@
 """timm 1.0.31's attention modules that only timm has, in plain torch and in timm's layout (children, parameter
 order, arithmetic): EcaModule(use_mlp=True), LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn,
-BatNonLocalAttn, and timm's own CbamModule, GlobalContext, NonLocalAttn and CoordAttn (timm/layers/eca.py, cbam.py,
-coord_attn.py, non_local_attn.py, global_context.py; read, not imported). A throwaway
+BatNonLocalAttn, and timm's own CbamModule, GlobalContext, NonLocalAttn, CoordAttn and SelectiveKernel (timm/layers/eca.py, cbam.py,
+coord_attn.py, non_local_attn.py, global_context.py,
+selective_kernel.py; read, not imported). A throwaway
 check outside the repo (/work/refenv, real timm) showed each equal to timm's own module with the same weights.
 """
 from __future__ import annotations
@@ -305,3 +306,49 @@ class CoordAttn(nn.Module):
         x_h, x_w = torch.split(y, [H, W], dim=2)
         x_w = x_w.transpose(-1, -2)
         return identity * torch.sigmoid(self.conv_w(x_w)) * torch.sigmoid(self.conv_h(x_h))
+
+
+class ConvBnReLU(nn.Module):
+    """timm's ConvNormAct with a dilated 3x3: conv (no bias), ``bn`` = BatchNormAct2d (BN then ReLU)."""
+
+    def __init__(self, in_chs: int, out_chs: int, dilation: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, out_chs, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class SelectiveKernelAttn(nn.Module):
+    def __init__(self, channels: int, num_paths: int, attn_channels: int) -> None:
+        super().__init__()
+        self.num_paths = num_paths
+        self.fc_reduce = nn.Conv2d(channels, attn_channels, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm2d(attn_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.fc_select = nn.Conv2d(attn_channels, channels * num_paths, kernel_size=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc_select(self.act(self.bn(self.fc_reduce(x.sum(1).mean((2, 3), keepdim=True)))))
+        B, C, H, W = x.shape
+        return torch.softmax(x.view(B, self.num_paths, C // self.num_paths, H, W), dim=1)
+
+
+class SelectiveKernel(nn.Module):
+    """Defaults: kernels [3, 5] kept 3x3 (dilations 1, 2), groups 1, the input split across the two paths,
+    attention width make_divisible(C / 16, 8)."""
+
+    def __init__(self, in_channels: int, rd_ratio: float = 1 / 16, rd_divisor: int = 8) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.num_paths = 2
+        self.paths = nn.ModuleList([ConvBnReLU(in_channels // 2, in_channels, d) for d in (1, 2)])
+        attn_channels = make_divisible(in_channels * rd_ratio, divisor=rd_divisor)
+        self.attn = SelectiveKernelAttn(in_channels, self.num_paths, attn_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_split = torch.split(x, self.in_channels // self.num_paths, 1)
+        x = torch.stack([op(x_split[i]) for i, op in enumerate(self.paths)], dim=1)
+        return torch.sum(x * self.attn(x), dim=1)
