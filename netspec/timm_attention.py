@@ -49,9 +49,7 @@ TIMM_ATTENTION: dict[str, TimmName] = {
     "ela": TimmName("ela", {}, "EfficientLocalAttn"),
     "strip": TimmName("strip", {}, "StripAttn"),
     "sk": TimmName("sk", {"groups": 1, "split": True, "min_hidden": 8, "rounding": "timm"}, "SelectiveKernel"),
-    "splat": TimmName("splat", {}, "SplitAttn",
-                      "as an attn_layer timm's SplitAttn has no norms (netspec, as ResNeSt: BN after the "
-                      "grouped conv and after fc1)"),
+    "splat": TimmName("splat", {"rounding": "timm", "norm": False}, "SplitAttn"),
     "lambda": TimmName("lambda", {}, "LambdaLayer"),
     "bottleneck": TimmName("bottleneck_attn", {}, "BottleneckAttn (its feat_size: the static input size)"),
     "halo": TimmName("halo_attn", {}, "HaloAttn"),

@@ -1,8 +1,9 @@
 """timm 1.0.31's attention modules that only timm has, in plain torch and in timm's layout (children, parameter
 order, arithmetic): EcaModule(use_mlp=True), LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn,
-BatNonLocalAttn, and timm's own CbamModule, GlobalContext, NonLocalAttn, CoordAttn and SelectiveKernel (timm/layers/eca.py, cbam.py,
+BatNonLocalAttn, and timm's own CbamModule, GlobalContext, NonLocalAttn, CoordAttn, SelectiveKernel and
+SplitAttn (timm/layers/eca.py, cbam.py,
 coord_attn.py, non_local_attn.py, global_context.py,
-selective_kernel.py; read, not imported). A throwaway
+selective_kernel.py, split_attn.py; read, not imported). A throwaway
 check outside the repo (/work/refenv, real timm) showed each equal to timm's own module with the same weights.
 """
 from __future__ import annotations
@@ -352,3 +353,43 @@ class SelectiveKernel(nn.Module):
         x_split = torch.split(x, self.in_channels // self.num_paths, 1)
         x = torch.stack([op(x_split[i]) for i, op in enumerate(self.paths)], dim=1)
         return torch.sum(x * self.attn(x), dim=1)
+
+
+class RadixSoftmax(nn.Module):
+    def __init__(self, radix: int, cardinality: int) -> None:
+        super().__init__()
+        self.radix = radix
+        self.cardinality = cardinality
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.size(0)
+        x = x.view(batch, self.cardinality, self.radix, -1).transpose(1, 2)
+        return F.softmax(x, dim=1).reshape(batch, -1)
+
+
+class SplitAttn(nn.Module):
+    """As get_attn("splat") builds it: radix 2, groups 1, no norm_layer (Identity), attn width
+    make_divisible(C * 2 / 4, 8, min_value=32)."""
+
+    def __init__(self, in_channels: int, radix: int = 2, rd_ratio: float = 0.25, rd_divisor: int = 8) -> None:
+        super().__init__()
+        self.radix = radix
+        mid_chs = in_channels * radix
+        attn_chs = make_divisible(in_channels * radix * rd_ratio, min_value=32, divisor=rd_divisor)
+        self.conv = nn.Conv2d(in_channels, mid_chs, 3, 1, 1, 1, groups=radix, bias=False)
+        self.bn0 = nn.Identity()
+        self.act0 = nn.ReLU(inplace=True)
+        self.fc1 = nn.Conv2d(in_channels, attn_chs, 1)
+        self.bn1 = nn.Identity()
+        self.act1 = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(attn_chs, mid_chs, 1)
+        self.rsoftmax = RadixSoftmax(radix, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act0(self.bn0(self.conv(x)))
+        B, RC, H, W = x.shape
+        x = x.reshape((B, self.radix, RC // self.radix, H, W))
+        x_gap = x.sum(dim=1).mean((2, 3), keepdim=True)
+        x_attn = self.fc2(self.act1(self.bn1(self.fc1(x_gap))))
+        x_attn = self.rsoftmax(x_attn).view(B, -1, 1, 1)
+        return (x * x_attn.reshape((B, self.radix, RC // self.radix, 1, 1))).sum(dim=1).contiguous()

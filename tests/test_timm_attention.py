@@ -48,7 +48,7 @@ def test_timm_only_kind_equals_timm_layout(kind: str, channels: int) -> None:
 TIMM_TWINS = {"cbam": official.CbamModule, "gc": official.GlobalContext,
               "gca": lambda channels: official.GlobalContext(channels, fuse_add=True, fuse_scale=False),
               "nl": official.NonLocalAttn, "coord": official.CoordAttn,
-              "sk": official.SelectiveKernel}
+              "sk": official.SelectiveKernel, "splat": official.SplitAttn}
 """timm names that are netspec kinds with extra params, against timm's own module in its layout."""
 
 
@@ -146,6 +146,16 @@ def test_timm_se_eca_and_ceca_take_timms_widths(channels: int) -> None:
     assert params("eca") == params("ceca") == max(t if t % 2 else t + 1, 3)  # timm's kernel is at least 3
     layer, _ = parse_entry("timm:eca", ())
     assert layer.infer(Shape(4, 4, 4), netspec.layers.Context()).params == 3  # the paper's (netspec's eca): 1
+
+
+@pytest.mark.parametrize("name", [name for name, entry in TIMM_ATTENTION.items() if entry.params])
+def test_the_catalogues_written_defaults_read_back_as_the_timm_name(name: str) -> None:
+    from netspec.catalogue import _written
+
+    entry = TIMM_ATTENTION[name]
+    text = f"input: {{channels: 64}}\nlayers:\n  - {entry.kind}: {_written(entry.params)}\n  - timm:{name}\n"
+    spec = netspec.loads(text)
+    assert spec.layers[0] == spec.layers[1]
 
 
 def test_the_readme_catalogue_is_the_generated_one() -> None:
