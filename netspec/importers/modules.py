@@ -213,9 +213,99 @@ def read_coord(module: Any, site: Site) -> list[Layer]:
     if act_name(module.act) != "hardswish" or act_name(module.gate) != "sigmoid":
         raise Unmappable("an activation other than hard swish or a gate other than sigmoid")
     hidden = module.conv1.out_channels
-    grid = [dict(reduction=r, min_hidden=m, bias=module.conv1.bias is not None)
-            for r in _ratios(site.channels, hidden) + [32] for m in (8, hidden, 1)]
+    _plain_bn(module.bn1, "bn1")
+    bias = module.conv1.bias is not None
+    grid = [dict(reduction=16, min_hidden=8, bias=bias, rounding="timm")]  # timm's defaults first
+    grid += [dict(reduction=r, min_hidden=m, bias=bias, rounding=rounding)
+             for rounding in ("floor", "timm") for r in _ratios(site.channels, hidden) + [32] for m in (8, hidden, 1)]
     return _options(Coord, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def _plain_bn(module: Any, what: str) -> float:
+    """A BN without activation, with torch's eps (what netspec's norms use): its momentum."""
+    if _norm_act(module, what) != "none" or module.eps != 1e-5 or not module.affine:
+        raise Unmappable(f"{what} is not a plain affine BN with eps 1e-5")
+    return module.momentum
+
+
+def _checked_gate(module: Any, what: str, allowed: tuple[str, ...]) -> str:
+    name = act_name(module)
+    if name not in allowed:
+        raise Unmappable(f"{what} {name} (netspec: {' or '.join(allowed)})")
+    return name
+
+
+def read_cbam(module: Any, site: Site) -> list[Layer]:
+    """timm ``CbamModule``: ``cbam`` with timm's rounding, [mean, max] spatial pooling and its BN momentum."""
+    from netspec.layers.cbam import CBAM
+
+    channel, spatial = module.channel, module.spatial
+    gate = _checked_gate(channel.gate, "the channel gate", ("sigmoid", "hardsigmoid"))
+    if act_name(spatial.gate) != gate:
+        raise Unmappable("its two gates differ (netspec's cbam: one gate for both)")
+    act = _checked_gate(channel.act, "the MLP activation", ("relu", "silu"))
+    if (channel.fc1.bias is None) != (channel.fc2.bias is None):
+        raise Unmappable("one FC has a bias and the other not")
+    conv = _conv(spatial.conv.conv, "spatial.conv.conv")
+    if conv.bias is not None or not _same(conv) or conv.stride[0] != 1 or conv.dilation[0] != 1 \
+            or conv.kernel_size[0] % 2 == 0:
+        raise Unmappable("its spatial conv is not an odd 'same' conv without bias")
+    momentum = _plain_bn(spatial.conv.bn, "spatial.conv.bn")
+    hidden = channel.fc1.out_channels
+    grid = [dict(reduction=r, rounding=rounding, mlp_bias=channel.fc1.bias is not None, kernel=conv.kernel_size[0],
+                 gate=gate, act=act, order="mean_max", momentum=momentum)
+            for rounding in ("timm", "floor") for r in [16] + _ratios(site.channels, hidden)]  # timm's r first
+    return _options(CBAM, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def read_global_context(module: Any, site: Site) -> list[Layer]:
+    """timm ``GlobalContext`` (``gc``: scale fusion, ``gca``: add fusion): ``gc`` with timm's rounding and
+    LayerNorm2d."""
+    from netspec.layers.gc import GC
+
+    _checked_gate(module.gate, "the gate", ("sigmoid",))
+    mlps = [mlp for mlp in (module.mlp_add, module.mlp_scale) if mlp is not None]
+    if not mlps:
+        raise Unmappable("neither fusion (netspec's gc adds, multiplies or both)")
+    for mlp in mlps:
+        if not _is(mlp.norm, "LayerNorm2d") or not mlp.norm.elementwise_affine or mlp.fc1.bias is None \
+                or mlp.fc2.bias is None or act_name(mlp.act) != "relu" or mlp.drop.p != 0:
+            raise Unmappable("its MLP is not fc1 (bias) + LayerNorm2d + ReLU + fc2 (bias)")
+    eps, hidden = mlps[0].norm.eps, mlps[0].fc1.out_channels
+    if any(mlp.norm.eps != eps or mlp.fc1.out_channels != hidden for mlp in mlps):
+        raise Unmappable("its two MLPs differ in width or eps")
+    fusion = "both" if len(mlps) == 2 else "add" if module.mlp_add is not None else "mul"
+    pool = "avg" if module.conv_attn is None else "attention"
+    grid = [dict(reduction=r, rounding=rounding, fusion=fusion, pool=pool, eps=eps, layout="timm")
+            for rounding in ("timm", "floor") for r in [8] + _ratios(site.channels, hidden)]  # timm's r first
+    return _options(GC, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def read_non_local(module: Any, site: Site) -> list[Layer]:
+    """timm ``NonLocalAttn``: ``nonlocal`` with timm's width rule and its logits scaled by C^-0.5."""
+    from netspec.layers.non_local import NonLocal
+
+    if _plain_bn(module.norm, "its norm") != 0.1:
+        raise Unmappable("its BN momentum is not 0.1")
+    hidden = module.t.out_channels
+    if site.channels < 1:
+        raise Unmappable("its input channels are unknown")
+    if any(conv.bias is None for conv in (module.t, module.p, module.g, module.z)):
+        raise Unmappable("a projection without bias (netspec's nonlocal: all four with bias)")
+    scale = module.scale != 1.0
+    if scale and math.isclose(module.scale, site.channels ** -0.5):
+        scale_by = "channels"
+    elif scale and math.isclose(module.scale, hidden ** -0.5):
+        scale_by = "inter"
+    elif scale:
+        raise Unmappable(f"its logit scale {module.scale:.4g} is neither C^-0.5 nor inter^-0.5")
+    else:
+        scale_by = "inter"
+    shared = dict(scale=scale, scale_by=scale_by)
+    grid = [dict(reduction=r, rounding=rounding, **shared)  # timm's r first
+            for rounding in ("timm", "floor") for r in [8] + _ratios(site.channels, hidden)]
+    grid.append(dict(inter=hidden, **shared))
+    return _options(NonLocal, grid, lambda layer: layer.hidden(site.channels) == hidden)
 
 
 def read_gather_excite(module: Any, site: Site) -> list[Layer]:
@@ -233,13 +323,6 @@ def read_gather_excite(module: Any, site: Site) -> list[Layer]:
     return _options(GE, grid, lambda layer: not use_mlp or layer.hidden(site.channels) == hidden)
 
 
-def _no_kind(reason: str) -> Callable[[Any, Site], list[Layer]]:
-    def read(module: Any, site: Site) -> list[Layer]:
-        raise Unmappable(reason)
-
-    return read
-
-
 ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.squeeze_excite.SEModule": read_se_module,
     "timm.layers.squeeze_excite.EffectiveSEModule": read_effective_se,
@@ -249,17 +332,11 @@ ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.eca.CecaModule": read_eca,
     "timm.layers.coord_attn.CoordAttn": read_coord,
     "timm.layers.gather_excite.GatherExcite": read_gather_excite,
-    "timm.layers.cbam.CbamModule": _no_kind(
-        "timm's CBAM pools [mean, max] for its spatial conv and has no bias in its MLP; netspec's cbam is the "
-        "official CBAM ([max, mean]): the spatial conv's two input channels would be swapped"),
-    "timm.layers.global_context.GlobalContext": _no_kind(
-        "timm's GC block normalises with LayerNorm2d (eps 1e-6, weight shape [P]); netspec's gc is the official "
-        "GCNet (LayerNorm([P, 1, 1]), eps 1e-5)"),
-    "timm.layers.non_local_attn.NonLocalAttn": _no_kind(
-        "timm's non-local block scales the logits by 1/sqrt(C) of its input; netspec's nonlocal scales by "
-        "1/sqrt(inter) or not at all"),
+    "timm.layers.cbam.CbamModule": read_cbam,
+    "timm.layers.global_context.GlobalContext": read_global_context,
+    "timm.layers.non_local_attn.NonLocalAttn": read_non_local,
 }
-"""Attention classes (module.ClassName) -> reader. The ``_no_kind`` ones are known, with the reason they cannot map."""
+"""Attention classes (module.ClassName) -> reader."""
 
 
 def _attention_label(module: Any, where: str) -> str:
@@ -804,7 +881,7 @@ def _collapse(problems: list[str]) -> list[str]:
 
 def _channels_into(module: Any) -> int:
     """The channels an attention module is built for (its first conv's input side); 0 when none says."""
-    for name in ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn"):
+    for name in ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add"):
         part = getattr(module, name, None)
         if part is not None:
             part = getattr(part, "fc1", part)
