@@ -24,7 +24,8 @@ SIZE = 64
 MODELS = ["resnet18", "resnet50", "resnet50d", "resnext50_32x4d", "seresnet50", "ecaresnet50d", "skresnet34",
           "resnest50d", "mobilenetv3_large_100", "efficientnet_b0"]
 ATTENTION = {"se": "se", "ese": "ese", "eca": "eca", "ceca": "eca", "coord": "coord", "cbam": "cbam", "gc": "gc",
-             "gca": "gc", "nl": "nonlocal"}
+             "gca": "gc", "nl": "nonlocal", "ecam": "ecam", "lcbam": "lcbam", "scoord": "scoord", "ela": "ela",
+             "strip": "strip"}
 """timm attn_layer names whose module a netspec attention kind computes exactly (resnet26d's block_args), and
 that kind."""
 NOT_MAPPED = {"splat": "SplitAttn"}
@@ -174,3 +175,22 @@ def test_timm_attention_with_timms_rounding_reads_as_its_timm_name(name: str, ch
     entry = TIMM_ATTENTION[name]
     assert layer.kind == entry.kind
     assert {key: getattr(layer, key) for key in entry.params} == entry.params
+
+
+@pytest.mark.parametrize("name", ["lcbam", "scoord", "ela", "strip", "bat"])
+@pytest.mark.parametrize("channels", [48, 64])
+def test_timm_only_attention_alone_reads_as_its_twin_kind(name: str, channels: int) -> None:
+    """timm's LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn and BatNonLocalAttn (verified: count,
+    strict load, equal outputs) read as the netspec kind ``timm:NAME`` names, with its params."""
+    from netspec.layers.base import parse_entry
+
+    source = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), timm.layers.get_attn(name)(channels)).eval()
+    spec = netspec.from_module(source, input_size=28)  # BAT's blocks of 7 divide 28
+    layer, _ = parse_entry(f"timm:{name}", ())
+    assert spec.layers[-1].model_dump() == layer.model_dump()
+
+
+def test_ecam_alone_says_its_channels_are_unknown() -> None:
+    source = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), timm.layers.get_attn("ecam")(64)).eval()
+    with pytest.raises(ConversionError, match="EcaModule: its input channels are unknown"):
+        netspec.from_module(source, input_size=16)

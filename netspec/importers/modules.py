@@ -194,8 +194,10 @@ def read_eca(module: Any, site: Site) -> list[Layer]:
     """timm ``EcaModule`` / ``CecaModule``: the kernel as built (the adaptive default where it gives the same)."""
     from netspec.layers.eca import ECA, adaptive_kernel
 
-    if getattr(module, "use_mlp", False) or module.conv.bias is not None:
-        raise Unmappable("the MLP variant (ecam) or a conv bias (netspec's eca: one bias-free Conv1d)")
+    if getattr(module, "conv2", None) is not None:  # use_mlp: ecam
+        return read_timm_twin(module, site)
+    if module.conv.bias is not None:
+        raise Unmappable("a conv bias (netspec's eca: one bias-free Conv1d)")
     kernel = module.conv.kernel_size[0]
     circular = _is(module, "CecaModule")
     gate = act_name(module.gate)
@@ -323,6 +325,48 @@ def read_gather_excite(module: Any, site: Site) -> list[Layer]:
     return _options(GE, grid, lambda layer: not use_mlp or layer.hidden(site.channels) == hidden)
 
 
+TIMM_TWINS = {"EcaModule": "ecam", "LightCbamModule": "lcbam", "SimpleCoordAttn": "scoord",
+              "EfficientLocalAttn": "ela", "StripAttn": "strip", "BatNonLocalAttn": "bat"}
+"""timm-only attention classes -> the netspec kind written after them (netspec/modules/timm_attention.py)."""
+
+
+def read_timm_twin(module: Any, site: Site) -> list[Layer]:
+    """A timm-only attention module as its netspec twin kind: the kind's defaults, with the module's activation,
+    gate, biases and dropout, whose built module holds the same tensors in the same order and shapes (the
+    conversion's verification then proves the function). Other widths or kernels are not read."""
+    from netspec.layers.base import Context
+    from netspec.registry import lookup
+    from netspec.shapes import Shape
+
+    if getattr(module, "has_skip", False):
+        raise Unmappable("has_skip (netspec's kinds have no skip)")
+    if site.channels < 1:
+        raise Unmappable("its input channels are unknown")
+    kind = TIMM_TWINS[type(module).__name__]
+    cls = lookup(kind)
+    assert cls is not None
+    fields, fixed = cls.model_fields, {}
+    for name, part in (("act", getattr(module, "act", None)), ("gate", getattr(module, "gate", None))):
+        if name in fields and part is not None and not isinstance(part, str):
+            fixed[name] = act_name(part)
+    dropout = getattr(module, "dropout", None)
+    if "drop" in fields and dropout is not None:
+        fixed["drop"] = float(dropout.p)
+    grid = [dict(fixed, bias=bias) for bias in (False, True)] if "bias" in fields else [fixed]
+    wanted = [tuple(tensor.shape) for tensor in module.state_dict().values()]
+    size = 7 * 4  # a map every kind builds at (BAT's blocks of 7 divide it)
+
+    def fits(layer: Layer) -> bool:
+        built = layer.build(Shape(site.channels, size, size), Context())
+        return [tuple(tensor.shape) for tensor in built.state_dict().values()] == wanted
+
+    options = _options(cls, grid, fits)
+    if not options:
+        raise Unmappable(f"its tensors are not those of netspec's {kind} with its defaults (other widths or kernels "
+                         "are not read)")
+    return options
+
+
 ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.squeeze_excite.SEModule": read_se_module,
     "timm.layers.squeeze_excite.EffectiveSEModule": read_effective_se,
@@ -335,6 +379,11 @@ ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.cbam.CbamModule": read_cbam,
     "timm.layers.global_context.GlobalContext": read_global_context,
     "timm.layers.non_local_attn.NonLocalAttn": read_non_local,
+    "timm.layers.cbam.LightCbamModule": read_timm_twin,
+    "timm.layers.coord_attn.SimpleCoordAttn": read_timm_twin,
+    "timm.layers.coord_attn.EfficientLocalAttn": read_timm_twin,
+    "timm.layers.coord_attn.StripAttn": read_timm_twin,
+    "timm.layers.non_local_attn.BatNonLocalAttn": read_timm_twin,
 }
 """Attention classes (module.ClassName) -> reader."""
 
@@ -881,12 +930,14 @@ def _collapse(problems: list[str]) -> list[str]:
 
 def _channels_into(module: Any) -> int:
     """The channels an attention module is built for (its first conv's input side); 0 when none says."""
-    for name in ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add"):
+    names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h")
+    for name in names:  # conv_h last: CoordAttn's maps mip -> C (its conv1 says C), ELA's and StripAttn's C -> C
         part = getattr(module, name, None)
         if part is not None:
             part = getattr(part, "fc1", part)
-            if hasattr(part, "in_channels"):
-                return part.in_channels
+            channels = getattr(part, "in_channels", None) or getattr(part, "in_features", None)  # conv or Linear
+            if channels:
+                return channels
     return 0  # no weight tells them (ECA's Conv1d, a GE without MLP): their readers do not need them
 
 
