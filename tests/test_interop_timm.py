@@ -25,10 +25,10 @@ MODELS = ["resnet18", "resnet50", "resnet50d", "resnext50_32x4d", "seresnet50", 
           "resnest50d", "mobilenetv3_large_100", "efficientnet_b0"]
 ATTENTION = {"se": "se", "ese": "ese", "eca": "eca", "ceca": "eca", "coord": "coord", "cbam": "cbam", "gc": "gc",
              "gca": "gc", "nl": "nonlocal", "ecam": "ecam", "lcbam": "lcbam", "scoord": "scoord", "ela": "ela",
-             "strip": "strip"}
+             "strip": "strip", "sk": "sk", "splat": "splat"}
 """timm attn_layer names whose module a netspec attention kind computes exactly (resnet26d's block_args), and
 that kind."""
-NOT_MAPPED = {"splat": "SplitAttn"}
+NOT_MAPPED = {"halo": "HaloAttn"}
 """timm attention modules the importer cannot read as an attention yet, and what the error names."""
 
 
@@ -125,8 +125,8 @@ def test_cli_import_writes_a_verified_spec(tmp_path, capsys) -> None:
     spec = netspec.load(out)
     assert [layer.attention.kind for layer in spec.layers if layer.kind == "stage"] == ["eca"] * 4
     assert main(["build", str(out), "--weights", str(weights), "--strict"]) == 0
-    assert main(["import", "timm:resnet26d", "--args", '{"block_args": {"attn_layer": "splat"}}']) == 1
-    assert "SplitAttn" in capsys.readouterr().err
+    assert main(["import", "timm:resnet26d", "--args", '{"block_args": {"attn_layer": "halo"}}']) == 1
+    assert "HaloAttn" in capsys.readouterr().err
 
 
 def test_unknown_timm_name_suggests() -> None:
@@ -177,7 +177,8 @@ def test_timm_attention_with_timms_rounding_reads_as_its_timm_name(name: str, ch
     assert {key: getattr(layer, key) for key in entry.params} == entry.params
 
 
-@pytest.mark.parametrize("name", ["lcbam", "scoord", "ela", "strip", "bat"])
+@pytest.mark.parametrize("name", ["lcbam", "scoord", "ela", "strip", "bat", "sk", "splat", "cbam", "gc", "gca",
+                                  "nl", "coord"])
 @pytest.mark.parametrize("channels", [48, 64])
 def test_timm_only_attention_alone_reads_as_its_twin_kind(name: str, channels: int) -> None:
     """timm's LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn and BatNonLocalAttn (verified: count,

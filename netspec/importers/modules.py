@@ -379,6 +379,8 @@ ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.cbam.CbamModule": read_cbam,
     "timm.layers.global_context.GlobalContext": read_global_context,
     "timm.layers.non_local_attn.NonLocalAttn": read_non_local,
+    "timm.layers.selective_kernel.SelectiveKernel": lambda module, site: read_selective_kernel(module, site),
+    "timm.layers.split_attn.SplitAttn": lambda module, site: read_split_attn(module, site),  # defined below
     "timm.layers.cbam.LightCbamModule": read_timm_twin,
     "timm.layers.coord_attn.SimpleCoordAttn": read_timm_twin,
     "timm.layers.coord_attn.EfficientLocalAttn": read_timm_twin,
@@ -548,9 +550,40 @@ def _sk_options(sk: Any) -> list[Layer]:
     if act_name(attn.act) != "relu" or attn.fc_reduce.bias is not None or attn.fc_select.bias is not None:
         raise Unmappable("its fuse/select differs from netspec's sk (bias-free FCs, BN + ReLU)")
     out, hidden = paths[0].conv.out_channels, attn.fc_reduce.out_channels
-    grid = [dict(branches=len(paths), groups=paths[0].conv.groups, reduction=r, min_hidden=m, split=sk.split_input)
-            for r in _ratios(out, hidden) for m in (32, 16, hidden, 1)]
+    shared = dict(branches=len(paths), groups=paths[0].conv.groups, split=sk.split_input)
+    grid = [dict(shared, reduction=16, min_hidden=8, rounding="timm")]  # timm's defaults first
+    grid += [dict(shared, reduction=r, min_hidden=m) for r in _ratios(out, hidden) for m in (32, 16, hidden, 1)]
     return _options(SK, grid, lambda layer: layer.hidden(out) == hidden)
+
+
+def read_selective_kernel(module: Any, site: Site) -> list[Layer]:
+    """timm ``SelectiveKernel`` as an attention layer (``get_attn("sk")``): ``sk`` at stride 1, C -> C."""
+    conv = _conv(module.paths[0].conv, "paths.0.conv")
+    if conv.stride[0] != 1 or module.in_channels != module.out_channels:
+        raise Unmappable("a stride or a change of width (as an attention, sk keeps its input's shape)")
+    return _sk_options(module)
+
+
+def read_split_attn(module: Any, site: Site) -> list[Layer]:
+    """timm ``SplitAttn`` as an attention layer (``get_attn("splat")``: no norms): ``splat`` at stride 1, C -> C."""
+    from netspec.layers.splat import Splat
+
+    conv = _conv(module.conv, "conv")
+    if conv.kernel_size[0] != 3 or conv.dilation[0] != 1 or conv.stride[0] != 1 or conv.bias is not None \
+            or not _same(conv) or conv.in_channels * module.radix != conv.out_channels:
+        raise Unmappable("its conv is not a 'same' 3x3 C -> radix*C without bias (netspec's splat)")
+    if act_name(module.act0) != "relu" or act_name(module.act1) != "relu" or not _identity(module.drop):
+        raise Unmappable("activations other than ReLU or a drop layer")
+    norms = [not _identity(bn) for bn in (module.bn0, module.bn1)]
+    if norms[0] != norms[1]:
+        raise Unmappable("one norm and not the other (netspec's splat: both or neither)")
+    if norms[0]:
+        _plain_bn(module.bn0, "bn0"), _plain_bn(module.bn1, "bn1")
+    radix, cardinality, hidden = module.radix, conv.groups // module.radix, module.fc1.out_channels
+    channels = conv.in_channels
+    grid = [dict(radix=radix, groups=cardinality, reduction=r, min_hidden=m, rounding=rounding, norm=norms[0])
+            for rounding in ("timm", "floor") for r in [4] + _ratios(channels * radix, hidden) for m in (32, hidden, 1)]
+    return _options(Splat, grid, lambda layer: layer.hidden(channels) == hidden)
 
 
 def read_sk_block(module: Any) -> Block:
@@ -930,6 +963,8 @@ def _collapse(problems: list[str]) -> list[str]:
 
 def _channels_into(module: Any) -> int:
     """The channels an attention module is built for (its first conv's input side); 0 when none says."""
+    if _is(module, "SelectiveKernel", "SplitAttn"):
+        return module.in_channels if _is(module, "SelectiveKernel") else module.conv.in_channels
     names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h")
     for name in names:  # conv_h last: CoordAttn's maps mip -> C (its conv1 says C), ELA's and StripAttn's C -> C
         part = getattr(module, name, None)
