@@ -30,9 +30,20 @@ def _title(paper: str) -> str:
     return parts[1] if len(parts) > 1 else paper
 
 
+def _scalar(value: Any) -> str:
+    """A param value as YAML reads it back: true/false, and floats with a dot (YAML 1.1 reads ``1e-06`` as a
+    string, ``1.0e-06`` as a float)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value)
+    if isinstance(value, float) and "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
 def _written(params: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{key}: {str(value).lower() if isinstance(value, bool) else value}"
-                           for key, value in params.items()) + "}" if params else ""
+    return "{" + ", ".join(f"{key}: {_scalar(value)}" for key, value in params.items()) + "}" if params else ""
 
 
 def rows() -> list[list[str]]:

@@ -37,32 +37,24 @@ TIMM_ATTENTION: dict[str, TimmName] = {
     "ecam": TimmName("ecam", {}, "EcaModule(use_mlp=True)"),
     "ceca": TimmName("eca", {"circular": True, "min_kernel": 3}, "CecaModule"),
     "ge": TimmName("ge", {}, "GatherExcite (1.0.31's raises a TypeError: its intended arguments)"),
-    "gc": TimmName("gc", {"reduction": 8, "fusion": "mul"}, "GlobalContext",
-                   "timm rounds P = round(C/8) (netspec: floor) and its LayerNorm2d has eps 1e-6 (netspec: 1e-5)"),
-    "gca": TimmName("gc", {"reduction": 8, "fusion": "add"}, "GlobalContext(fuse_add=True, fuse_scale=False)",
-                    "timm rounds P = round(C/8) (netspec: floor) and its LayerNorm2d has eps 1e-6 (netspec: 1e-5)"),
-    "cbam": TimmName("cbam", {"mlp_bias": False}, "CbamModule",
-                     "timm rounds rd = round(C/16) (netspec: floor) and feeds the spatial conv [mean, max] "
-                     "(netspec, as the paper: [max, mean])"),
+    "gc": TimmName("gc", {"reduction": 8, "fusion": "mul", "rounding": "timm", "eps": 1e-6,
+                          "layout": "timm"}, "GlobalContext"),
+    "gca": TimmName("gc", {"reduction": 8, "fusion": "add", "rounding": "timm", "eps": 1e-6,
+                           "layout": "timm"}, "GlobalContext(fuse_add=True, fuse_scale=False)"),
+    "cbam": TimmName("cbam", {"mlp_bias": False, "rounding": "timm", "order": "mean_max", "momentum": 0.1},
+                     "CbamModule"),
     "lcbam": TimmName("lcbam", {}, "LightCbamModule"),
-    "coord": TimmName("coord", {"reduction": 16, "bias": False}, "CoordAttn",
-                      "timm's width is make_divisible(C/16 x 2/3, 8) (netspec: max(8, C // 16)); equal up to C = 191"),
+    "coord": TimmName("coord", {"reduction": 16, "bias": False, "rounding": "timm"}, "CoordAttn"),
     "scoord": TimmName("scoord", {}, "SimpleCoordAttn"),
     "ela": TimmName("ela", {}, "EfficientLocalAttn"),
     "strip": TimmName("strip", {}, "StripAttn"),
-    "sk": TimmName("sk", {}, "SelectiveKernel",
-                   "timm splits the input channels across its two paths (groups 1) and sizes the attention "
-                   "make_divisible(C/16, 8) without bias (netspec, as SKNet: grouped paths on all channels, "
-                   "d = max(C/16, 32))"),
-    "splat": TimmName("splat", {}, "SplitAttn",
-                      "as an attn_layer timm's SplitAttn has no norms (netspec, as ResNeSt: BN after the "
-                      "grouped conv and after fc1)"),
+    "sk": TimmName("sk", {"groups": 1, "split": True, "min_hidden": 8, "rounding": "timm"}, "SelectiveKernel"),
+    "splat": TimmName("splat", {"rounding": "timm", "norm": False}, "SplitAttn"),
     "lambda": TimmName("lambda", {}, "LambdaLayer"),
     "bottleneck": TimmName("bottleneck_attn", {}, "BottleneckAttn (its feat_size: the static input size)"),
     "halo": TimmName("halo_attn", {}, "HaloAttn"),
-    "nl": TimmName("nonlocal", {"reduction": 8, "scale": True}, "NonLocalAttn",
-                   "timm's width is make_divisible(C/8, 8) and its logits scale C^-0.5 (netspec: C // 8 and "
-                   "inter^-0.5)"),
+    "nl": TimmName("nonlocal", {"reduction": 8, "scale": True, "rounding": "timm", "scale_by": "channels"},
+                   "NonLocalAttn"),
     "bat": TimmName("bat", {}, "BatNonLocalAttn"),
 }
 """Every name timm 1.0.31's ``get_attn`` knows, in its order."""

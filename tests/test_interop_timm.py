@@ -23,10 +23,13 @@ SIZE = 64
 
 MODELS = ["resnet18", "resnet50", "resnet50d", "resnext50_32x4d", "seresnet50", "ecaresnet50d", "skresnet34",
           "resnest50d", "mobilenetv3_large_100", "efficientnet_b0"]
-ATTENTION = ["se", "ese", "eca", "ceca", "coord"]
-"""timm attn_layer names whose module a netspec attention kind computes exactly (resnet26d's block_args)."""
-NOT_MAPPED = {"cbam": "pools [mean, max]", "gc": "LayerNorm2d", "nl": "1/sqrt(C)"}
-"""timm attention modules netspec knows but has no kind for yet, and the reason the error gives."""
+ATTENTION = {"se": "se", "ese": "ese", "eca": "eca", "ceca": "eca", "coord": "coord", "cbam": "cbam", "gc": "gc",
+             "gca": "gc", "nl": "nonlocal", "ecam": "ecam", "lcbam": "lcbam", "scoord": "scoord", "ela": "ela",
+             "strip": "strip", "sk": "sk", "splat": "splat"}
+"""timm attn_layer names whose module a netspec attention kind computes exactly (resnet26d's block_args), and
+that kind."""
+NOT_MAPPED = {"halo": "HaloAttn"}
+"""timm attention modules the importer cannot read as an attention yet, and what the error names."""
 
 
 def shuffle_norms(model: nn.Module) -> nn.Module:
@@ -73,12 +76,12 @@ def test_timm_model_converts_with_equal_outputs(name: str) -> None:
         assert any(stage.depth > 1 for stage in stages)
 
 
-@pytest.mark.parametrize("attention", ATTENTION)
+@pytest.mark.parametrize("attention", sorted(ATTENTION))
 def test_resnet26d_with_each_attention_kind(attention: str) -> None:
     source, spec = convert("resnet26d", block_args=dict(attn_layer=attention))
     check_equal(source, spec)
     kinds = {layer.attention.kind for layer in spec.layers if layer.kind == "stage"}
-    assert kinds == {"eca" if attention == "ceca" else attention}
+    assert kinds == {ATTENTION[attention]}
 
 
 @pytest.mark.parametrize("attention", sorted(NOT_MAPPED))
@@ -122,8 +125,8 @@ def test_cli_import_writes_a_verified_spec(tmp_path, capsys) -> None:
     spec = netspec.load(out)
     assert [layer.attention.kind for layer in spec.layers if layer.kind == "stage"] == ["eca"] * 4
     assert main(["build", str(out), "--weights", str(weights), "--strict"]) == 0
-    assert main(["import", "timm:resnet26d", "--args", '{"block_args": {"attn_layer": "cbam"}}']) == 1
-    assert "CbamModule" in capsys.readouterr().err
+    assert main(["import", "timm:resnet26d", "--args", '{"block_args": {"attn_layer": "halo"}}']) == 1
+    assert "HaloAttn" in capsys.readouterr().err
 
 
 def test_unknown_timm_name_suggests() -> None:
@@ -151,8 +154,44 @@ def test_torchvision_model_converts_with_equal_outputs(name: str) -> None:
     lambda: timm.layers.coord_attn.CoordAttn(64), lambda: timm.layers.EffectiveSEModule(64),
     # timm 1.0.31's GatherExcite fails to construct with an MLP or extra params (a *dd argument bug in timm)
     lambda: timm.layers.GatherExcite(64, use_mlp=False), lambda: timm.layers.GatherExcite(64, use_mlp=False, extent=2),
-], ids=["eca", "ceca", "se", "coord", "ese", "ge", "ge_extent2"])
+    lambda: timm.layers.cbam.CbamModule(64), lambda: timm.layers.GlobalContext(64),
+    lambda: timm.layers.GlobalContext(64, fuse_add=True, fuse_scale=False), lambda: timm.layers.NonLocalAttn(64),
+], ids=["eca", "ceca", "se", "coord", "ese", "ge", "ge_extent2", "cbam", "gc", "gca", "nl"])
 def test_timm_attention_module_alone_becomes_its_kind(make) -> None:
+    """Each alone after a conv: from_module verifies the count, a strict load and equal outputs."""
     source = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), make()).eval()
     spec = netspec.from_module(source, input_size=16)  # verified: count, strict load, equal outputs
     assert [layer.kind for layer in spec.layers][0] == "conv" and len(spec.layers) == 2
+
+
+@pytest.mark.parametrize("name, channels", [("coord", 216), ("cbam", 56), ("gc", 60), ("nl", 100)])
+def test_timm_attention_with_timms_rounding_reads_as_its_timm_name(name: str, channels: int) -> None:
+    """Widths where timm's rounding and the paper's differ: the reader finds timm's params (equal outputs)."""
+    from netspec.timm_attention import TIMM_ATTENTION
+
+    source = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), timm.layers.get_attn(name)(channels)).eval()
+    spec = netspec.from_module(source, input_size=8)
+    layer = spec.layers[-1]
+    entry = TIMM_ATTENTION[name]
+    assert layer.kind == entry.kind
+    assert {key: getattr(layer, key) for key in entry.params} == entry.params
+
+
+@pytest.mark.parametrize("name", ["lcbam", "scoord", "ela", "strip", "bat", "sk", "splat", "cbam", "gc", "gca",
+                                  "nl", "coord"])
+@pytest.mark.parametrize("channels", [48, 64])
+def test_timm_only_attention_alone_reads_as_its_twin_kind(name: str, channels: int) -> None:
+    """timm's LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn and BatNonLocalAttn (verified: count,
+    strict load, equal outputs) read as the netspec kind ``timm:NAME`` names, with its params."""
+    from netspec.layers.base import parse_entry
+
+    source = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), timm.layers.get_attn(name)(channels)).eval()
+    spec = netspec.from_module(source, input_size=28)  # BAT's blocks of 7 divide 28
+    layer, _ = parse_entry(f"timm:{name}", ())
+    assert spec.layers[-1].model_dump() == layer.model_dump()
+
+
+def test_ecam_alone_says_its_channels_are_unknown() -> None:
+    source = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), timm.layers.get_attn("ecam")(64)).eval()
+    with pytest.raises(ConversionError, match="EcaModule: its input channels are unknown"):
+        netspec.from_module(source, input_size=16)

@@ -45,6 +45,63 @@ def test_timm_only_kind_equals_timm_layout(kind: str, channels: int) -> None:
     assert_same_function(reference, module, (2, channels, *size))
 
 
+TIMM_TWINS = {"cbam": official.CbamModule, "gc": official.GlobalContext,
+              "gca": lambda channels: official.GlobalContext(channels, fuse_add=True, fuse_scale=False),
+              "nl": official.NonLocalAttn, "coord": official.CoordAttn,
+              "sk": official.SelectiveKernel, "splat": official.SplitAttn}
+"""timm names that are netspec kinds with extra params, against timm's own module in its layout."""
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_TWINS))
+@pytest.mark.parametrize("channels", [48, 60, 64, 100, 216])
+def test_timm_name_equals_timms_module(name: str, channels: int) -> None:
+    """In float64: the sums of the two layouts round differently in float32 (sk's gradients at 216 channels)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        check_timm_twin(name, channels)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def check_timm_twin(name: str, channels: int) -> None:
+    torch.manual_seed(0)
+    assert TIMM_ATTENTION[name].same
+    layer, findings = parse_entry(f"timm:{name}", ())
+    assert layer is not None and not findings
+    x = Shape(channels, 6, 5)
+    reference = randomize_norms(TIMM_TWINS[name](channels))
+    for child in reference.modules():  # timm's LayerNorm2d and the zero-initialised ends: random, to see them
+        if isinstance(child, torch.nn.LayerNorm):
+            child.weight.data.uniform_(0.5, 1.5), child.bias.data.uniform_(-0.3, 0.3)
+    assert layer.infer(x, netspec.layers.Context()).params == sum(p.numel() for p in reference.parameters())
+    module = layer.build(x, netspec.layers.Context())
+    assert_same_function(reference, module, (2, channels, 6, 5))
+    # BN running statistics moved alike (same momentum) in the train step
+    reference_norms = [m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    netspec_norms = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [m.momentum for m in netspec_norms] == [m.momentum for m in reference_norms]
+    for mine, theirs in zip(netspec_norms, reference_norms):
+        torch.testing.assert_close(mine.running_mean, theirs.running_mean)
+        torch.testing.assert_close(mine.running_var, theirs.running_var)
+
+
+def test_timm_rounding_differs_from_the_papers_where_c_over_r_is_not_whole() -> None:
+    def params(entry: str, channels: int) -> int:
+        layer, _ = parse_entry(entry, ())
+        return layer.infer(Shape(channels, 4, 4), netspec.layers.Context()).params
+
+    # cbam at 56 channels: timm's round(3.5) = 4 hidden, the paper's floor 3 (defaults of netspec's own kind kept)
+    assert params("timm:cbam", 56) == 2 * 56 * 4 + 2 * 49 + 2
+    assert params({"cbam": {"mlp_bias": False}}, 56) == 2 * 56 * 3 + 2 * 49 + 2
+    # nl at 100 channels: timm's make_divisible(12.5, 8) = 16, floor 12
+    assert params("timm:nl", 100) == 3 * (100 * 16 + 16) + 16 * 100 + 100 + 2 * 100
+    assert params({"nonlocal": {"reduction": 8}}, 100) == 3 * (100 * 12 + 12) + 12 * 100 + 100 + 2 * 100
+    # coord at 216 channels: timm's make_divisible(216 / 24, 8) = 8, C // 16 = 13
+    assert params("timm:coord", 216) == 3 * 216 * 8 + 2 * 8
+    assert params({"coord": {"reduction": 16, "bias": False}}, 216) == 3 * 216 * 13 + 2 * 13
+
+
 def test_the_table_holds_every_get_attn_name() -> None:
     assert list(TIMM_ATTENTION) == GET_ATTN_NAMES
 
@@ -89,6 +146,16 @@ def test_timm_se_eca_and_ceca_take_timms_widths(channels: int) -> None:
     assert params("eca") == params("ceca") == max(t if t % 2 else t + 1, 3)  # timm's kernel is at least 3
     layer, _ = parse_entry("timm:eca", ())
     assert layer.infer(Shape(4, 4, 4), netspec.layers.Context()).params == 3  # the paper's (netspec's eca): 1
+
+
+@pytest.mark.parametrize("name", [name for name, entry in TIMM_ATTENTION.items() if entry.params])
+def test_the_catalogues_written_defaults_read_back_as_the_timm_name(name: str) -> None:
+    from netspec.catalogue import _written
+
+    entry = TIMM_ATTENTION[name]
+    text = f"input: {{channels: 64}}\nlayers:\n  - {entry.kind}: {_written(entry.params)}\n  - timm:{name}\n"
+    spec = netspec.loads(text)
+    assert spec.layers[0] == spec.layers[1]
 
 
 def test_the_readme_catalogue_is_the_generated_one() -> None:

@@ -194,8 +194,10 @@ def read_eca(module: Any, site: Site) -> list[Layer]:
     """timm ``EcaModule`` / ``CecaModule``: the kernel as built (the adaptive default where it gives the same)."""
     from netspec.layers.eca import ECA, adaptive_kernel
 
-    if getattr(module, "use_mlp", False) or module.conv.bias is not None:
-        raise Unmappable("the MLP variant (ecam) or a conv bias (netspec's eca: one bias-free Conv1d)")
+    if getattr(module, "conv2", None) is not None:  # use_mlp: ecam
+        return read_timm_twin(module, site)
+    if module.conv.bias is not None:
+        raise Unmappable("a conv bias (netspec's eca: one bias-free Conv1d)")
     kernel = module.conv.kernel_size[0]
     circular = _is(module, "CecaModule")
     gate = act_name(module.gate)
@@ -213,9 +215,99 @@ def read_coord(module: Any, site: Site) -> list[Layer]:
     if act_name(module.act) != "hardswish" or act_name(module.gate) != "sigmoid":
         raise Unmappable("an activation other than hard swish or a gate other than sigmoid")
     hidden = module.conv1.out_channels
-    grid = [dict(reduction=r, min_hidden=m, bias=module.conv1.bias is not None)
-            for r in _ratios(site.channels, hidden) + [32] for m in (8, hidden, 1)]
+    _plain_bn(module.bn1, "bn1")
+    bias = module.conv1.bias is not None
+    grid = [dict(reduction=16, min_hidden=8, bias=bias, rounding="timm")]  # timm's defaults first
+    grid += [dict(reduction=r, min_hidden=m, bias=bias, rounding=rounding)
+             for rounding in ("floor", "timm") for r in _ratios(site.channels, hidden) + [32] for m in (8, hidden, 1)]
     return _options(Coord, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def _plain_bn(module: Any, what: str) -> float:
+    """A BN without activation, with torch's eps (what netspec's norms use): its momentum."""
+    if _norm_act(module, what) != "none" or module.eps != 1e-5 or not module.affine:
+        raise Unmappable(f"{what} is not a plain affine BN with eps 1e-5")
+    return module.momentum
+
+
+def _checked_gate(module: Any, what: str, allowed: tuple[str, ...]) -> str:
+    name = act_name(module)
+    if name not in allowed:
+        raise Unmappable(f"{what} {name} (netspec: {' or '.join(allowed)})")
+    return name
+
+
+def read_cbam(module: Any, site: Site) -> list[Layer]:
+    """timm ``CbamModule``: ``cbam`` with timm's rounding, [mean, max] spatial pooling and its BN momentum."""
+    from netspec.layers.cbam import CBAM
+
+    channel, spatial = module.channel, module.spatial
+    gate = _checked_gate(channel.gate, "the channel gate", ("sigmoid", "hardsigmoid"))
+    if act_name(spatial.gate) != gate:
+        raise Unmappable("its two gates differ (netspec's cbam: one gate for both)")
+    act = _checked_gate(channel.act, "the MLP activation", ("relu", "silu"))
+    if (channel.fc1.bias is None) != (channel.fc2.bias is None):
+        raise Unmappable("one FC has a bias and the other not")
+    conv = _conv(spatial.conv.conv, "spatial.conv.conv")
+    if conv.bias is not None or not _same(conv) or conv.stride[0] != 1 or conv.dilation[0] != 1 \
+            or conv.kernel_size[0] % 2 == 0:
+        raise Unmappable("its spatial conv is not an odd 'same' conv without bias")
+    momentum = _plain_bn(spatial.conv.bn, "spatial.conv.bn")
+    hidden = channel.fc1.out_channels
+    grid = [dict(reduction=r, rounding=rounding, mlp_bias=channel.fc1.bias is not None, kernel=conv.kernel_size[0],
+                 gate=gate, act=act, order="mean_max", momentum=momentum)
+            for rounding in ("timm", "floor") for r in [16] + _ratios(site.channels, hidden)]  # timm's r first
+    return _options(CBAM, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def read_global_context(module: Any, site: Site) -> list[Layer]:
+    """timm ``GlobalContext`` (``gc``: scale fusion, ``gca``: add fusion): ``gc`` with timm's rounding and
+    LayerNorm2d."""
+    from netspec.layers.gc import GC
+
+    _checked_gate(module.gate, "the gate", ("sigmoid",))
+    mlps = [mlp for mlp in (module.mlp_add, module.mlp_scale) if mlp is not None]
+    if not mlps:
+        raise Unmappable("neither fusion (netspec's gc adds, multiplies or both)")
+    for mlp in mlps:
+        if not _is(mlp.norm, "LayerNorm2d") or not mlp.norm.elementwise_affine or mlp.fc1.bias is None \
+                or mlp.fc2.bias is None or act_name(mlp.act) != "relu" or mlp.drop.p != 0:
+            raise Unmappable("its MLP is not fc1 (bias) + LayerNorm2d + ReLU + fc2 (bias)")
+    eps, hidden = mlps[0].norm.eps, mlps[0].fc1.out_channels
+    if any(mlp.norm.eps != eps or mlp.fc1.out_channels != hidden for mlp in mlps):
+        raise Unmappable("its two MLPs differ in width or eps")
+    fusion = "both" if len(mlps) == 2 else "add" if module.mlp_add is not None else "mul"
+    pool = "avg" if module.conv_attn is None else "attention"
+    grid = [dict(reduction=r, rounding=rounding, fusion=fusion, pool=pool, eps=eps, layout="timm")
+            for rounding in ("timm", "floor") for r in [8] + _ratios(site.channels, hidden)]  # timm's r first
+    return _options(GC, grid, lambda layer: layer.hidden(site.channels) == hidden)
+
+
+def read_non_local(module: Any, site: Site) -> list[Layer]:
+    """timm ``NonLocalAttn``: ``nonlocal`` with timm's width rule and its logits scaled by C^-0.5."""
+    from netspec.layers.non_local import NonLocal
+
+    if _plain_bn(module.norm, "its norm") != 0.1:
+        raise Unmappable("its BN momentum is not 0.1")
+    hidden = module.t.out_channels
+    if site.channels < 1:
+        raise Unmappable("its input channels are unknown")
+    if any(conv.bias is None for conv in (module.t, module.p, module.g, module.z)):
+        raise Unmappable("a projection without bias (netspec's nonlocal: all four with bias)")
+    scale = module.scale != 1.0
+    if scale and math.isclose(module.scale, site.channels ** -0.5):
+        scale_by = "channels"
+    elif scale and math.isclose(module.scale, hidden ** -0.5):
+        scale_by = "inter"
+    elif scale:
+        raise Unmappable(f"its logit scale {module.scale:.4g} is neither C^-0.5 nor inter^-0.5")
+    else:
+        scale_by = "inter"
+    shared = dict(scale=scale, scale_by=scale_by)
+    grid = [dict(reduction=r, rounding=rounding, **shared)  # timm's r first
+            for rounding in ("timm", "floor") for r in [8] + _ratios(site.channels, hidden)]
+    grid.append(dict(inter=hidden, **shared))
+    return _options(NonLocal, grid, lambda layer: layer.hidden(site.channels) == hidden)
 
 
 def read_gather_excite(module: Any, site: Site) -> list[Layer]:
@@ -233,11 +325,46 @@ def read_gather_excite(module: Any, site: Site) -> list[Layer]:
     return _options(GE, grid, lambda layer: not use_mlp or layer.hidden(site.channels) == hidden)
 
 
-def _no_kind(reason: str) -> Callable[[Any, Site], list[Layer]]:
-    def read(module: Any, site: Site) -> list[Layer]:
-        raise Unmappable(reason)
+TIMM_TWINS = {"EcaModule": "ecam", "LightCbamModule": "lcbam", "SimpleCoordAttn": "scoord",
+              "EfficientLocalAttn": "ela", "StripAttn": "strip", "BatNonLocalAttn": "bat"}
+"""timm-only attention classes -> the netspec kind written after them (netspec/modules/timm_attention.py)."""
 
-    return read
+
+def read_timm_twin(module: Any, site: Site) -> list[Layer]:
+    """A timm-only attention module as its netspec twin kind: the kind's defaults, with the module's activation,
+    gate, biases and dropout, whose built module holds the same tensors in the same order and shapes (the
+    conversion's verification then proves the function). Other widths or kernels are not read."""
+    from netspec.layers.base import Context
+    from netspec.registry import lookup
+    from netspec.shapes import Shape
+
+    if getattr(module, "has_skip", False):
+        raise Unmappable("has_skip (netspec's kinds have no skip)")
+    if site.channels < 1:
+        raise Unmappable("its input channels are unknown")
+    kind = TIMM_TWINS[type(module).__name__]
+    cls = lookup(kind)
+    assert cls is not None
+    fields, fixed = cls.model_fields, {}
+    for name, part in (("act", getattr(module, "act", None)), ("gate", getattr(module, "gate", None))):
+        if name in fields and part is not None and not isinstance(part, str):
+            fixed[name] = act_name(part)
+    dropout = getattr(module, "dropout", None)
+    if "drop" in fields and dropout is not None:
+        fixed["drop"] = float(dropout.p)
+    grid = [dict(fixed, bias=bias) for bias in (False, True)] if "bias" in fields else [fixed]
+    wanted = [tuple(tensor.shape) for tensor in module.state_dict().values()]
+    size = 7 * 4  # a map every kind builds at (BAT's blocks of 7 divide it)
+
+    def fits(layer: Layer) -> bool:
+        built = layer.build(Shape(site.channels, size, size), Context())
+        return [tuple(tensor.shape) for tensor in built.state_dict().values()] == wanted
+
+    options = _options(cls, grid, fits)
+    if not options:
+        raise Unmappable(f"its tensors are not those of netspec's {kind} with its defaults (other widths or kernels "
+                         "are not read)")
+    return options
 
 
 ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
@@ -249,17 +376,18 @@ ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.eca.CecaModule": read_eca,
     "timm.layers.coord_attn.CoordAttn": read_coord,
     "timm.layers.gather_excite.GatherExcite": read_gather_excite,
-    "timm.layers.cbam.CbamModule": _no_kind(
-        "timm's CBAM pools [mean, max] for its spatial conv and has no bias in its MLP; netspec's cbam is the "
-        "official CBAM ([max, mean]): the spatial conv's two input channels would be swapped"),
-    "timm.layers.global_context.GlobalContext": _no_kind(
-        "timm's GC block normalises with LayerNorm2d (eps 1e-6, weight shape [P]); netspec's gc is the official "
-        "GCNet (LayerNorm([P, 1, 1]), eps 1e-5)"),
-    "timm.layers.non_local_attn.NonLocalAttn": _no_kind(
-        "timm's non-local block scales the logits by 1/sqrt(C) of its input; netspec's nonlocal scales by "
-        "1/sqrt(inter) or not at all"),
+    "timm.layers.cbam.CbamModule": read_cbam,
+    "timm.layers.global_context.GlobalContext": read_global_context,
+    "timm.layers.non_local_attn.NonLocalAttn": read_non_local,
+    "timm.layers.selective_kernel.SelectiveKernel": lambda module, site: read_selective_kernel(module, site),
+    "timm.layers.split_attn.SplitAttn": lambda module, site: read_split_attn(module, site),  # defined below
+    "timm.layers.cbam.LightCbamModule": read_timm_twin,
+    "timm.layers.coord_attn.SimpleCoordAttn": read_timm_twin,
+    "timm.layers.coord_attn.EfficientLocalAttn": read_timm_twin,
+    "timm.layers.coord_attn.StripAttn": read_timm_twin,
+    "timm.layers.non_local_attn.BatNonLocalAttn": read_timm_twin,
 }
-"""Attention classes (module.ClassName) -> reader. The ``_no_kind`` ones are known, with the reason they cannot map."""
+"""Attention classes (module.ClassName) -> reader."""
 
 
 def _attention_label(module: Any, where: str) -> str:
@@ -422,9 +550,40 @@ def _sk_options(sk: Any) -> list[Layer]:
     if act_name(attn.act) != "relu" or attn.fc_reduce.bias is not None or attn.fc_select.bias is not None:
         raise Unmappable("its fuse/select differs from netspec's sk (bias-free FCs, BN + ReLU)")
     out, hidden = paths[0].conv.out_channels, attn.fc_reduce.out_channels
-    grid = [dict(branches=len(paths), groups=paths[0].conv.groups, reduction=r, min_hidden=m, split=sk.split_input)
-            for r in _ratios(out, hidden) for m in (32, 16, hidden, 1)]
+    shared = dict(branches=len(paths), groups=paths[0].conv.groups, split=sk.split_input)
+    grid = [dict(shared, reduction=16, min_hidden=8, rounding="timm")]  # timm's defaults first
+    grid += [dict(shared, reduction=r, min_hidden=m) for r in _ratios(out, hidden) for m in (32, 16, hidden, 1)]
     return _options(SK, grid, lambda layer: layer.hidden(out) == hidden)
+
+
+def read_selective_kernel(module: Any, site: Site) -> list[Layer]:
+    """timm ``SelectiveKernel`` as an attention layer (``get_attn("sk")``): ``sk`` at stride 1, C -> C."""
+    conv = _conv(module.paths[0].conv, "paths.0.conv")
+    if conv.stride[0] != 1 or module.in_channels != module.out_channels:
+        raise Unmappable("a stride or a change of width (as an attention, sk keeps its input's shape)")
+    return _sk_options(module)
+
+
+def read_split_attn(module: Any, site: Site) -> list[Layer]:
+    """timm ``SplitAttn`` as an attention layer (``get_attn("splat")``: no norms): ``splat`` at stride 1, C -> C."""
+    from netspec.layers.splat import Splat
+
+    conv = _conv(module.conv, "conv")
+    if conv.kernel_size[0] != 3 or conv.dilation[0] != 1 or conv.stride[0] != 1 or conv.bias is not None \
+            or not _same(conv) or conv.in_channels * module.radix != conv.out_channels:
+        raise Unmappable("its conv is not a 'same' 3x3 C -> radix*C without bias (netspec's splat)")
+    if act_name(module.act0) != "relu" or act_name(module.act1) != "relu" or not _identity(module.drop):
+        raise Unmappable("activations other than ReLU or a drop layer")
+    norms = [not _identity(bn) for bn in (module.bn0, module.bn1)]
+    if norms[0] != norms[1]:
+        raise Unmappable("one norm and not the other (netspec's splat: both or neither)")
+    if norms[0]:
+        _plain_bn(module.bn0, "bn0"), _plain_bn(module.bn1, "bn1")
+    radix, cardinality, hidden = module.radix, conv.groups // module.radix, module.fc1.out_channels
+    channels = conv.in_channels
+    grid = [dict(radix=radix, groups=cardinality, reduction=r, min_hidden=m, rounding=rounding, norm=norms[0])
+            for rounding in ("timm", "floor") for r in [4] + _ratios(channels * radix, hidden) for m in (32, hidden, 1)]
+    return _options(Splat, grid, lambda layer: layer.hidden(channels) == hidden)
 
 
 def read_sk_block(module: Any) -> Block:
@@ -804,12 +963,16 @@ def _collapse(problems: list[str]) -> list[str]:
 
 def _channels_into(module: Any) -> int:
     """The channels an attention module is built for (its first conv's input side); 0 when none says."""
-    for name in ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn"):
+    if _is(module, "SelectiveKernel", "SplitAttn"):
+        return module.in_channels if _is(module, "SelectiveKernel") else module.conv.in_channels
+    names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h")
+    for name in names:  # conv_h last: CoordAttn's maps mip -> C (its conv1 says C), ELA's and StripAttn's C -> C
         part = getattr(module, name, None)
         if part is not None:
             part = getattr(part, "fc1", part)
-            if hasattr(part, "in_channels"):
-                return part.in_channels
+            channels = getattr(part, "in_channels", None) or getattr(part, "in_features", None)  # conv or Linear
+            if channels:
+                return channels
     return 0  # no weight tells them (ECA's Conv1d, a GE without MLP): their readers do not need them
 
 

@@ -1,9 +1,10 @@
 """``cbam``: Convolutional Block Attention Module, a channel gate then a spatial gate."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from netspec.layers.base import Attention, Context, Flag, Layer, OddInt, PositiveInt, check_reduction
+from netspec.layers._timm_rules import timm_divisible
+from netspec.layers.base import Attention, Context, Flag, Layer, OddInt, PositiveInt, Probability, check_reduction
 from netspec.layers.se import Gate, InnerAct
 from netspec.registry import register
 from netspec.shapes import Shape, scale_macs
@@ -20,6 +21,7 @@ class CBAM(Attention):
     The spatial gate is a `kernel`x`kernel` conv (no bias) + BatchNorm over [max, mean] across channels, sigmoid.
     `mlp_bias: false` gives timm's variant (its MLP has no biases); `spatial: false` the channel gate alone;
     `gate` and `act` are timm's CbamModule gate_layer (both gates) and act_layer (inside the MLP).
+    timm's CbamModule exactly (``timm:cbam``): `{mlp_bias: false, rounding: timm, order: mean_max, momentum: 0.1}`.
     """
 
     kind = "cbam"
@@ -37,8 +39,16 @@ class CBAM(Attention):
     """the squashing of both gates: sigmoid (paper), or hardsigmoid (timm's gate_layer)"""
     act: InnerAct = "relu"
     """the activation inside the shared MLP: relu (paper), or silu (timm's act_layer)"""
+    rounding: Literal["floor", "timm"] = "floor"
+    """hidden width: floor(C / r) (official code), or timm's round(C / r) (make_divisible(C/r, 1)); at least 1"""
+    order: Literal["max_mean", "mean_max"] = "max_mean"
+    """the spatial conv's two input maps: [max, mean] across channels (official code), or [mean, max] (timm)"""
+    momentum: Probability = 0.01
+    """the spatial gate's BatchNorm momentum: 0.01 (official BasicConv), 0.1 (timm's ConvNormAct, torch's default)"""
 
     def hidden(self, channels: int) -> int:
+        if self.rounding == "timm":
+            return timm_divisible(channels / self.reduction, 1, round_limit=0.0)
         return max(channels // self.reduction, 1)
 
     def check(self, x: Shape, ctx: Context) -> None:
@@ -63,7 +73,8 @@ class CBAM(Attention):
         from netspec.modules.cbam import CBAM as CBAMModule
 
         return CBAMModule(x.channels, self.hidden(x.channels), mlp_bias=self.mlp_bias, kernel=self.kernel,
-                          spatial=self.spatial, gate=self.gate, act=self.act)
+                          spatial=self.spatial, gate=self.gate, act=self.act, order=self.order,
+                          momentum=self.momentum)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
@@ -77,4 +88,7 @@ class CBAM(Attention):
             spatial=st.booleans(),
             gate=st.sampled_from(["sigmoid", "hardsigmoid"]),
             act=st.sampled_from(["relu", "silu"]),
+            rounding=st.sampled_from(["floor", "timm"]),
+            order=st.sampled_from(["max_mean", "mean_max"]),
+            momentum=st.sampled_from([0.01, 0.1]),
         )

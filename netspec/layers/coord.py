@@ -1,8 +1,9 @@
 """``coord``: Coordinate attention, direction-aware gates from pooling along H and along W."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from netspec.layers._timm_rules import timm_divisible
 from netspec.layers.base import Attention, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape
@@ -17,8 +18,8 @@ class Coord(Attention):
     """Coordinate attention: pool over W and over H, concat, 1x1 C->mip + BN + h-swish, split, 1x1 mip->C + sigmoid.
 
     Output x * a_w * a_h; mip = max(`min_hidden`, C // `reduction`) with bias, as the official CoordAtt
-    (C=64: 1,688 params). timm's CoordAttn rounds C/16 to a multiple of 8 and drops the biases:
-    `{reduction: 16, bias: false}` gives it wherever C/16 rounds to itself (C=64: 1,552).
+    (C=64: 1,688 params). timm's CoordAttn (``timm:coord``) is `{reduction: 16, bias: false, rounding: timm}`:
+    no biases, mip = make_divisible(C / 16 x 2/3, 8) (C=64: 1,552).
     """
 
     kind = "coord"
@@ -31,7 +32,13 @@ class Coord(Attention):
     bias: Flag = True
     """biases in the three 1x1 convs (official code); false as timm's CoordAttn"""
 
+    rounding: Literal["floor", "timm"] = "floor"
+    """mip = max(min_hidden, C // r) (official code), or timm's make_divisible(C / r x 2/3, min_hidden): the nearest
+    multiple of `min_hidden`, at least `min_hidden` (its se_factor 2/3 keeps the parameters near an SE block's)"""
+
     def hidden(self, channels: int) -> int:
+        if self.rounding == "timm":
+            return timm_divisible(channels / self.reduction * 2 / 3, self.min_hidden, round_limit=0.0)
         return max(self.min_hidden, channels // self.reduction)
 
     def count(self, channels: int, ctx: Context) -> int:
@@ -55,4 +62,5 @@ class Coord(Attention):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        return st.builds(cls, reduction=st.integers(1, 64), min_hidden=st.integers(1, 16), bias=st.booleans())
+        return st.builds(cls, reduction=st.integers(1, 64), min_hidden=st.integers(1, 16), bias=st.booleans(),
+                         rounding=st.sampled_from(["floor", "timm"]))

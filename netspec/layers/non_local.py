@@ -1,8 +1,9 @@
 """``nonlocal``: the Non-local block, embedded Gaussian version (file named ``non_local``: ``nonlocal`` is a keyword)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from netspec.layers._timm_rules import timm_divisible
 from netspec.layers.base import Attention, Context, Flag, Layer, PositiveInt
 from netspec.ops import NormName, norm_params, norm_problem
 from netspec.registry import register
@@ -22,7 +23,8 @@ class NonLocal(Attention):
     drops it and zero-initialises W instead). Variants, off by default as in the paper's formulation (the released
     video-nonlocal-net configs turn both on): `scale: true` multiplies the logits by 1/sqrt(inter); `subsample:
     true` max-pools the input of φ and g 2x2 (a quarter of the keys; needs H, W >= 2). Memory-efficient attention:
-    the HWxHW matrix is never whole.
+    the HWxHW matrix is never whole. timm's NonLocalAttn exactly (``timm:nl``): `{reduction: 8, rounding: timm,
+    scale: true, scale_by: channels}`.
     """
 
     kind = "nonlocal"
@@ -38,10 +40,18 @@ class NonLocal(Attention):
     """max-pool 2x2 before φ and g (the subsampling trick of the paper and released code; needs H, W >= 2); default off"""
     norm: NormName = "batch"
     """norm after W, weight and bias zero-initialised (none: W itself starts at zero); not the spec's defaults"""
+    rounding: Literal["floor", "timm"] = "floor"
+    """without `inter`: max(C // reduction, 1), or timm's make_divisible(C / reduction, 8) (a multiple of 8)"""
+    scale_by: Literal["inter", "channels"] = "inter"
+    """with `scale`: the logits times inter^-0.5, or C^-0.5 of the input channels (timm's NonLocalAttn)"""
 
     def hidden(self, channels: int) -> int:
-        """θ/φ/g channels: `inter`, else max(C // reduction, 1) (official: C/2)."""
-        return self.inter if self.inter is not None else max(channels // self.reduction, 1)
+        """θ/φ/g channels: `inter`, else max(C // reduction, 1) (official: C/2) or timm's multiple of 8."""
+        if self.inter is not None:
+            return self.inter
+        if self.rounding == "timm":
+            return timm_divisible(channels / self.reduction, 8)
+        return max(channels // self.reduction, 1)
 
     def check(self, x: Shape, ctx: Context) -> None:
         if self.inter is not None and "reduction" in self.model_fields_set:
@@ -78,7 +88,7 @@ class NonLocal(Attention):
         from netspec.modules.non_local import NonLocal2d
 
         return NonLocal2d(x.channels, self.hidden(x.channels), scale=self.scale, subsample=self.subsample,
-                          norm=self.norm)
+                          norm=self.norm, scale_dim=x.channels if self.scale_by == "channels" else None)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
@@ -89,8 +99,10 @@ class NonLocal(Attention):
             scale=st.booleans(),
             subsample=st.booleans() if poolable else st.just(False),
             norm=st.sampled_from(["batch", "none"]),
+            scale_by=st.sampled_from(["inter", "channels"]),
         )
         return st.one_of(
-            st.builds(cls, reduction=st.integers(1, x.channels), **shared),
+            st.builds(cls, reduction=st.integers(1, x.channels), rounding=st.sampled_from(["floor", "timm"]),
+                      **shared),
             st.builds(cls, inter=st.integers(1, 2 * x.channels), **shared),
         )

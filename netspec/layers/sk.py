@@ -1,10 +1,11 @@
 """``sk``: Selective Kernel unit, attention over branches with different receptive fields (SKNet)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, Strict
 
+from netspec.layers._timm_rules import timm_divisible
 from netspec.layers.base import AttentionConv, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape, add_macs, scale_macs
@@ -25,7 +26,8 @@ class SK(AttentionConv):
     Fuse: the branch sum is pooled, then fc C->d (d = max(C/`reduction`, `min_hidden`)) + BN + ReLU; select:
     one 1x1 conv d->M*C without bias, softmax over the M branches. Standalone it keeps (N, C, H, W); as a
     stage's `conv` it replaces the bottleneck's strided 3x3 conv, with the stride on every branch (SKNet-50).
-    Its convs use BatchNorm + ReLU as the official SKNet, whatever the spec's defaults.
+    Its convs use BatchNorm + ReLU as the official SKNet, whatever the spec's defaults. timm's SelectiveKernel
+    (``timm:sk``, SKResNet's unit) is `{groups: 1, split: true, min_hidden: 8, rounding: timm}`.
     """
 
     kind = "sk"
@@ -45,8 +47,14 @@ class SK(AttentionConv):
     def build_units(self) -> int:
         return 4 * self.branches + 6  # per branch: conv, norm, act (and a list entry); then fuse and select
 
+    rounding: Literal["floor", "timm"] = "floor"
+    """d = max(C // r, L) (SKNet), or timm's make_divisible(C / r, L): the nearest multiple of L, at least L, one
+    more multiple when rounding down lost over 10%"""
+
     def hidden(self, channels: int) -> int:
-        """d = max(C / r, L)."""
+        """d = max(C / r, L), or timm's multiple of L."""
+        if self.rounding == "timm":
+            return timm_divisible(channels / self.reduction, self.min_hidden)
         return max(channels // self.reduction, self.min_hidden)
 
     def branch_input(self, in_channels: int) -> int:
@@ -93,9 +101,12 @@ class SK(AttentionConv):
             groups=st.sampled_from(divisors),
             reduction=st.integers(1, x.channels),
             min_hidden=st.integers(1, 40),
+            rounding=st.sampled_from(["floor", "timm"]),
         )
         if x.channels % 2:
             return plain
         half = x.channels // 2  # split: each of 2 branches convolves half the channels, groups divide the half
-        return plain | st.builds(cls, branches=st.just(2), groups=st.sampled_from([g for g in divisors if half % g == 0]),
-                                 reduction=st.integers(1, x.channels), min_hidden=st.integers(1, 40), split=st.just(True))
+        return plain | st.builds(cls, branches=st.just(2),
+                                 groups=st.sampled_from([g for g in divisors if half % g == 0]),
+                                 reduction=st.integers(1, x.channels), min_hidden=st.integers(1, 40),
+                                 split=st.just(True), rounding=st.sampled_from(["floor", "timm"]))

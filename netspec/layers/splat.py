@@ -1,11 +1,12 @@
 """``splat``: Split attention (ResNeSt), a softmax over `radix` splits of a grouped 3x3 conv."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, Strict
 
-from netspec.layers.base import AttentionConv, Context, Layer, PositiveInt
+from netspec.layers._timm_rules import timm_divisible
+from netspec.layers.base import AttentionConv, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape, add_macs, scale_macs
 
@@ -27,7 +28,8 @@ class Splat(AttentionConv):
     inter = max(C_in * radix // `reduction`, `min_hidden`), as the official SplAtConv2d. Standalone it keeps
     (N, C, H, W); as a stage's `conv` it replaces the bottleneck's 3x3 conv (ResNeSt). Its norms are BatchNorm
     as the official code, whatever the spec's defaults. timm's ResNeSt rounds inter to a multiple of 8 (the
-    same at every ResNeSt-50 width).
+    same at every ResNeSt-50 width: `rounding: timm`); timm's SplitAttn as an attn_layer (``timm:splat``) has no
+    norms: `{rounding: timm, norm: false}`.
     """
 
     kind = "splat"
@@ -41,8 +43,15 @@ class Splat(AttentionConv):
     """reduction factor of fc1: inter = max(C_in * R // reduction, min_hidden)"""
     min_hidden: PositiveInt = 32
     """least width inter of fc1"""
+    rounding: Literal["floor", "timm"] = "floor"
+    """inter = max(C_in * R // reduction, min_hidden) (official), or timm's make_divisible(C_in * R / reduction, 8,
+    min_value=min_hidden): the nearest multiple of 8, at least min_hidden, one more 8 when rounding lost over 10%"""
+    norm: Flag = True
+    """BatchNorm after the conv and after fc1 (official; timm's ResNeSt); false: none (timm's SplitAttn alone)"""
 
     def hidden(self, in_channels: int) -> int:
+        if self.rounding == "timm":
+            return timm_divisible(in_channels * self.radix / self.reduction, 8, min_value=self.min_hidden)
         return max(in_channels * self.radix // self.reduction, self.min_hidden)
 
     def check_channels(self, in_channels: int, out_channels: int, ctx: Context) -> None:
@@ -54,8 +63,9 @@ class Splat(AttentionConv):
 
     def params_for(self, in_channels: int, out_channels: int) -> int:
         inter, wide = self.hidden(in_channels), out_channels * self.radix
-        conv = in_channels // (self.groups * self.radix) * 9 * wide + 2 * wide  # conv without bias, BN
-        return conv + out_channels // self.groups * inter + 3 * inter + inter // self.groups * wide + wide
+        norms = 2 * wide + 2 * inter if self.norm else 0  # BN after the conv (without bias), BN after fc1
+        conv = in_channels // (self.groups * self.radix) * 9 * wide
+        return conv + out_channels // self.groups * inter + inter + inter // self.groups * wide + wide + norms
 
     def macs_for(self, in_channels: int, y: Shape) -> int | None:
         inter, wide = self.hidden(in_channels), y.channels * self.radix
@@ -67,7 +77,7 @@ class Splat(AttentionConv):
         from netspec.modules.splat import SplitAttention
 
         return SplitAttention(x.channels, out, stride=stride, dilation=1, radix=self.radix, cardinality=self.groups,
-                              hidden=self.hidden(x.channels))
+                              hidden=self.hidden(x.channels), norm=self.norm)
 
     @classmethod
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
@@ -78,7 +88,8 @@ class Splat(AttentionConv):
             radix = draw(st.sampled_from([r for r in (1, 2, 4) if x.channels % r == 0]))
             groups = draw(st.sampled_from([g for g in (1, 2) if x.channels % (g * radix) == 0]))
             layer = cls(radix=radix, groups=groups, reduction=draw(st.integers(1, 8)),
-                        min_hidden=draw(st.integers(1, 16).map(lambda k: k * groups)))
+                        min_hidden=draw(st.integers(1, 16).map(lambda k: k * groups)),
+                        rounding=draw(st.sampled_from(["floor", "timm"])), norm=draw(st.booleans()))
             if layer.hidden(x.channels) % groups:  # C * radix is a multiple of the groups
                 layer = layer.model_copy(update={"reduction": 1})
             return layer

@@ -5,15 +5,19 @@ import torch
 from torch import nn
 
 from netspec.modules import pooling
+from netspec.modules.norm import LayerNorm2d
 from netspec.modules.pooling import PooledConv
 
 
-def transform(channels: int, hidden: int) -> nn.Sequential:
-    """1x1 C->P (bias), LayerNorm([P, 1, 1]), ReLU, 1x1 P->C (bias), the last zero-initialised (official init)."""
+def transform(channels: int, hidden: int, eps: float = 1e-5, channel_norm: bool = False) -> nn.Sequential:
+    """1x1 C->P (bias), LayerNorm([P, 1, 1], eps), ReLU, 1x1 P->C (bias), the last zero-initialised (official init).
+
+    ``channel_norm``: timm's LayerNorm2d(P) instead, the same function with (P,)-shaped weights."""
     last = PooledConv(hidden, channels, 1, bias=True)
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
-    return nn.Sequential(PooledConv(channels, hidden, 1, bias=True), nn.LayerNorm([hidden, 1, 1]),
+    norm = LayerNorm2d(hidden, eps=eps) if channel_norm else nn.LayerNorm([hidden, 1, 1], eps=eps)
+    return nn.Sequential(PooledConv(channels, hidden, 1, bias=True), norm,
                          nn.ReLU(inplace=True), last)
 
 
@@ -23,14 +27,15 @@ class GlobalContext(nn.Module):
     Children in the official order: conv_mask, channel_add_conv, channel_mul_conv (those that are used).
     """
 
-    def __init__(self, channels: int, hidden: int, *, attention_pool: bool, add: bool, mul: bool) -> None:
+    def __init__(self, channels: int, hidden: int, *, attention_pool: bool, add: bool, mul: bool,
+                 eps: float = 1e-5, channel_norm: bool = False) -> None:
         super().__init__()
         self.conv_mask = nn.Conv2d(channels, 1, 1) if attention_pool else None
         if self.conv_mask is not None:
             nn.init.kaiming_normal_(self.conv_mask.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(self.conv_mask.bias)
-        self.channel_add_conv = transform(channels, hidden) if add else None
-        self.channel_mul_conv = transform(channels, hidden) if mul else None
+        self.channel_add_conv = transform(channels, hidden, eps, channel_norm) if add else None
+        self.channel_mul_conv = transform(channels, hidden, eps, channel_norm) if mul else None
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """Attention pooling weights (N, H*W, 1), summing to 1 over the positions."""

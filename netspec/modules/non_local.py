@@ -17,12 +17,13 @@ class NonLocal2d(nn.Module):
     theta, phi, g are 1x1 convs C -> ``inter`` and W a 1x1 conv ``inter`` -> C, all with bias. The norm after W
     has its weight and bias zero-initialised (or W itself when ``norm="none"``), so the block starts as the
     identity. ``scale`` multiplies the logits by 1/sqrt(inter) (the released video models do; the paper's
-    formula does not). As in the official code the pooling comes before the phi and g convs (the paper's text
+    formula does not; ``scale_dim`` sets the square root's argument instead, timm's NonLocalAttn uses C).
+    As in the official code the pooling comes before the phi and g convs (the paper's text
     and AlexHex7's port pool after them; same parameters, 4x cheaper convs).
     """
 
     def __init__(self, channels: int, inter: int, *, scale: bool = False, subsample: bool = False,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", scale_dim: int | None = None) -> None:
         super().__init__()
         self.theta = nn.Conv2d(channels, inter, 1)
         self.phi = nn.Conv2d(channels, inter, 1)
@@ -34,7 +35,7 @@ class NonLocal2d(nn.Module):
         for tensor in (self.W[-1].weight, self.W[-1].bias):  # the last of W: the norm's affine, or the conv
             if tensor is not None:
                 nn.init.zeros_(tensor)
-        self.scale = inter**-0.5 if scale else 1.0
+        self.scale = (scale_dim or inter) ** -0.5 if scale else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.W(self.attend(x))

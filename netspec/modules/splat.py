@@ -9,19 +9,20 @@ from torch.nn import functional as F
 class SplitAttention(nn.Module):
     """Grouped 3x3 conv to radix*C + BN + ReLU, split into radix parts and summed, pooled, fc1 C->inter (bias,
     grouped by cardinality) + BN + ReLU, fc2 inter->radix*C (bias), rSoftMax over the radix (sigmoid at radix 1),
-    weighted sum of the parts. Children in the official order: conv, bn0, relu, fc1, bn1, fc2."""
+    weighted sum of the parts. Children in the official order: conv, bn0, relu, fc1, bn1, fc2; ``norm=False``:
+    no BNs (identities), as timm's SplitAttn without a norm_layer."""
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int, dilation: int, radix: int,
-                 cardinality: int, hidden: int) -> None:
+                 cardinality: int, hidden: int, norm: bool = True) -> None:
         super().__init__()
         self.radix = radix
         self.cardinality = cardinality
         self.conv = nn.Conv2d(in_channels, out_channels * radix, 3, stride=stride, padding=dilation,
                               dilation=dilation, groups=cardinality * radix, bias=False)
-        self.bn0 = nn.BatchNorm2d(out_channels * radix)
+        self.bn0 = nn.BatchNorm2d(out_channels * radix) if norm else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
         self.fc1 = nn.Conv2d(out_channels, hidden, 1, groups=cardinality)
-        self.bn1 = nn.BatchNorm2d(hidden)
+        self.bn1 = nn.BatchNorm2d(hidden) if norm else nn.Identity()
         self.fc2 = nn.Conv2d(hidden, out_channels * radix, 1, groups=cardinality)
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
