@@ -1,7 +1,10 @@
-"""Issue 10: the README runs as written. Every ```python block and every `$ netspec ...` line of a ```console
-block is run, from a scratch folder holding copies of specs/, tests/data/ and examples/.
+"""Issues 10 and 24: the README and every page of the docs site (docs/**/*.md) run as written. Every ```python
+block and every `$ netspec ...` line of a ```console block is run, from a scratch folder (one per document) holding
+copies of specs/, tests/data/ and examples/; every ```yaml block of a document is read: a whole spec (a mapping with
+`input` and `layers`) must load and check with netspec, any other YAML (a fragment, a Hydra config) must parse.
+At the end of the run pytest prints how many blocks of the README and of docs/ were executed.
 
-Conventions for README authors (an HTML comment on the line just before a block's opening fence):
+Conventions for authors (an HTML comment on the line just before a block's opening fence):
 
 - ``<!-- readme-test: skip (why) -->`` skips the block (it needs a GPU, an optional extra, your own data...);
   the reason is required and shown in the test report.
@@ -30,6 +33,9 @@ import hypothesis._settings as hypothesis_settings_module
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+DOCUMENTS = [README, *sorted(path for path in DOCS.rglob("*.md") if "_hooks" not in path.parts)]
+README_MAX_LINES = 260
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(skip|file)\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^```(\w*)\s*$")
 
@@ -41,9 +47,14 @@ class Block:
     text: str
     skip: str | None = None  # the reason, when marked skip
     file: str | None = None  # where to write it, when marked file
+    document: str = "README.md"  # where it is written, relative to the repository
+
+    @property
+    def where(self) -> str:
+        return f"{self.document}:{self.line}"
 
 
-def readme_blocks(text: str) -> list[Block]:
+def readme_blocks(text: str, document: str = "README.md") -> list[Block]:
     """Every fenced block of ``text``, with the marker comment (if any) on the line before its fence."""
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -60,26 +71,49 @@ def readme_blocks(text: str) -> list[Block]:
             skip = marker.group(2).strip("() ") or "no reason given"
         elif marker:
             file = marker.group(2)
-        blocks.append(Block(opening.group(1), index + 1, "\n".join(lines[index + 1:end]) + "\n", skip, file))
+        blocks.append(Block(opening.group(1), index + 1, "\n".join(lines[index + 1:end]) + "\n", skip, file, document))
         index = end + 1
     return blocks
 
 
-BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
-RUNNABLE = [block for block in BLOCKS if block.language in ("python", "console")]
+BLOCKS = [block for document in DOCUMENTS
+          for block in readme_blocks(document.read_text(encoding="utf-8"), document.relative_to(ROOT).as_posix())]
+RUNNABLE = [block for block in BLOCKS if block.language in ("python", "console", "yaml")]
+EXECUTED: dict[str, int] = {}  # blocks run to the end, README.md and docs/, for the line pytest prints at the end
+
+
+class _ExecutedBlocks:
+    """Prints, at the end of the run, how many blocks of the README and of docs/ were executed."""
+
+    @staticmethod
+    def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+        docs = sum(count for document, count in EXECUTED.items() if document.startswith("docs/"))
+        pages = sum(1 for document in EXECUTED if document.startswith("docs/"))
+        terminalreporter.write_sep("-", f"documentation blocks executed: {docs} in docs/ ({pages} pages), "
+                                        f"{EXECUTED.get('README.md', 0)} in README.md")
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder laid out like the repository (specs/, tests/data/, examples/), plus every ``file`` block."""
-    folder = tmp_path_factory.mktemp("readme")
-    for part in ("specs", "tests/data", "examples"):
-        shutil.copytree(ROOT / part, folder / part)
-    shutil.copy(ROOT / "netspec.schema.json", folder)
-    for block in BLOCKS:
-        if block.file:
-            (folder / block.file).write_text(block.text, encoding="utf-8")
-    return folder
+def scratch(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """For each document, a folder laid out like the repository (specs/, tests/data/, examples/) plus every ``file``
+    block of that document (made on first use)."""
+    if not request.config.pluginmanager.has_plugin("netspec-executed-blocks"):
+        request.config.pluginmanager.register(_ExecutedBlocks(), "netspec-executed-blocks")
+    folders: dict[str, Path] = {}
+
+    def folder_of(document: str) -> Path:
+        if document not in folders:
+            folder = tmp_path_factory.mktemp("doc")
+            for part in ("specs", "tests/data", "examples"):
+                shutil.copytree(ROOT / part, folder / part)
+            shutil.copy(ROOT / "netspec.schema.json", folder)
+            for block in BLOCKS:
+                if block.file and block.document == document:
+                    (folder / block.file).write_text(block.text, encoding="utf-8")
+            folders[document] = folder
+        return folders[document]
+
+    return folder_of
 
 
 PRELUDE = """\
@@ -106,7 +140,7 @@ def run_python(block: Block, folder: Path) -> None:
     code = PRELUDE + block.text + EPILOGUE
     result = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True,
                             env=_environment(), timeout=600)
-    assert result.returncode == 0, f"README.md:{block.line}: the python block failed:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"{block.where}: the python block failed:\n{result.stderr[-3000:]}"
 
 
 def console_commands(block: Block) -> list[tuple[str, list[str]]]:
@@ -130,7 +164,7 @@ def run_console(block: Block, folder: Path) -> int:
                                 text=True, env=_environment(), timeout=600)
         ran += 1
         printed = (result.stdout + result.stderr).splitlines()
-        where = f"README.md:{block.line}: `{command}`"
+        where = f"{block.where}: `{command}`"
         assert "Traceback" not in result.stderr, f"{where} crashed:\n{result.stderr[-3000:]}"
         shown = [line.rstrip() for line in expected if line.strip() and line.strip() != "..."]
         if not shown:
@@ -143,21 +177,62 @@ def run_console(block: Block, folder: Path) -> int:
     return ran
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b.language}@{b.line}" for b in RUNNABLE])
-def test_the_readme_block_runs_as_written(block: Block, scratch: Path) -> None:
+def check_yaml(block: Block) -> None:
+    """A whole spec must load and check; any other YAML must parse (with netspec's own safe reader)."""
+    import yaml
+
+    import netspec
+
+    try:
+        data = yaml.safe_load(block.text)
+    except yaml.YAMLError as error:
+        raise AssertionError(f"{block.where}: the YAML block does not parse: {error}") from None
+    if isinstance(data, dict) and "input" in data and "layers" in data:
+        try:
+            netspec.check(netspec.loads(block.text, name=block.where))
+        except netspec.SpecError as error:
+            raise AssertionError(f"{block.where}: the spec does not check:\n{error}") from None
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b.document}:{b.language}@{b.line}" for b in RUNNABLE])
+def test_the_documented_block_runs_as_written(block: Block, scratch) -> None:
     if block.skip:
-        pytest.skip(f"README.md:{block.line}: {block.skip}")
+        pytest.skip(f"{block.where}: {block.skip}")
     if block.language == "python":
-        run_python(block, scratch)
+        run_python(block, scratch(block.document))
+    elif block.language == "console":
+        run_console(block, scratch(block.document))
     else:
-        run_console(block, scratch)
+        check_yaml(block)
+    EXECUTED[block.document] = EXECUTED.get(block.document, 0) + 1
 
 
-def test_the_readme_has_runnable_blocks_and_the_conventions_hold() -> None:
-    assert sum(block.language == "python" for block in RUNNABLE) >= 3
-    assert sum(block.language == "console" for block in RUNNABLE) >= 4
+def test_the_documents_have_runnable_blocks_and_the_conventions_hold() -> None:
+    readme = [block for block in RUNNABLE if block.document == "README.md"]
+    docs = [block for block in RUNNABLE if block.document.startswith("docs/")]
+    assert sum(block.language == "python" for block in readme) >= 1
+    assert sum(block.language == "console" for block in readme) >= 2
+    assert sum(block.language == "python" for block in docs) >= 20
+    assert sum(block.language == "console" for block in docs) >= 15
+    assert sum(block.language == "yaml" for block in docs) >= 15
     for block in BLOCKS:
-        assert not (block.skip and block.skip == "no reason given"), f"README.md:{block.line}: say why it is skipped"
+        assert not (block.skip and block.skip == "no reason given"), f"{block.where}: say why it is skipped"
+        assert block.language, f"{block.where}: name the block's language (```python, ```yaml, ```console, ```sh)"
+
+
+def test_a_python_or_yaml_block_is_written_once() -> None:
+    """The README and the site share no block: a quick start that is also a page is run (and kept up) twice."""
+    seen: dict[str, str] = {}
+    for block in RUNNABLE:
+        if block.language in ("python", "yaml") and len(block.text.splitlines()) > 3:
+            assert block.text not in seen, f"{block.where} repeats {seen[block.text]}: link to it instead"
+            seen[block.text] = block.where
+
+
+def test_the_readme_stays_short() -> None:
+    """Issue 24: the README gets a user running; everything else lives on the site (docs/)."""
+    lines = len(README.read_text(encoding="utf-8").splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines, over {README_MAX_LINES}: move sections to docs/"
 
 
 def test_the_extractor_reads_markers_and_expected_output() -> None:
