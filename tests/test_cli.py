@@ -107,11 +107,11 @@ def test_blocks_lists_every_kind_with_params_and_paper() -> None:
         assert f"\n{kind}: " in "\n" + result.stdout
 
 
-def test_readme_error_example_is_what_netspec_prints() -> None:
+def test_the_documented_error_example_is_what_netspec_prints() -> None:
     result = netspec("check", "tests/data/bad.yaml")
     assert result.returncode == 1
-    readme = (ROOT / "README.md").read_text()
-    assert "$ netspec check tests/data/bad.yaml\n" + result.stderr in readme
+    page = (ROOT / "docs" / "concepts" / "errors.md").read_text()
+    assert "$ netspec check tests/data/bad.yaml\n" + result.stderr in page
     assert len(result.stderr.splitlines()) == 5
 
 

@@ -156,14 +156,3 @@ def test_the_catalogues_written_defaults_read_back_as_the_timm_name(name: str) -
     text = f"input: {{channels: 64}}\nlayers:\n  - {entry.kind}: {_written(entry.params)}\n  - timm:{name}\n"
     spec = netspec.loads(text)
     assert spec.layers[0] == spec.layers[1]
-
-
-def test_the_readme_catalogue_is_the_generated_one() -> None:
-    from pathlib import Path
-
-    from netspec.catalogue import BEGIN, END, render
-
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert BEGIN in text and END in text, "README.md lost the attention catalogue's markers"
-    written = text[text.index(BEGIN):text.index(END) + len(END)]
-    assert written == render(), "regenerate: python -c 'import netspec.catalogue as c; print(c.render())'"

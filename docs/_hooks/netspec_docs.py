@@ -117,12 +117,13 @@ def _role(cls: Any) -> str:
     return "layer"
 
 
-def kinds_reference() -> str:
-    """One section per built-in kind: what it is, its paper, its params with defaults and descriptions."""
+def kinds_reference(kinds: dict[str, Any] | None = None) -> str:
+    """One section per kind (default: every built-in kind): what it is, its paper, its params with defaults and
+    descriptions."""
     from netspec.registry import builtin_kinds
     from netspec.schema import param_description
 
-    kinds = builtin_kinds()
+    kinds = builtin_kinds() if kinds is None else kinds
     out = ["| kind | role | what it is |", "|---|---|---|"]
     out += [f"| [`{kind}`](#{kind}) | {_role(cls).split(' (')[0]} | {_cell(cls.describe())} |"
             for kind, cls in sorted(kinds.items())]
