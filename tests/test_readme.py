@@ -10,6 +10,7 @@ Conventions for authors (an HTML comment on the line just before a block's openi
   the reason is required and shown in the test report.
 - ``<!-- readme-test: file NAME -->`` before a ```yaml (or any) block writes it to ``NAME`` in the scratch folder,
   so that later console or Python blocks can use it (``netspec build net.yaml``).
+- ``<!-- readme-test: file NAME invalid -->``: the same, for a spec shown for the errors it gets: it must not check.
 
 In a console block, a line ``$ netspec ARGS`` is run as ``python -m netspec ARGS`` (a ``# comment`` after it is
 ignored); the lines under it, up to the next ``$``, are its expected output: each must appear in what it printed
@@ -47,6 +48,7 @@ class Block:
     text: str
     skip: str | None = None  # the reason, when marked skip
     file: str | None = None  # where to write it, when marked file
+    invalid: bool = False  # a spec shown for its errors (``file NAME invalid``): it must fail to check
     document: str = "README.md"  # where it is written, relative to the repository
 
     @property
@@ -67,11 +69,14 @@ def readme_blocks(text: str, document: str = "README.md") -> list[Block]:
         end = next((j for j in range(index + 1, len(lines)) if lines[j].startswith("```")), len(lines))
         marker = MARKER.match(lines[index - 1]) if index else None
         skip = file = None
+        invalid = False
         if marker and marker.group(1) == "skip":
             skip = marker.group(2).strip("() ") or "no reason given"
         elif marker:
-            file = marker.group(2)
-        blocks.append(Block(opening.group(1), index + 1, "\n".join(lines[index + 1:end]) + "\n", skip, file, document))
+            file, _, flag = marker.group(2).partition(" ")
+            invalid = flag.strip() == "invalid"
+        blocks.append(Block(opening.group(1), index + 1, "\n".join(lines[index + 1:end]) + "\n", skip, file, invalid,
+                            document))
         index = end + 1
     return blocks
 
@@ -191,7 +196,11 @@ def check_yaml(block: Block) -> None:
         try:
             netspec.check(netspec.loads(block.text, name=block.where))
         except netspec.SpecError as error:
-            raise AssertionError(f"{block.where}: the spec does not check:\n{error}") from None
+            assert block.invalid, f"{block.where}: the spec does not check:\n{error}"
+        else:
+            assert not block.invalid, f"{block.where}: marked invalid, but the spec checks"
+    else:
+        assert not block.invalid, f"{block.where}: marked invalid, but it is not a spec (a mapping with input, layers)"
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b.document}:{b.language}@{b.line}" for b in RUNNABLE])
@@ -212,7 +221,7 @@ def test_the_documents_have_runnable_blocks_and_the_conventions_hold() -> None:
     docs = [block for block in RUNNABLE if block.document.startswith("docs/")]
     assert sum(block.language == "python" for block in readme) >= 1
     assert sum(block.language == "console" for block in readme) >= 2
-    assert sum(block.language == "python" for block in docs) >= 20
+    assert sum(block.language == "python" for block in docs) >= 15
     assert sum(block.language == "console" for block in docs) >= 15
     assert sum(block.language == "yaml" for block in docs) >= 15
     for block in BLOCKS:
@@ -253,7 +262,7 @@ def test_the_extractor_reads_markers_and_expected_output() -> None:
         ```
         """)
     yaml_block, python_block, console = readme_blocks(text)
-    assert (yaml_block.file, yaml_block.text) == ("a.yaml", "x: 1\n")
+    assert (yaml_block.file, yaml_block.text, yaml_block.invalid) == ("a.yaml", "x: 1\n", False)
     assert python_block.skip == "needs a GPU"
     assert console_commands(console) == [("netspec check a.yaml   # a comment", ["a.yaml: ok", "..."]), ("ls", [])]
 
