@@ -126,3 +126,14 @@ def test_the_docs_extra_and_ci_build_the_site_strictly() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install -e '.[docs]'" in ci and "mkdocs build --strict" in ci
     assert re.search(r"^strict: true$", (ROOT / "mkdocs.yml").read_text(), re.MULTILINE)
+
+
+def test_the_api_pages_print_sphinx_roles_as_code() -> None:
+    """netspec's docstrings write :func:`build`; the API pages' griffe extension turns each role into code."""
+    spec = importlib.util.spec_from_file_location("netspec_docs_roles", DOCS / "_hooks" / "sphinx_roles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = "Like :func:`build`, see :class:`~netspec.Spec` and :data:`netspec.timm_attention.TIMM_ATTENTION`."
+    assert module.plain(text) == (
+        "Like `build`, see `netspec.Spec` and `netspec.timm_attention.TIMM_ATTENTION`.")
+    assert "docs/_hooks/sphinx_roles.py:SphinxRoles" in (ROOT / "mkdocs.yml").read_text()
