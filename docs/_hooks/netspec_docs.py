@@ -104,11 +104,13 @@ def _cell(text: Any) -> str:
 
 
 def _role(cls: Any) -> str:
-    from netspec.layers.base import Attention, Merge
+    from netspec import Attention
+    from netspec.layers import base
 
     if issubclass(cls, Attention):
         return "attention (keeps (N, C, H, W); also a stage's `attention:`)"
-    if issubclass(cls, Merge):
+    merge = getattr(base, "Merge", None)
+    if merge is not None and issubclass(cls, merge):
         return "merge (several inputs: `from: [a, b, ...]`)"
     arity = getattr(cls, "arity", (1, 1))
     if tuple(arity) != (1, 1):
