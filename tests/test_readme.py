@@ -301,3 +301,15 @@ def test_the_strategies_ship_the_settings_a_users_test_file_needs(decorator: str
         assert result.returncode == 0, result.stderr[-2000:]
     else:
         assert result.returncode != 0 and "DeadlineExceeded" in result.stderr, result.stderr[-2000:]
+
+
+def test_the_readme_set_up_commands_are_what_ci_runs() -> None:
+    """Issue 24: the README's two set-up commands stay exactly what .ci/run runs (and the Install page shows them)."""
+    setup = README.read_text(encoding="utf-8").split("## Set up", 1)[1]
+    commands = next(block for block in readme_blocks(setup) if block.language == "sh").text.splitlines()
+    assert len(commands) == 2 and commands[1] == ". .venv/bin/activate && python -m pytest"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    install = (DOCS / "getting-started" / "install.md").read_text(encoding="utf-8")
+    for command in commands:
+        assert command in ci, f".ci/run does not run the README's `{command}`"
+        assert command in install.splitlines(), f"the Install page does not show `{command}`"
