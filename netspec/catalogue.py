@@ -1,5 +1,5 @@
 """The attention catalogue: every built-in attention kind beside timm 1.0.31's name for it, rendered from the
-registry and :data:`netspec.timm_attention.TIMM_ATTENTION`, so the README's table cannot drift
+registry and :data:`netspec.timm_attention.TIMM_ATTENTION`, so the docs' table cannot drift
 (tests/test_timm_attention.py compares them)."""
 from __future__ import annotations
 

@@ -217,9 +217,9 @@ def cmd_blocks(args: argparse.Namespace) -> int:
         options = ", ".join(sorted(block.options - COMMON)) or "none"
         print(f"  {name}: {block.describe()}" + (f" ({block.paper})" if block.paper else "") + f"; params: {options}")
     print("an entry `repeat: NAME` (with name and from) instantiates the sub-graph `define: {NAME: {inputs, layers, "
-          "outputs}}`, its entries named <instance>_<entry>; see the README's define/repeat section")
+          "outputs}}`, its entries named <instance>_<entry>; see docs/how-to/write-a-graph.md (define and repeat)")
     print("every entry also takes, beside its kind: name (a name others refer to) and from (what it reads: an "
-          "earlier entry, `input`, or a list for merges); see the README's graphs section")
+          "earlier entry, `input`, or a list for merges); see docs/how-to/write-a-graph.md")
     return 0
 
 
@@ -451,7 +451,7 @@ def parser() -> argparse.ArgumentParser:
     _budget_options(check)
     check.set_defaults(run=cmd_check)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of a spec (for editors: see the README)")
+    schema = commands.add_parser("schema", help="print the JSON Schema of a spec (for editors: see docs/reference/schema.md)")
     schema.add_argument("--builtin", action="store_true",
                         help="only the kinds that ship with netspec, no plugins (how netspec.schema.json is made)")
     schema.set_defaults(run=cmd_schema)

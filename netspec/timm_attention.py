@@ -5,7 +5,7 @@ a stage (where timm's ResNet ``Bottleneck`` puts ``attn_layer``: after the last 
 output width, netspec's default `attention_at: output`) or ``- timm:cbam`` as an entry; params given beside it
 (``{timm:se: {reduction: 8}}``) override timm's defaults. The parsed layer is the netspec kind itself (a spec
 dumped back to YAML shows it). Where netspec has no params for timm's exact function yet, the entry says what
-differs (``same`` is false) and the README's attention catalogue shows it. timm is not imported.
+differs (``same`` is false) and the docs' attention catalogue (docs/reference/attention-catalogue.md) shows it. timm is not imported.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """``netspec import`` / ``netspec.from_ultralytics``: Ultralytics model YAML read into netspec specs (issue 19).
 
 The YAML files under tests/data/ultralytics/ have the rows and scale tables of Ultralytics 8.4's official detect
-models (see the README there). The counts are Ultralytics 8.4.190's with ``nc: 80``; a throwaway script loaded a
-real ``DetectionModel``'s weights into the imported spec and compared outputs (see the README's YOLO section).
+models (see docs/how-to/import-a-model.md). The counts are Ultralytics 8.4.190's with ``nc: 80``; a throwaway script loaded a
+real ``DetectionModel``'s weights into the imported spec and compared outputs (see docs/how-to/attention-yolo.md).
 """
 from __future__ import annotations
 
