@@ -290,6 +290,25 @@ def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, basel
         torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-4)
 
 
+def test_every_twin_names_the_code_it_follows(baselines) -> None:  # noqa: ANN001
+    """RESULTS.md's "Baselines and twins" table (issue 25): every in-house twin names its package and version, or the
+    authors' repository where no package ships it."""
+    twins = set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS | set(baselines.NETWORK_TWINS)
+    assert set(baselines.TWIN_SOURCES) == twins
+    for name, (source, measured) in baselines.TWIN_SOURCES.items():
+        assert source and measured, name
+        if measured.startswith("packages target"):  # a package ships it: the source names that package's version
+            assert any(f"{package} " in source for package in ("timm", "torchvision", "Ultralytics")), name
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from suite.packages import PACKAGE_PAIRS  # the packages target (imports no package until it runs)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    measured = {name for name, (_, where) in baselines.TWIN_SOURCES.items() if where.startswith("packages target")}
+    assert measured <= set(PACKAGE_PAIRS)
+    assert all((ROOT / "specs" / f"{name}.yaml").exists() for name in PACKAGE_PAIRS)
+
+
 def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
     builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
     assert builtin_attention == set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS

@@ -2,10 +2,11 @@
 
     python benchmarks/run.py                      # everything; prints the tables, writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick              # fewer repeats and shapes: a smoke run (minutes)
-    python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels networks compile build
-                                                  # check validation fuse
+    python benchmarks/run.py --only memory,build  # a subset of: memory attention kernels networks packages
+                                                  # compile build check validation fuse weights graphbuild
     python benchmarks/run.py --only networks --networks resnet50,yolov8n_cbam   # some of the network pairs
     python benchmarks/run.py --device cuda --dtype float16   # on a GPU (float16 / bfloat16 / float32)
+    benchmarks/setup-env && .venv-bench/bin/python benchmarks/run.py --only packages   # against timm & co.
 
 Targets and how each is measured (details in RESULTS.md):
 
@@ -23,6 +24,11 @@ Targets and how each is measured (details in RESULTS.md):
               efficientnet_b0, deeplabv3_resnet50 and yolov8n_cbam against their twins written with torch modules
               (``baselines.NETWORK_TWINS``): train step time, inference time and training peak memory <= 1.0x,
               side by side in one run (batch 2, 112x112 on the CPU; 128x128 for YOLOv8).
+   packages   (issue 25) networks against the real packages' models where these import (torchvision, timm,
+              Ultralytics; ``suite/packages.py`` ``PACKAGE_PAIRS``; ``benchmarks/setup-env`` makes an environment
+              with all of them): the package model's weights copied into netspec's by architecture and the outputs
+              checked equal, then train step, inference at batch 1, 8 and 32, and training peak memory <= 1.0x,
+              both models in one process, alternating.
 3. compile    ``torch.compile(fullgraph=True)`` of every kind and every spec in specs/ (the test is
               tests/test_compile.py; here only its times are reported), and the speed-up of ``torch.compile``
               per network of the networks target, train and inference (information, no target).
@@ -56,9 +62,24 @@ from .compile import bench_compile
 from .core import FIXED_MALLOC, HERE, NOISE, RUN, machine, yes
 from .memory import bench_memory
 from .networks import bench_fuse, bench_networks
+from .packages import PACKAGE_PAIRS, bench_packages
 from .overhead import bench_build, bench_check, bench_graph_build, bench_validation, bench_weights
 
-TARGETS = ("memory", "attention", "kernels", "networks", "compile", "build", "check", "validation", "fuse", "weights", "graphbuild")
+TARGETS = ("memory", "attention", "kernels", "networks", "packages", "compile", "build", "check", "validation", "fuse", "weights", "graphbuild")
+
+
+def twin_sources() -> list[str]:
+    """The report's table of every in-house baseline and twin: the code it follows, and where the real package is
+    measured instead (``baselines.TWIN_SOURCES``)."""
+    from baselines import TWIN_SOURCES
+
+    lines = ["## Baselines and twins", "",
+             "The in-house modules the targets compare with (`benchmarks/baselines.py`, written out in `tests/` where "
+             "the faithfulness tests share them), what each is written after, and where the real package is measured "
+             "instead (`packages` target; `tests only`: no target times it, the tests use it).", "",
+             "| twin | written after | real package measured |", "|---|---|---|"]
+    lines += [f"| {name} | {source} | {measured} |" for name, (source, measured) in TWIN_SOURCES.items()]
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(TARGETS), help=f"comma-separated subset of {', '.join(TARGETS)}")
     parser.add_argument("--kinds", default=",".join(ATTENTION_KINDS), help="attention kinds to time (attention target)")
     parser.add_argument("--networks", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-                        help="networks to time (networks and compile targets; default: every entry of "
-                             "baselines.NETWORK_TWINS)")
+                        help="networks to time (networks and compile targets: entries of baselines.NETWORK_TWINS; "
+                             "packages target: entries of suite.packages.PACKAGE_PAIRS; default: all of them)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (default: torch's choice). On a machine shared with other jobs "
                              "use 1: a parallel region waits for its slowest thread, and a descheduled one costs "
@@ -95,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.networks is not None:
         from baselines import NETWORK_TWINS
 
-        unknown = sorted(set(args.networks) - set(NETWORK_TWINS))
+        known = list(NETWORK_TWINS) + [name for name in PACKAGE_PAIRS if name not in NETWORK_TWINS]
+        unknown = sorted(set(args.networks) - set(known))
         if unknown:
-            parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(NETWORK_TWINS)}")
+            parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(known)}")
 
     import torch
 
@@ -117,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in header:
         print(line)
     benches = {"memory": bench_memory, "attention": bench_attention, "kernels": bench_kernels,
-               "networks": bench_networks, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation,
+               "networks": bench_networks, "packages": bench_packages, "compile": bench_compile, "build": bench_build, "check": bench_check, "validation": bench_validation,
                "fuse": bench_fuse, "weights": bench_weights,
                "graphbuild": bench_graph_build}
     sections = []
@@ -142,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "Generated by `benchmarks/run.py` (issue 5). Every target is a ratio against a baseline measured in the "
             "same run: netspec's module or builder divided by the baseline's (`benchmarks/baselines.py`: "
-            "straightforward implementations in the style of the papers' official code, ResNet-50 written with "
-            "torch modules). Timings are medians of interleaved repeats; each ratio is the median of the "
+            "straightforward implementations in the style of the papers' official code, and whole networks written "
+            "with torch modules in the packages' layouts: \"Baselines and twins\" names the code and version each follows), "
+            "and in the `packages` target the real torchvision, timm and Ultralytics models "
+            "(`benchmarks/suite/packages.py`). Timings are medians of interleaved repeats; each ratio is the median of the "
             "per-repeat ratios (candidate and baseline timed back to back in every repeat).",
             "",
             f"Command: `{command}`",
@@ -169,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *summary,
             "",
+            *twin_sources(),
         ]
         for section in sections:
             report += section.lines

@@ -2,6 +2,7 @@
 process's malloc settings and the machine description."""
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import platform
@@ -186,6 +187,13 @@ def machine(args) -> list[str]:
         f"- CPU: {model}, {os.cpu_count()} logical cores; torch intra-op threads: {torch.get_num_threads()}",
         f"- torch {torch.__version__}, Python {platform.python_version()}, {platform.platform()}",
     ]
+    installed = []
+    for package in ("torchvision", "timm", "ultralytics"):  # the packages target's (metadata only: no import)
+        try:
+            installed.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            installed.append(f"{package} not installed")
+    lines.append("- " + ", ".join(installed))
     if args.device.startswith("cuda"):
         lines.append(f"- GPU: {torch.cuda.get_device_name()} (device {args.device}), dtype {args.dtype}")
     else:

@@ -91,7 +91,7 @@ def network_names(args) -> list[str]:
     """The networks the ``networks`` and ``compile`` targets measure: ``--networks``, default every twin's."""
     from baselines import NETWORK_TWINS
 
-    return list(NETWORK_TWINS) if args.networks is None else args.networks
+    return list(NETWORK_TWINS) if args.networks is None else [name for name in args.networks if name in NETWORK_TWINS]
 
 
 def bench_networks(args) -> Section:
