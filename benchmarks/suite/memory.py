@@ -12,13 +12,26 @@ from .core import (HERE, NOISE, ROOT, Section, forward_fn, interleaved, median, 
                    training_fn)
 
 MEMORY_KINDS = ("nonlocal", "pam", "cam", "danet")
+DEFAULT_WARMUP_SIZE = 16
+"""``default``: the map side of the warm-up pass before the measured full-size pass (issue 25)."""
+
+
+class Unsupported(Exception):
+    """memprobe.py lacks an option a method needs."""
 
 
 def probe(kind: str, impl: str, mode: str, method: str, args) -> dict:
-    env = dict(plain_env(), MALLOC_MMAP_THRESHOLD_="65536")
-    command = [sys.executable, str(HERE / "memprobe.py"), kind, impl, "512", "64", "2", mode, method,
-               "--device", args.device, "--dtype", args.dtype]
+    """One peak in a fresh memprobe.py process. ``rss`` and ``profiler``: glibc serving every tensor from mmap, after
+    a full-size warm-up; ``default``: peak RSS as a user's process meets it, glibc's default (dynamic) thresholds,
+    the first full-size pass after a small warm-up (``--warmup-size``)."""
+    env = dict(plain_env(), MALLOC_MMAP_THRESHOLD_="65536") if method != "default" else plain_env()
+    command = [sys.executable, str(HERE / "memprobe.py"), kind, impl, "512", "64", "2", mode,
+               "rss" if method == "default" else method, "--device", args.device, "--dtype", args.dtype]
+    if method == "default":
+        command += ["--warmup-size", str(DEFAULT_WARMUP_SIZE)]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    if result.returncode == 2 and "--warmup-size" in result.stderr:
+        raise Unsupported("memprobe.py has no --warmup-size")
     if result.returncode != 0:
         raise RuntimeError(f"memprobe failed: {shlex.join(command)}\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -30,15 +43,20 @@ def bench_memory(args) -> Section:
     section = Section("memory", "1. Spatial attention memory and time: 64x64, 512 channels, batch 2")
     section.add(f"## {section.title}")
     section.add()
-    methods = ["cuda"] if args.device.startswith("cuda") else ["rss", "profiler"]
-    repeats = {"rss": 1 if args.quick else 2, "profiler": 1, "cuda": 1 if args.quick else 2}
+    methods = ["cuda"] if args.device.startswith("cuda") else ["rss", "profiler", "default"]
+    repeats = {"rss": 1 if args.quick else 2, "profiler": 1, "cuda": 1 if args.quick else 2,
+               "default": 1 if args.quick else 2}
     rows = []
     for kind in MEMORY_KINDS:
         for mode in ("inference", "training", "backward"):
             peaks = {}
             for impl in ("netspec", "baseline"):
-                for method in methods:
-                    values = [probe(kind, impl, mode, method, args)["peak_bytes"] for _ in range(repeats[method])]
+                for method in list(methods):
+                    try:
+                        values = [probe(kind, impl, mode, method, args)["peak_bytes"] for _ in range(repeats[method])]
+                    except Unsupported:
+                        methods.remove(method)
+                        continue
                     peaks[impl, method] = median(values)
             output = 2 * 512 * 64 * 64 * torch.tensor([], dtype=getattr(torch, args.dtype)).element_size()
             for method in methods:
@@ -65,7 +83,12 @@ def bench_memory(args) -> Section:
                 "`ratio` is the target's; "
                 "`without output` leaves the output tensor (16 MiB in float32) out of both peaks; `floor` is the "
                 "output alone over the baseline's peak, the least any implementation that returns a new tensor "
-                "can reach.")
+                "can reach. Methods: `rss`, the peak resident set with glibc serving every tensor from mmap (RSS "
+                "follows live memory) after a full-size warm-up; `profiler`, the c10 allocator's live bytes; "
+                "`default` (issue 25), the peak resident set as a user's process meets it: glibc's default "
+                f"(dynamic) malloc thresholds, the first full-size pass after a {DEFAULT_WARMUP_SIZE}x"
+                f"{DEFAULT_WARMUP_SIZE} warm-up." + ("" if "default" in methods or args.device.startswith("cuda") else
+                " (`default` not measured: this memprobe.py has no `--warmup-size`.)"))
     section.add()
     section.table(["kind", "mode", "method", "netspec MiB", "baseline MiB", "ratio", "without output", "floor"],
                   rows)
