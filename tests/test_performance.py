@@ -309,6 +309,26 @@ def test_every_twin_names_the_code_it_follows(baselines) -> None:  # noqa: ANN00
     assert all((ROOT / "specs" / f"{name}.yaml").exists() for name in PACKAGE_PAIRS)
 
 
+def test_packages_target_lists_the_pairs_it_cannot_import() -> None:
+    """Without torchvision, timm and Ultralytics (this suite's environment) the packages target times nothing and
+    names every pair it skipped, with the reason; where one imports it would time, so the test steps aside."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from suite import packages
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    if any(packages.importable(pair.package) is None for pair in packages.PACKAGE_PAIRS.values()):
+        pytest.skip("a compared package imports here: the target would time it (benchmarks/run.py --only packages)")
+    args = argparse.Namespace(quick=True, device="cpu", dtype="float32", channels_last=False, networks=None)
+    section = packages.bench_packages(args)
+    text = "\n".join(section.lines)
+    assert not section.verdicts
+    for name, pair in packages.PACKAGE_PAIRS.items():
+        assert (f"- {name}: `{pair.call}` not measured (" in text) == pair.default, name
+
+
 def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
     builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
     assert builtin_attention == set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS
