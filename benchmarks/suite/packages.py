@@ -62,10 +62,26 @@ PACKAGE_PAIRS = {pair.name: pair for pair in (
                 _DETECTOR),
     PackagePair("yolo11n", "ultralytics", "ultralytics.nn.tasks.DetectionModel('yolo11n.yaml', verbose=False)",
                 _DETECTOR),
+    # more specs a package builds as the same function, measured when --networks names them
+    PackagePair("resnet18", "torchvision", "torchvision.models.resnet18()", default=False),
+    PackagePair("mobilenet_v2", "torchvision", "torchvision.models.mobilenet_v2()", default=False),
+    PackagePair("mobilenet_v3_small", "torchvision", "torchvision.models.mobilenet_v3_small()", default=False),
+    PackagePair("convnextv2_tiny", "timm", "timm.create_model('convnextv2_tiny')", default=False),
+    PackagePair("efficientnetv2_b0", "timm", "timm.create_model('tf_efficientnetv2_b0')", default=False),
+    PackagePair("efficientnetv2_s", "timm", "timm.create_model('tf_efficientnetv2_s')", default=False),
+    PackagePair("hrnet_w18_small", "timm", "timm.create_model('hrnet_w18_small')", default=False),
+    PackagePair("resnest50", "timm", "timm.create_model('resnest50d')", default=False),
+    PackagePair("yolov5n", "ultralytics", "ultralytics.nn.tasks.DetectionModel('yolov5n.yaml', verbose=False)",
+                _DETECTOR, default=False),
+    PackagePair("yolov8n_seg", "ultralytics",
+                "ultralytics.nn.tasks.SegmentationModel('yolov8n-seg.yaml', verbose=False)", _DETECTOR, default=False),
+    PackagePair("yolo11n_seg", "ultralytics",
+                "ultralytics.nn.tasks.SegmentationModel('yolo11n-seg.yaml', verbose=False)", _DETECTOR, default=False),
 )}
-"""Every spec of specs/ that a package builds as the same function (checked by the target before timing). Specs
-with no package model (cbam_resnet50, sknet50, yolov8n_cbam: timm's CBAM and SK modules are other designs) are
-measured against in-house twins only (the ``networks`` target, ``baselines.NETWORK_TWINS``)."""
+"""specs/ networks that a package builds as the same function (checked by the target before timing); by default the
+ones issue 25 names and the twins' networks. Specs with no package model (cbam_resnet50, sknet50, yolov8n_cbam:
+timm's CBAM and SK modules are other designs) are measured against in-house twins only (the ``networks`` target,
+``baselines.NETWORK_TWINS``)."""
 
 INFER_CASES = ((1, 224), (8, 128), (32, 64))
 """Inference (batch, side): one full-size image, a small batch, a large batch of small images."""
@@ -100,7 +116,7 @@ def first_tensor(output: Any) -> Any:
 
 def same_function(pair: PackagePair, device: str = "cpu") -> tuple[Any, Any, float]:
     """(netspec's model, the package's model, relative error): the package's perturbed weights copied into
-    netspec's model by architecture; raises unless both compute the same outputs (eval mode, 2x3x64x64)."""
+    netspec's model by architecture; raises unless both compute the same outputs (eval mode, 2x3x64x64, float64)."""
     import torch
 
     import netspec
@@ -110,11 +126,12 @@ def same_function(pair: PackagePair, device: str = "cpu") -> tuple[Any, Any, flo
     ours = netspec.build(ROOT / "specs" / f"{pair.name}.yaml")
     perturb(theirs)
     netspec.load_weights(ours, theirs.state_dict(), strict=True)
-    ours.eval(), theirs.eval()
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
+    ours.eval().double(), theirs.eval().double()  # float64: the perturbed activations grow large in deep networks,
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # where float32's
+    with torch.no_grad():  # rounding (which differs with the batch size, for either model alone) would hide a mistake
         expected, got = first_tensor(theirs(x)), first_tensor(ours(x))
     error = ((got - expected).abs().max() / expected.abs().max()).item()
+    ours.float(), theirs.float()
     if not error < 1e-4:
         raise AssertionError(f"{pair.name}: netspec's model and {pair.call} differ (relative error {error:.1e})")
     return ours.to(device), theirs.to(device), error
@@ -254,7 +271,7 @@ def bench_packages(args) -> Section:
                 "eager; the package's model built as shown (default initialisation, then its norms, biases and layer "
                 "scales perturbed), its weights copied into netspec's model with `netspec.load_weights(strict=True)` "
                 "(by architecture) and the outputs compared in eval mode before timing (`error`: largest difference "
-                "relative to the largest output, 2x3x64x64). `train`: one step of zero_grad, forward, loss "
+                "relative to the largest output, 2x3x64x64 in float64). `train`: one step of zero_grad, forward, loss "
                 "(cross-entropy for a classifier, else the mean of every output tensor: a detector's training dict "
                 "of boxes, scores and features), backward, SGD step, at batch "
                 f"{train_batch}, {train_side}x{train_side} (`netspec.bench.make_step`, as `netspec bench` times "
