@@ -510,6 +510,50 @@ NETWORK_TWINS: dict[str, Callable[[], nn.Module]] = {
 FUSED_TWINS: dict[str, Callable[[], nn.Module]] = {name: NETWORK_TWINS[name] for name in ("yolov8n", "yolo11n")}
 """specs/NAME.yaml -> its twin in Ultralytics' layout, which ``ultralytics_fuse`` fuses (the fuse target)."""
 
+_TIMM, _TORCHVISION, _ULTRALYTICS = "timm 1.0.31", "torchvision 0.29.1", "Ultralytics 8.4.190"
+TWIN_SOURCES: dict[str, tuple[str, str]] = {
+    # the attention baselines (targets memory, attention, kernels): the authors' code; no package ships it
+    "se": ("moskomule/senet.pytorch `SELayer` (the PyTorch port of hujie-frank/SENet's Caffe release)", "none"),
+    "eca": ("BangguWu/ECANet `eca_layer`", "none"),
+    "cbam": ("Jongchan/attention-module `MODELS/cbam.py`", "none"),
+    "sk": ("SKNet's Caffe release as pppLang/SKNet ports it (`SKConv`)", "none"),
+    "nonlocal": ("AlexHex7/Non-local_pytorch (embedded gaussian)", "none"),
+    "pam": ("junfu1115/DANet `encoding/nn/da_att.py` `PAM_Module`", "none"),
+    "cam": ("junfu1115/DANet `encoding/nn/da_att.py` `CAM_Module`", "none"),
+    "danet": ("junfu1115/DANet: `PAM_Module` + `CAM_Module`", "none"),
+    "coord": ("houqb/CoordAttention `coordatt.py`", "none"),
+    "gc": ("xvjiarui/GCNet `context_block.py`", "none"),
+    "bam": ("Jongchan/attention-module `MODELS/bam.py`", "none"),
+    "triplet": ("landskape-ai/triplet-attention `MODELS/triplet_attention.py`", "none"),
+    "simam": ("ZjjConan/SimAM `simam_module.py`", "none"),
+    "ese": ("youngwanLEE/vovnet-detectron2 `vovnet.py` `eSEModule`", "none"),
+    "splat": ("zhanghang1989/ResNeSt `splat.py` `SplAtConv2d`", "none"),
+    "ge": (f"{_TIMM} `layers/gather_excite.py` (the authors' code is Lua)", "tests only"),
+    "psa": (f"{_ULTRALYTICS} `nn/modules/block.py` `PSABlock`", "tests only"),
+    **{kind: (f"{_TIMM} `timm/layers/` module of the same name", "tests only")
+       for kind in ("lambda", "ecam", "lcbam", "scoord", "ela", "strip", "bat")},
+    "bottleneck_attn": (f"{_TIMM} `layers/bottleneck_attn.py`", "self_attention.py, where timm imports"),
+    "halo_attn": (f"{_TIMM} `layers/halo_attn.py`", "self_attention.py, where timm imports"),
+    # the network twins (targets networks, compile, fuse)
+    "resnet50": (f"{_TORCHVISION} `models.resnet50`", "packages target"),
+    "se_resnet50": (f"{_TIMM} `seresnet50`", "packages target"),
+    "eca_resnet50": (f"{_TIMM} `resnet50` with `attn_layer='eca'`", "packages target"),
+    "cbam_resnet50": ("Jongchan/attention-module `ResidualNet(..., 'CBAM')`", "none (timm's `cbam` is another design)"),
+    "sknet50": ("SKNet-50's Caffe release (the `SKConv` above in a ResNet-50)",
+                "none (timm's `skresnet50` is another design)"),
+    "mobilenet_v3_large": (f"{_TORCHVISION} `models.mobilenet_v3_large`", "packages target"),
+    "efficientnet_b0": (f"{_TORCHVISION} `models.efficientnet_b0`", "packages target"),
+    "deeplabv3_resnet50": (f"{_TORCHVISION} `models.segmentation.deeplabv3_resnet50` (no aux head)",
+                           "packages target with `--networks deeplabv3_resnet50` (not by default: slow on a CPU)"),
+    "yolov8n_cbam": (f"{_ULTRALYTICS} `yolov8n.yaml` with Jongchan's CBAM after SPPF", "none"),
+    "yolov8n": (f"{_ULTRALYTICS} `DetectionModel('yolov8n.yaml')`", "packages target"),
+    "yolo11n": (f"{_ULTRALYTICS} `DetectionModel('yolo11n.yaml')`", "packages target"),
+    "convnext_tiny": (f"{_TIMM} `convnext_tiny`", "packages target"),
+    "regnety_016": (f"{_TIMM} `regnety_016`", "packages target"),
+}
+"""Every in-house twin (attention baselines and network twins) -> (the code it is written after: the package and
+version, or the authors' repository where no package ships it; where the real package is measured instead)."""
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""bottleneck_attn and halo_attn against their timm-layout twins (tests/official_self_attention.py: timm 1.0.31's
-BottleneckAttn / HaloAttn arithmetic, the full (tokens x tokens) or (block x window) logits with the skewed
-relative positions), 512 channels at 32x32 and 64x64, batch 1.
+"""bottleneck_attn and halo_attn against timm's own ``timm.layers.BottleneckAttn`` / ``HaloAttn`` where timm imports
+(``benchmarks/setup-env``), else their timm-layout twins (tests/official_self_attention.py: timm 1.0.31's
+arithmetic, the full (tokens x tokens) or (block x window) logits with the skewed relative positions), 512 channels
+at 32x32 and 64x64, batch 1.
 
-    python benchmarks/self_attention.py [--repeats 5] [--sizes 32,64] [--batch 1]
+    python benchmarks/self_attention.py [--repeats 5] [--sizes 32,64] [--batch 1] [--twins]
 
 Time: median of interleaved repeats (forward under no_grad; forward + backward). Training memory: the peak of
 the c10 allocator's live bytes (torch.profiler allocation events, every thread, in time order) over one forward
@@ -17,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -30,13 +32,27 @@ from netspec.layers.base import Context  # noqa: E402
 from netspec.shapes import Shape  # noqa: E402
 
 
-def pair(kind: str, channels: int, size: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+def source(use_twins: bool):  # noqa: ANN201
+    """timm.layers where timm imports (and ``use_twins`` is off), else the in-house twins; and its label."""
+    if not use_twins:
+        try:
+            import timm
+            from timm.layers import bottleneck_attn, halo_attn
+        except ImportError:
+            pass
+        else:  # timm.layers.bottleneck_attn.BottleneckAttn, timm.layers.halo_attn.HaloAttn
+            return SimpleNamespace(BottleneckAttn=bottleneck_attn.BottleneckAttn, HaloAttn=halo_attn.HaloAttn), \
+                f"timm {timm.__version__}"
+    return twins, "tests/official_self_attention.py (timm 1.0.31's layout)"
+
+
+def pair(kind: str, channels: int, size: int, module=twins) -> tuple[torch.nn.Module, torch.nn.Module]:  # noqa: ANN001
     torch.manual_seed(0)
     if kind == "bottleneck_attn":
-        twin = twins.BottleneckAttn(channels, feat_size=(size, size), num_heads=4)
+        twin = module.BottleneckAttn(channels, feat_size=(size, size), num_heads=4)
         ours = netspec.layers.BottleneckAttn(heads=4).build(Shape(channels, size, size), Context())
     else:
-        twin = twins.HaloAttn(channels, num_heads=8, block_size=8, halo_size=3)
+        twin = module.HaloAttn(channels, num_heads=8, block_size=8, halo_size=3)
         ours = netspec.layers.HaloAttn().build(Shape(channels, size, size), Context())
     with torch.no_grad():
         for p in twin.parameters():
@@ -95,13 +111,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="32,64")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--channels", type=int, default=512)
+    parser.add_argument("--twins", action="store_true", help="the in-house twins even where timm imports")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, {args.channels} ch")
+    module, label = source(args.twins)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, {args.channels} ch; "
+          f"compared with: {label}")
     print("| kind | size | forward ms (netspec / twin = ratio) | fwd+bwd ms (ratio) | training peak MiB (ratio) |")
     print("|---|---|---|---|---|")
     for kind in ("bottleneck_attn", "halo_attn"):
         for size in (int(s) for s in args.sizes.split(",")):
-            ours, twin = pair(kind, args.channels, size)
+            ours, twin = pair(kind, args.channels, size, module)
             x = torch.randn(args.batch, args.channels, size, size)
             xg = x.clone().requires_grad_()
             with torch.no_grad():

@@ -290,6 +290,45 @@ def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, basel
         torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-4)
 
 
+def test_every_twin_names_the_code_it_follows(baselines) -> None:  # noqa: ANN001
+    """RESULTS.md's "Baselines and twins" table (issue 25): every in-house twin names its package and version, or the
+    authors' repository where no package ships it."""
+    twins = set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS | set(baselines.NETWORK_TWINS)
+    assert set(baselines.TWIN_SOURCES) == twins
+    for name, (source, measured) in baselines.TWIN_SOURCES.items():
+        assert source and measured, name
+        if measured.startswith("packages target"):  # a package ships it: the source names that package's version
+            assert any(f"{package} " in source for package in ("timm", "torchvision", "Ultralytics")), name
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from suite.packages import PACKAGE_PAIRS  # the packages target (imports no package until it runs)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    measured = {name for name, (_, where) in baselines.TWIN_SOURCES.items() if where.startswith("packages target")}
+    assert measured <= set(PACKAGE_PAIRS)
+    assert all((ROOT / "specs" / f"{name}.yaml").exists() for name in PACKAGE_PAIRS)
+
+
+def test_packages_target_lists_the_pairs_it_cannot_import() -> None:
+    """Without torchvision, timm and Ultralytics (this suite's environment) the packages target times nothing and
+    names every pair it skipped, with the reason; where one imports it would time, so the test steps aside."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from suite import packages
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    if any(packages.importable(pair.package) is None for pair in packages.PACKAGE_PAIRS.values()):
+        pytest.skip("a compared package imports here: the target would time it (benchmarks/run.py --only packages)")
+    args = argparse.Namespace(quick=True, device="cpu", dtype="float32", channels_last=False, networks=None)
+    section = packages.bench_packages(args)
+    text = "\n".join(section.lines)
+    assert not section.verdicts
+    for name, pair in packages.PACKAGE_PAIRS.items():
+        assert (f"- {name}: `{pair.call}` not measured (" in text) == pair.default, name
+
+
 def test_every_builtin_attention_kind_has_a_baseline(baselines) -> None:  # noqa: ANN001
     builtin_attention = {kind for kind in ATTENTION if kind in builtin_kinds()}
     assert builtin_attention == set(baselines.ATTENTION_BASELINES) | baselines.SIZED_TWINS
