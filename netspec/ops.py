@@ -78,8 +78,11 @@ def make_norm(name: str, channels: int) -> "nn.Module":
 def make_act(name: str) -> "nn.Module":
     from torch import nn
 
+    from netspec.modules import activation
+
     module, kwargs = ACTIVATIONS[name]
-    return getattr(nn, module)(**kwargs)
+    # netspec's own where it has one (SiLU: in place only without autograd), else torch's
+    return (getattr(activation, module, None) or getattr(nn, module))(**kwargs)
 
 
 def set_norm_statistics(model: "nn.Module", *, eps: float | None, momentum: float | None) -> None:
