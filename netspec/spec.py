@@ -11,7 +11,8 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Private
     field_validator
 
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation
+from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability
+from netspec.messages import SpecModel, findings_from_validation
 from netspec.repeat import Definition, Item, parse_item, parse_items
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale, ScaleName
