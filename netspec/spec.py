@@ -10,6 +10,8 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, \
     field_validator
 
+from netspec.compiler import analyse
+from netspec.entries import flatten
 from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability
 from netspec.messages import SpecModel, findings_from_validation
@@ -142,8 +144,6 @@ class Spec(SpecModel):
     def scaled_layers(self) -> list[Layer]:
         """The entries as built, ``repeat:`` instances expanded: ``scale`` applied to their channel and depth params
         (as written when unset)."""
-        from netspec.entries import flatten
-
         layers = [entry.layer for entry in flatten(self).entries]
         scale = self.resolved_scale
         return layers if scale is None else [scale.apply(layer) for layer in layers]
@@ -255,8 +255,6 @@ def _parse_list(raw: list[Any], where: tuple[str | int, ...]) -> tuple[list[Item
 
 def _semantic_findings(data: dict[str, Any], layers: list[Layer]) -> list[Finding]:
     """Shape problems among the layers that did validate, so that one run reports every mistake."""
-    from netspec.compiler import analyse
-
     try:
         partial = Spec.model_validate({**data, "layers": layers})
     except ValidationError:
@@ -291,3 +289,4 @@ def load(path: str | os.PathLike[str]) -> Spec:
     except OSError as error:
         raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None
     return loads(raw, name=name)
+
