@@ -290,3 +290,11 @@ def load(path: str | os.PathLike[str]) -> Spec:
         raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None
     return loads(raw, name=name)
 
+
+SpecLike = Spec | str | os.PathLike[str]
+"""What the functions that take a spec accept: a :class:`Spec`, or the path of a YAML file."""
+
+
+def as_spec(spec: SpecLike) -> Spec:
+    """``spec`` itself, or the spec the YAML file at that path holds (:func:`load`)."""
+    return spec if isinstance(spec, Spec) else load(spec)

@@ -28,11 +28,13 @@ from typing import Any, Callable
 
 import yaml
 
+from netspec.api import build
 from netspec.errors import Path, Problem, SpecError
-from netspec.importers import Imported
+from netspec.importers.imported import Imported
 from netspec.registry import KINDS
 from netspec.scaling import make_divisible
 from netspec.source import Source, parse_yaml
+from netspec.weights import load_weights
 
 INPUT_SIZE = 640
 """Ultralytics' default image size, written as the spec's ``input.size`` (the model takes any multiple of 32)."""
@@ -730,7 +732,6 @@ def verify_with_ultralytics(spec: "Spec", data: dict[str, Any], scale: str | Non
         from ultralytics.nn.tasks import DetectionModel
     except ImportError as error:
         raise fail(f"verifying builds Ultralytics' own model of the file: install the ultralytics package ({error})")
-    import netspec
 
     cfg = copy.deepcopy(data)
     cfg.setdefault("nc", 80)
@@ -749,12 +750,12 @@ def verify_with_ultralytics(spec: "Spec", data: dict[str, Any], scale: str | Non
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.copy_(torch.rand(module.num_features, generator=generator) - 0.5)
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-    ours = netspec.build(spec, seed=0)
+    ours = build(spec, seed=0)
     params = sum(p.numel() for p in ours.parameters())
     expected_params = sum(p.numel() for p in theirs.parameters())
     if params != expected_params:
         raise fail(f"verification failed: {params:,} parameters, Ultralytics' model has {expected_params:,}")
-    netspec.load_weights(ours, theirs.state_dict(), strict=True)  # WeightsError (a SpecError) lists what differs
+    load_weights(ours, theirs.state_dict(), strict=True)  # WeightsError (a SpecError) lists what differs
     x = torch.randn(2, channels, VERIFY_SIZE, VERIFY_SIZE, generator=generator)
     worst = 0.0
     for mode in ("train", "eval"):
