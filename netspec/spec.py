@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from typing import Annotated, Any
 
 import yaml
@@ -18,7 +17,7 @@ from netspec.messages import SpecModel, findings_from_validation
 from netspec.repeat import Definition, Item, parse_item, parse_items
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale, ScaleName
-from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
+from netspec.source import Mark, Source, gc_paused, parse_yaml, read_limited
 
 
 def _square(value: Any) -> Any:
@@ -274,22 +273,7 @@ def loads(text: str | bytes, *, name: str | None = None) -> Spec:
 
 def load(path: str | os.PathLike[str]) -> Spec:
     """Read, parse and validate a YAML spec file."""
-    name = os.fspath(path)
-    try:
-        # Non-blocking, then checked: a FIFO or a device (`netspec check /dev/stdin` with nobody writing, a named
-        # pipe) would block in open() or read() forever; only a regular file is read.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(descriptor)
-            what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise SpecError([Problem((), f"cannot read the spec: {what}, not a regular file", name)])
-        with os.fdopen(descriptor, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)  # enough to tell a file over the limit, never more
-    except OSError as error:
-        raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None
-    return loads(raw, name=name)
-
+    return loads(read_limited(path, "spec"), name=os.fspath(path))
 
 SpecLike = Spec | str | os.PathLike[str]
 """What the functions that take a spec accept: a :class:`Spec`, or the path of a YAML file."""

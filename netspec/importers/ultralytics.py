@@ -33,7 +33,7 @@ from netspec.errors import Path, Problem, SpecError
 from netspec.importers.imported import Imported
 from netspec.registry import KINDS
 from netspec.scaling import make_divisible
-from netspec.source import Source, parse_yaml
+from netspec.source import Source, parse_yaml, read_limited
 from netspec.weights import load_weights
 
 INPUT_SIZE = 640
@@ -239,28 +239,27 @@ def sppf(row: Row, entries: list[Entry], model: Model) -> Entry:
     return _block("sppf", row, source, model, params)
 
 
-def c2f(row: Row, entries: list[Entry], model: Model) -> Entry:
-    """``C2f(c1, c2, n, shortcut=False, g=1, e=0.5)``: args ``[c2, shortcut]``."""
+def _csp(kind: str, shortcut: bool, row: Row, entries: list[Entry], model: Model) -> Entry:
+    """A ``C2f``/``C3`` row, ``(c1, c2, n, shortcut, g=1, e=0.5)``: args ``[c2, shortcut]``, the shortcut's
+    default being the module's (``shortcut`` here)."""
     source = _one_input(row, entries)
     _only(row, 4, "out, shortcut, groups, expansion")
     _unchanged(row, 2, 1, "groups")
     _unchanged(row, 3, 0.5, "expansion e")
     params: dict[str, Any] = {"out": _int(row, 0, "out"), "depth": row.repeats}
-    if _flag(row, 1, "shortcut", False):
-        params["shortcut"] = True
-    return _block("c2f", row, source, model, params)
+    if _flag(row, 1, "shortcut", shortcut) != shortcut:
+        params["shortcut"] = not shortcut
+    return _block(kind, row, source, model, params)
+
+
+def c2f(row: Row, entries: list[Entry], model: Model) -> Entry:
+    """``C2f(c1, c2, n, shortcut=False, g=1, e=0.5)``: args ``[c2, shortcut]``."""
+    return _csp("c2f", False, row, entries, model)
 
 
 def c3(row: Row, entries: list[Entry], model: Model) -> Entry:
     """``C3(c1, c2, n, shortcut=True, g=1, e=0.5)``: args ``[c2, shortcut]``."""
-    source = _one_input(row, entries)
-    _only(row, 4, "out, shortcut, groups, expansion")
-    _unchanged(row, 2, 1, "groups")
-    _unchanged(row, 3, 0.5, "expansion e")
-    params: dict[str, Any] = {"out": _int(row, 0, "out"), "depth": row.repeats}
-    if not _flag(row, 1, "shortcut", True):
-        params["shortcut"] = False
-    return _block("c3", row, source, model, params)
+    return _csp("c3", True, row, entries, model)
 
 
 def c3k2(row: Row, entries: list[Entry], model: Model) -> Entry:
@@ -805,22 +804,8 @@ def _back_to_rows(error: SpecError, source: Source, rows: list[Row]) -> list[Pro
 
 def import_file(path: str, *, scale: str | None = None, verify: bool = False) -> Imported:
     """Read the Ultralytics model YAML at ``path`` and convert it (:func:`convert`)."""
-    import stat
-
-    from netspec.source import MAX_BYTES
-
     name = os.fspath(path)
-    try:  # as netspec.load reads a spec: only a regular file, never blocking on a FIFO, never past the size limit
-        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(descriptor)
-            what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise SpecError([Problem((), f"cannot read the file: {what}, not a regular file", name)])
-        with os.fdopen(descriptor, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as error:
-        raise SpecError([Problem((), f"cannot read the file: {error.strerror or error}", name)]) from None
+    raw = read_limited(name, "file")  # as netspec.load reads a spec
     return convert(raw, name=name, scale=scale, verify=verify)
 
 
