@@ -1,4 +1,5 @@
-"""netspec's main functions: :func:`check`, :func:`summary` and :func:`build` a spec; :func:`spec_of` a built model.
+"""netspec's main functions: :func:`check`, :func:`summary` and :func:`build` a spec; :func:`spec_of`, the spec a
+model was built from.
 
 The package re-exports them (``netspec.build``); they live here, not in ``netspec/__init__.py``, so that modules
 inside netspec (weights, hub, the importers) call them without importing the package root, which imports those
