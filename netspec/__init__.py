@@ -1,6 +1,9 @@
 """netspec: declarative YAML specs for CNNs with attention blocks, compiled to ``torch.nn.Sequential``.
 
 ``netspec check`` and :func:`summary` never import torch; :func:`build` does.
+
+This file only gathers the public names: every function modules inside netspec also call lives in a submodule
+(:mod:`netspec.api`, :mod:`netspec.spec`, :mod:`netspec.weights`...), so none of them imports the package root.
 """
 from __future__ import annotations
 
@@ -14,44 +17,16 @@ from netspec.layers.base import Attention, Context, Layer
 from netspec.registry import KINDS, PluginWarning, enable_plugins, register, unregister
 from netspec.scaling import Scale
 from netspec.shapes import LayerInfo, Shape
-from netspec.spec import Defaults, Input, Spec, load, loads
+from netspec.spec import Defaults, Input, Spec, SpecLike, load, loads
 from netspec.summary import Summary, summarize
 from netspec.weights import WeightsError, WeightsReport, load_model, load_weights, save
 from netspec.importers.modules import ConversionError, from_module
 from netspec.hub import from_pretrained, save_pretrained
+from netspec.version import __version__
+from netspec.api import build, check, summary  # after netspec.summary (the module): `netspec.summary` is the function
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
     from torch import nn
-
-__version__ = "0.1.0"
-
-SpecLike = Spec | str | os.PathLike[str]
-
-
-def _as_spec(spec: SpecLike) -> Spec:
-    return spec if isinstance(spec, Spec) else load(spec)
-
-
-def check(
-    spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS
-) -> Summary:
-    """Validate a spec and infer every shape without building anything; raises :class:`SpecError`.
-
-    Like :func:`build`, it rejects a spec over ``max_params`` parameters in all or ``max_activations``
-    values output by one layer per sample (``None``: no limit), at the layer that crosses the limit.
-    """
-    return summarize(_as_spec(spec), Budget(max_params, max_activations))
-
-
-def summary(spec: SpecLike, *, max_params: int | None = None, max_activations: int | None = None) -> Summary:
-    """Per-layer output shape, parameters and MACs, computed statically; ``str()`` prints the table.
-
-    No limits by default (nothing is allocated); give ``max_params``/``max_activations`` to enforce some.
-    """
-    return summarize(_as_spec(spec), Budget(max_params, max_activations, max_modules=None))
 
 
 def from_ultralytics(path_or_text: str | os.PathLike[str], scale: str | None = None) -> Spec:
@@ -70,41 +45,6 @@ def fuse(model: "nn.Module") -> "nn.Module":
     from netspec.fusion import fuse as fuse_model
 
     return fuse_model(model)
-
-
-def build(
-    spec: SpecLike, *, max_params: int | None = DEFAULT_MAX_PARAMS, max_activations: int | None = DEFAULT_MAX_ACTIVATIONS,
-    seed: int | None = None, overrides: "Mapping[str, Any] | None" = None,
-) -> "nn.Module":
-    """Build the ``torch.nn.Sequential`` of a spec (a :class:`Spec` or a YAML file path); a graph spec (``name``,
-    ``from``, ``outputs``) gives a ``torch.fx.GraphModule`` whose children are named after the entries.
-
-    The static summary is checked against ``max_params`` (the network's parameters; default one billion)
-    and ``max_activations`` (values one layer outputs per sample; default 2**31 - 1) before any module
-    is built; a spec over a limit raises :class:`SpecError` at the layer that crosses it. ``None``: no limit.
-    ``seed`` makes the initial weights reproducible (``torch.manual_seed``; the global generator is left as it was).
-    The model remembers its spec, for :func:`save`. ``overrides`` changes the spec by dotted paths first
-    (``{"linear.out": 10, "scale.width": 0.5, "stage3.depth": 2}``; :mod:`netspec.overrides`), so a sweep or a Hydra
-    config (``_target_: netspec.build``) varies one file without copying it.
-    """
-    import torch
-
-    from netspec.compiler import build_model
-    from netspec.weights import remember_spec
-
-    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**64):
-        raise ValueError(f"seed must be a whole number from 0 to 2**64-1, got {seed!r}")
-    spec = _as_spec(spec)
-    if overrides:
-        from netspec.overrides import apply_overrides
-
-        spec = apply_overrides(spec, overrides)
-    with torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        model = build_model(spec, Budget(max_params, max_activations))
-    remember_spec(model, spec)
-    return model
 
 
 __all__ = [

@@ -48,7 +48,7 @@ def _written(params: dict[str, Any]) -> str:
 
 def rows() -> list[list[str]]:
     """One row per built-in attention kind (and one more per further timm name that maps to it)."""
-    from netspec.layers.base import kinds_of
+    from netspec.parsing import kinds_of
     from netspec.registry import builtin_kinds
     from netspec.timm_attention import TIMM_ATTENTION
 

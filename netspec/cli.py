@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from netspec.errors import SpecError, printable
 from netspec.files import same_file, write_atomic  # noqa: F401  (write_atomic re-exported: it used to live here)
+from netspec.messages import one_line
 from netspec.spec import Spec
 
 if TYPE_CHECKING:
@@ -125,8 +126,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _one_line(error: BaseException) -> str:
-    reason = (str(error).strip().splitlines() or [""])[0]
-    return printable(f"{type(error).__name__}: {reason}" if reason else type(error).__name__)
+    return printable(one_line(error))
 
 
 def _rescaled(spec: Spec, args: argparse.Namespace) -> Spec:

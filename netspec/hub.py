@@ -10,9 +10,11 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from netspec.api import build, spec_of
 from netspec.errors import Problem
 from netspec.files import write_bytes_atomic
-from netspec.weights import WeightsError, spec_of
+from netspec.spec import loads
+from netspec.weights import WeightsError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -67,8 +69,6 @@ def _local_folder(name: str) -> str:
 
 def from_pretrained(folder_or_repo_id: str | os.PathLike[str]) -> "nn.Module":
     """The model ``save_pretrained`` wrote: built from ``config.json``'s spec, weights loaded (strict, by name)."""
-    import netspec
-
     folder = _local_folder(os.fspath(folder_or_repo_id))
     config_path, weights_path = os.path.join(folder, CONFIG), os.path.join(folder, WEIGHTS)
     try:
@@ -78,8 +78,8 @@ def from_pretrained(folder_or_repo_id: str | os.PathLike[str]) -> "nn.Module":
         raise _fail(config_path, f"cannot read: {error}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("spec"), dict):
         raise _fail(config_path, 'not a netspec config (expected {"format": "netspec", "spec": {...}})')
-    spec = netspec.loads(json.dumps(config["spec"]), name=config_path)  # JSON is YAML: errors located in the file
-    model = netspec.build(spec)
+    spec = loads(json.dumps(config["spec"]), name=config_path)  # JSON is YAML: errors located in the file
+    model = build(spec)
     try:
         state = _safetensors(weights_path).load_file(weights_path)
     except WeightsError:

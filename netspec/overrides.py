@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from netspec.errors import Problem, SpecError
-from netspec.spec import Spec
+from netspec.spec import Spec, loads
 
 SECTIONS = ("name", "input", "defaults", "scales", "scale", "drop_path", "define", "outputs", "features")
 
@@ -106,6 +106,4 @@ def apply_overrides(spec: Spec, overrides: Mapping[str, Any]) -> Spec:
             _set(params, rest, value)
     if problems:
         raise SpecError(problems)
-    import netspec
-
-    return netspec.loads(json.dumps(data), name=f"<{spec.name or 'spec'} with overrides>")
+    return loads(json.dumps(data), name=f"<{spec.name or 'spec'} with overrides>")

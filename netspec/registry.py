@@ -1,4 +1,5 @@
-"""The one registry of layer kinds: ``kind`` name -> params model class (which carries shape rule and builder).
+"""The one registry of layer kinds: ``kind`` name -> params model class (which carries shape rule and builder),
+and of stage blocks (:data:`BLOCKS`, filled by :func:`netspec.blocks.register_block`).
 
 Kinds come from four places: netspec's own ``netspec/layers/`` package, a ``@netspec.register`` in user
 code, ``netspec --plugin FILE_OR_MODULE`` (:func:`load_plugin`), and installed plugins, which name a module or a
@@ -15,7 +16,6 @@ uses only built-in kinds imports no plugin. Loading is thread-safe. A plugin tha
 from __future__ import annotations
 
 import contextlib
-import difflib
 import io
 import sys
 import threading
@@ -23,8 +23,11 @@ import warnings
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
+from netspec.layers.base import Layer, is_builtin
+from netspec.messages import close_match, one_line
+
 if TYPE_CHECKING:
-    from netspec.layers.base import Layer
+    from netspec.blocks.base import Block
 
 LayerType = TypeVar("LayerType", bound="type[Layer]")
 
@@ -99,11 +102,14 @@ BUILTIN_KINDS: set[str] = set()
 FAILED_PLUGINS: dict[str, str] = {}
 """Entry point name -> why it could not be loaded (shown again when a spec uses that kind)."""
 
+BLOCKS: dict[str, "Block"] = {}
+"""Every registered stage block by name, in registration order (the built-in ones first): the registry of
+:mod:`netspec.blocks` (``register_block`` fills it), kept here so that a plugin that fails to load loses its blocks
+as well as its kinds."""
+
 
 def register(cls: LayerType) -> LayerType:
     """Class decorator: make a :class:`~netspec.layers.base.Layer` subclass usable as ``cls.kind`` in specs."""
-    from netspec.layers.base import Layer
-
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"@register expects a netspec.Layer subclass, got {cls!r}")
     kind = getattr(cls, "kind", "")
@@ -139,11 +145,6 @@ def lookup(kind: str) -> "type[Layer] | None":
     return KINDS.get(kind)
 
 
-def is_builtin(cls: type) -> bool:
-    """Whether a kind ships with netspec (rather than coming from user code or a plugin)."""
-    return cls.__module__ == "netspec" or cls.__module__.startswith("netspec.")
-
-
 def builtin_kinds() -> dict[str, "type[Layer]"]:
     """The kinds that ship with netspec, without any plugin or user registration."""
     return {kind: cls for kind, cls in KINDS.items() if is_builtin(cls)}
@@ -153,9 +154,7 @@ def suggest(kind: str, choices: list[str] | None = None) -> str:
     """`` (did you mean 'se'?)`` when ``kind`` is close to a known name, else ``""``."""
     if kind in FAILED_PLUGINS:
         return f" (the plugin {kind!r} failed to load: {FAILED_PLUGINS[kind]})"
-    candidates = list(KINDS) if choices is None else choices
-    close = difflib.get_close_matches(kind, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close_match(kind, list(KINDS) if choices is None else choices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +235,7 @@ def _guarded(load: Callable[[], Any]) -> Any:
         detail = f": {said[-1]}" if said else ""
         raise PluginError(f"it called sys.exit({error.code!r}) while being imported{detail}") from None
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [""])[0]
-        raise PluginError(f"{type(error).__name__}: {reason}" if reason else type(error).__name__) from None
+        raise PluginError(one_line(error)) from None
     finally:
         sys.argv = argv
         for warning in heard:  # what the plugin warned (a built-in kind it replaced) reaches stderr, not the capture
@@ -247,8 +245,6 @@ def _guarded(load: Callable[[], Any]) -> Any:
 
 def _register_loaded(loaded: Any) -> None:
     """Register what an entry point or ``--plugin`` named: a module registers its own kinds, a class is registered."""
-    from netspec.layers.base import Layer
-
     if isinstance(loaded, ModuleType):
         return  # importing the module registered its kinds
     if isinstance(loaded, type) and issubclass(loaded, Layer):
@@ -261,21 +257,15 @@ def _register_loaded(loaded: Any) -> None:
     raise PluginError(f"names {loaded!r}, expected a module or a netspec.Layer subclass")
 
 
-def _blocks() -> dict[str, Any]:
-    from netspec.blocks.base import BLOCKS
-
-    return BLOCKS
-
-
 def _load_entry_point(entry: Any, *, warn: bool) -> None:
-    before, blocks_before = set(dict.keys(KINDS)), set(_blocks())
+    before, blocks_before = set(dict.keys(KINDS)), set(BLOCKS)
     try:
         _register_loaded(_guarded(entry.load))
     except PluginError as error:
         for kind in set(dict.keys(KINDS)) - before:  # half-registered: none of its kinds is usable
             dict.pop(KINDS, kind, None)
-        for block in set(_blocks()) - blocks_before:  # nor its stage blocks
-            _blocks().pop(block, None)
+        for block in set(BLOCKS) - blocks_before:  # nor its stage blocks
+            BLOCKS.pop(block, None)
         _fail(entry.name, str(error), _where(entry), warn=warn)
         return
 
@@ -309,14 +299,14 @@ def load_plugin(name: str) -> list[str]:
         return importlib.import_module(name)
 
     with _lock:
-        before, blocks_before = set(dict.keys(KINDS)), set(_blocks())
+        before, blocks_before = set(dict.keys(KINDS)), set(BLOCKS)
         try:
             _guarded(load)
         except PluginError as error:
             for kind in set(dict.keys(KINDS)) - before:
                 dict.pop(KINDS, kind, None)
-            for block in set(_blocks()) - blocks_before:
-                _blocks().pop(block, None)
+            for block in set(BLOCKS) - blocks_before:
+                BLOCKS.pop(block, None)
             raise PluginError(f"plugin {name!r} could not be loaded: {error}") from None
         return sorted(set(dict.keys(KINDS)) - before)
 

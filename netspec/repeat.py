@@ -31,9 +31,9 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
 
 from netspec.errors import Finding, Path, format_path
-from netspec.layers.base import (
-    MAX_INPUTS, EntryInputs, EntryName, Layer, SpecModel, _plain, findings_from_validation, parse_entry,
-)
+from netspec.layers.base import MAX_INPUTS, EntryInputs, EntryName, Layer, _plain
+from netspec.messages import SpecModel, findings_from_validation
+from netspec.parsing import parse_entry
 
 REPEAT = "repeat"
 """The key of an instance entry (``- repeat: NAME``); no kind can be called so."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from pydantic import BaseModel
 
 from netspec.blocks.base import builtin_blocks_only
-from netspec.layers.base import entry_fields
+from netspec.parsing import entry_fields
 from netspec.registry import KINDS, PluginWarning, is_builtin
 from netspec.scaling import scaled_fields
 

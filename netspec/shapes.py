@@ -98,6 +98,14 @@ def conv_out_size(size: int | None, *, kernel: int, stride: int, padding: int, d
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def fitting_kernels(x: Shape, sizes: tuple[int, ...], *, padded: bool = True) -> list[int]:
+    """The kernel sizes among ``sizes`` whose window fits in ``x``'s map (a side the spec leaves unknown counts as
+    64), with padding (k - 1) // 2 on each side when ``padded`` (a conv's, a max pool's default), else none: what a
+    kind's hypothesis strategy may draw for input ``x``."""
+    smallest = min(size for size in (x.height, x.width, 64) if size is not None)
+    return [k for k in sizes if k <= smallest + (2 * ((k - 1) // 2) if padded else 0)]
+
+
 def broadcast_size(a: int | None, b: int | None) -> tuple[bool, int | None]:
     """Whether sizes ``a`` and ``b`` broadcast (equal, or one is 1; unknown fits anything), and the result."""
     if a == 1:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -22,6 +24,24 @@ MAX_DEPTH = 64
 """Deepest nesting of mappings and lists (a spec needs about 8)."""
 MAX_NODES = 250_000
 """Most YAML nodes, counted both as composed and with every alias expanded (about 15,000 layers)."""
+
+
+def read_limited(path: str | os.PathLike[str], what: str) -> bytes:
+    """The bytes of the regular file at ``path``, at most :data:`MAX_BYTES` + 1 (enough to tell a file over the
+    limit); else a :class:`SpecError` ``cannot read the {what}: ...`` naming it. Opened non-blocking and checked
+    first: a FIFO or a device (``/dev/stdin`` with nobody writing, a named pipe) would block forever."""
+    name = os.fspath(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(descriptor)
+            kind = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise SpecError([Problem((), f"cannot read the {what}: {kind}, not a regular file", name)])
+        with os.fdopen(descriptor, "rb") as handle:
+            return handle.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise SpecError([Problem((), f"cannot read the {what}: {error.strerror or error}", name)]) from None
 
 _STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = {

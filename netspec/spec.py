@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, \
     field_validator
 
+from netspec.compiler import analyse
+from netspec.entries import flatten
 from netspec.errors import Finding, Problem, SpecError, format_path
-from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability, SpecModel, findings_from_validation
+from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability
+from netspec.messages import SpecModel, findings_from_validation
 from netspec.repeat import Definition, Item, parse_item, parse_items
 from netspec.ops import ActName, NormEps, NormMomentum, NormName
 from netspec.scaling import Scale, ScaleName
-from netspec.source import MAX_BYTES, Mark, Source, gc_paused, parse_yaml
+from netspec.source import Mark, Source, gc_paused, parse_yaml, read_limited
 
 
 def _square(value: Any) -> Any:
@@ -141,8 +143,6 @@ class Spec(SpecModel):
     def scaled_layers(self) -> list[Layer]:
         """The entries as built, ``repeat:`` instances expanded: ``scale`` applied to their channel and depth params
         (as written when unset)."""
-        from netspec.entries import flatten
-
         layers = [entry.layer for entry in flatten(self).entries]
         scale = self.resolved_scale
         return layers if scale is None else [scale.apply(layer) for layer in layers]
@@ -254,8 +254,6 @@ def _parse_list(raw: list[Any], where: tuple[str | int, ...]) -> tuple[list[Item
 
 def _semantic_findings(data: dict[str, Any], layers: list[Layer]) -> list[Finding]:
     """Shape problems among the layers that did validate, so that one run reports every mistake."""
-    from netspec.compiler import analyse
-
     try:
         partial = Spec.model_validate({**data, "layers": layers})
     except ValidationError:
@@ -275,18 +273,12 @@ def loads(text: str | bytes, *, name: str | None = None) -> Spec:
 
 def load(path: str | os.PathLike[str]) -> Spec:
     """Read, parse and validate a YAML spec file."""
-    name = os.fspath(path)
-    try:
-        # Non-blocking, then checked: a FIFO or a device (`netspec check /dev/stdin` with nobody writing, a named
-        # pipe) would block in open() or read() forever; only a regular file is read.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(descriptor)
-            what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise SpecError([Problem((), f"cannot read the spec: {what}, not a regular file", name)])
-        with os.fdopen(descriptor, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)  # enough to tell a file over the limit, never more
-    except OSError as error:
-        raise SpecError([Problem((), f"cannot read the spec: {error.strerror or error}", name)]) from None
-    return loads(raw, name=name)
+    return loads(read_limited(path, "spec"), name=os.fspath(path))
+
+SpecLike = Spec | str | os.PathLike[str]
+"""What the functions that take a spec accept: a :class:`Spec`, or the path of a YAML file."""
+
+
+def as_spec(spec: SpecLike) -> Spec:
+    """``spec`` itself, or the spec the YAML file at that path holds (:func:`load`)."""
+    return spec if isinstance(spec, Spec) else load(spec)

@@ -30,9 +30,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from netspec.api import SPEC_ATTRIBUTE, build, spec_of  # noqa: F401  (SPEC_ATTRIBUTE, spec_of: they used to live here)
 from netspec.compiler import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS
 from netspec.errors import Problem, SpecError, printable
 from netspec.files import write_bytes_atomic
+from netspec.spec import as_spec, loads
+from netspec.version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -42,8 +45,6 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FORMAT = "netspec-checkpoint"
 CHECKPOINT_VERSION = 1
-SPEC_ATTRIBUTE = "_netspec_spec"
-"""The attribute :func:`netspec.build` sets on a model: the :class:`~netspec.Spec` it was built from."""
 OPTIONAL_TENSORS = frozenset({"num_batches_tracked"})
 """Tensors a unit may lack on either side (old checkpoints have no BN batch counter); copied when both have them."""
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params")
@@ -720,23 +721,12 @@ def _unreadable(tensor: "torch.Tensor") -> str | None:
     return None
 
 
-def spec_of(model: "nn.Module") -> "Spec | None":
-    """The :class:`~netspec.Spec` a model was built from (set by :func:`netspec.build`), or ``None``."""
-    return getattr(model, SPEC_ATTRIBUTE, None)
-
-
-def remember_spec(model: "nn.Module", spec: "Spec") -> None:
-    object.__setattr__(model, SPEC_ATTRIBUTE, spec)  # a plain attribute: never a submodule, buffer or state entry
-
-
 def checkpoint_bytes(spec_text: str, state: Mapping[str, "torch.Tensor"]) -> bytes:
     """A netspec checkpoint in memory: the same weights and spec give the same bytes."""
     import torch
 
-    import netspec
-
     buffer = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "netspec": netspec.__version__,
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "netspec": __version__,
                 "spec": spec_text, "state_dict": dict(state)}, buffer)
     return buffer.getvalue()
 
@@ -747,9 +737,7 @@ def save(model: "nn.Module", path: str | os.PathLike[str], *, spec: "Spec | str 
     ``spec`` defaults to the one :func:`netspec.build` attached to the model. The file is a ``torch.save``
     dict of plain data (loadable with ``weights_only=True``), written atomically and byte-reproducibly.
     """
-    from netspec import _as_spec
-
-    chosen = _as_spec(spec) if spec is not None else spec_of(model)
+    chosen = as_spec(spec) if spec is not None else spec_of(model)
     if chosen is None:
         raise ValueError("this model does not carry its spec (it was not built by netspec.build): "
                          "pass it, netspec.save(model, path, spec=...)")
@@ -771,8 +759,6 @@ class Checkpoint:
                          f"and {len(self.state_dict)} tensors ({values:,} values)")  # text from the file: escaped
 
     def spec(self) -> "Spec":
-        from netspec.spec import loads
-
         return loads(self.spec_text, name=f"{self.path} (its spec)")
 
 
@@ -822,12 +808,10 @@ def load_model(
 
     The limits are :func:`netspec.build`'s: a checkpoint's spec is checked like any other before it is built.
     """
-    import netspec
-
     from netspec.source import gc_paused
 
     checkpoint = read_checkpoint(path)
-    model = netspec.build(checkpoint.spec(), max_params=max_params, max_activations=max_activations)
+    model = build(checkpoint.spec(), max_params=max_params, max_activations=max_activations)
     with gc_paused():
         load_state(model, checkpoint.state_dict, checkpoint.path, file=checkpoint.path, strict=True)
     return model

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 import netspec
-from netspec.layers.base import kinds_of
+from netspec.parsing import kinds_of
 from netspec import SpecError
 
 

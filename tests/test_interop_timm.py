@@ -183,7 +183,7 @@ def test_timm_attention_with_timms_rounding_reads_as_its_timm_name(name: str, ch
 def test_timm_only_attention_alone_reads_as_its_twin_kind(name: str, channels: int) -> None:
     """timm's LightCbamModule, SimpleCoordAttn, EfficientLocalAttn, StripAttn and BatNonLocalAttn (verified: count,
     strict load, equal outputs) read as the netspec kind ``timm:NAME`` names, with its params."""
-    from netspec.layers.base import parse_entry
+    from netspec.parsing import parse_entry
 
     source = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), timm.layers.get_attn(name)(channels)).eval()
     spec = netspec.from_module(source, input_size=28)  # BAT's blocks of 7 divide 28

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import netspec
-from netspec.layers.base import Context, kinds_of
+from netspec.layers.base import Context
+from netspec.parsing import kinds_of
 from netspec.registry import builtin_kinds
 from netspec.shapes import Shape
 

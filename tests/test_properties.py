@@ -17,7 +17,8 @@ from netspec import strategies as nst
 from netspec.blocks import BLOCKS
 from netspec.compiler import analyse
 from netspec.errors import SpecWarning
-from netspec.layers.base import Context, kinds_of
+from netspec.layers.base import Context
+from netspec.parsing import kinds_of
 from netspec.registry import KINDS
 from netspec.shapes import Shape
 from netspec.spec import Input, Spec

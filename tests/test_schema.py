@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import netspec
 from netspec import cli
-from netspec.layers.base import entry_fields, kinds_of
+from netspec.parsing import entry_fields, kinds_of
 from netspec.registry import KINDS, builtin_kinds
 from netspec.schema import schema_text, spec_schema
 from netspec.shapes import Shape

@@ -9,7 +9,7 @@ import torch
 
 import netspec
 import official_timm_attention as official
-from netspec.layers.base import parse_entry
+from netspec.parsing import parse_entry
 from netspec.shapes import Shape
 from netspec.timm_attention import TIMM_ATTENTION
 from test_self_attention import assert_same_function

@@ -1,4 +1,5 @@
-"""The contract of a stage's block, and the one registry of blocks: ``block`` name -> :class:`Block`.
+"""The contract of a stage's block, and registering one: ``block`` name -> :class:`Block` (in
+:data:`netspec.registry.BLOCKS`, the one registry of kinds and blocks).
 
 A ``stage`` repeats one block ``depth`` times; the block says what one of them is. A block is one file: subclass
 :class:`Block`, set ``name``, ``paper`` and ``options`` (the stage params it reads besides the ones every block
@@ -13,6 +14,8 @@ import contextvars
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, TypeVar
 
+from netspec.errors import Invalid
+from netspec.registry import BLOCKS, KINDS
 from netspec.shapes import LayerInfo, Shape
 
 if TYPE_CHECKING:
@@ -90,9 +93,6 @@ class Block:
         return doc.splitlines()[0] if doc else ""
 
 
-BLOCKS: dict[str, Block] = {}
-"""Every registered block by name, in registration order (the built-in ones first)."""
-
 BlockType = TypeVar("BlockType", bound=type[Block])
 
 
@@ -139,8 +139,6 @@ def builtin_blocks_only(active: bool = True) -> Iterator[None]:
 
 def block_names(*, builtin_only: bool = False) -> list[str]:
     """Registered block names (installed plugins loaded first, as listing kinds does)."""
-    from netspec.registry import KINDS
-
     KINDS.keys()  # loads installed plugins once, when plugin loading is armed
     builtin_only = builtin_only or _BUILTIN_ONLY.get()
     return [name for name, block in BLOCKS.items() if not builtin_only or is_builtin_block(type(block))]
@@ -153,8 +151,6 @@ def users_of(option: str) -> list[str]:
 
 def plugin_block_call(block: Block, what: str, ctx: "Context", call: Any) -> Any:
     """``call()`` for a plugin's block: its own bug becomes a located problem naming it, never a traceback."""
-    from netspec.errors import Invalid
-
     if is_builtin_block(type(block)):
         return call()
     try:

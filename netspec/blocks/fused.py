@@ -14,8 +14,9 @@ from typing import Any
 
 from netspec.blocks.base import Block, Site, StageParams, register_block
 from netspec.blocks.inverted import block_padding, check_expansion
-from netspec.layers.base import Context, kinds_of
+from netspec.layers.base import Context
 from netspec.layers.conv import conv_info
+from netspec.parsing import kinds_of
 from netspec.shapes import LayerInfo, Shape, conv_out_size
 
 DEFAULT_EXPAND = 4.0

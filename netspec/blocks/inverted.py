@@ -13,8 +13,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from netspec.blocks.base import Block, Site, StageParams, register_block
-from netspec.layers.base import Context, kinds_of
+from netspec.layers.base import Context
 from netspec.layers.conv import conv_info, same_padding
+from netspec.parsing import kinds_of
 from netspec.shapes import LayerInfo, Shape
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ class RegNet(ResNetBlock):
     def draw(self, draw: Any, stage: type[Any], x: Shape) -> StageParams:
         from hypothesis import strategies as st
 
-        from netspec.layers.base import kinds_of
+        from netspec.parsing import kinds_of
         from netspec.registry import KINDS
         from netspec.shapes import conv_out_size
 

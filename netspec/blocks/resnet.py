@@ -14,9 +14,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from netspec.blocks.base import Block, Site, StageParams
-from netspec.layers.base import Context, kinds_of
+from netspec.layers.base import Context
 from netspec.layers.conv import conv_info
 from netspec.layers.maxpool import window_info
+from netspec.parsing import kinds_of
 from netspec.shapes import LayerInfo, Shape, add_macs, conv_out_size
 
 if TYPE_CHECKING:

@@ -8,23 +8,10 @@ Each importer returns an :class:`Imported`: the validated :class:`~netspec.Spec`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from netspec.errors import Problem, SpecError
-from netspec.spec import Spec
-
-
-@dataclass(frozen=True)
-class Imported:
-    """What an importer produces: ``spec`` (validated), ``text`` (the spec as YAML, with comments, loadable with
-    :func:`netspec.loads` into ``spec``) and ``notes`` (choices the importer made that the user should know)."""
-
-    spec: Spec
-    text: str
-    notes: tuple[str, ...] = field(default=())
-    source_model: Any = None
-    """the module the spec was read from (model importers; ``netspec import --weights-out`` saves its weights)"""
+from netspec.importers.imported import Imported
 
 
 Importer = Callable[..., Imported]

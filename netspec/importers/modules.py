@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from netspec.api import build
 from netspec.errors import Problem, SpecError
-from netspec.importers import Imported
+from netspec.importers.imported import Imported
 from netspec.layers.base import Layer
 from netspec.spec import Spec
+from netspec.weights import load_weights
 
 if TYPE_CHECKING:
     import torch
@@ -1180,15 +1182,13 @@ def verify_spec(spec: Spec, module: "nn.Module", *, input_size: Any = None) -> V
     """Prove ``spec`` computes ``module``: same parameter count, a strict weight load, equal eval outputs."""
     import torch
 
-    import netspec
-
     label = f"<{spec.name or type(module).__name__}>"
-    model = netspec.build(spec, seed=0)
+    model = build(spec, seed=0)
     theirs = sum(p.numel() for p in module.parameters())
     ours = sum(p.numel() for p in model.parameters())
     if theirs != ours:
         raise _fail(f"{type(module).__name__}: the spec builds {ours:,} parameters, the module has {theirs:,}", label)
-    netspec.load_weights(model, module.state_dict(), strict=True)
+    load_weights(model, module.state_dict(), strict=True)
     size = _input_size(module, input_size, spec.input.channels)
     was_training = module.training
     try:

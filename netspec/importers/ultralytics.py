@@ -28,11 +28,13 @@ from typing import Any, Callable
 
 import yaml
 
+from netspec.api import build
 from netspec.errors import Path, Problem, SpecError
-from netspec.importers import Imported
+from netspec.importers.imported import Imported
 from netspec.registry import KINDS
 from netspec.scaling import make_divisible
-from netspec.source import Source, parse_yaml
+from netspec.source import Source, parse_yaml, read_limited
+from netspec.weights import load_weights
 
 INPUT_SIZE = 640
 """Ultralytics' default image size, written as the spec's ``input.size`` (the model takes any multiple of 32)."""
@@ -237,28 +239,27 @@ def sppf(row: Row, entries: list[Entry], model: Model) -> Entry:
     return _block("sppf", row, source, model, params)
 
 
-def c2f(row: Row, entries: list[Entry], model: Model) -> Entry:
-    """``C2f(c1, c2, n, shortcut=False, g=1, e=0.5)``: args ``[c2, shortcut]``."""
+def _csp(kind: str, shortcut: bool, row: Row, entries: list[Entry], model: Model) -> Entry:
+    """A ``C2f``/``C3`` row, ``(c1, c2, n, shortcut, g=1, e=0.5)``: args ``[c2, shortcut]``, the shortcut's
+    default being the module's (``shortcut`` here)."""
     source = _one_input(row, entries)
     _only(row, 4, "out, shortcut, groups, expansion")
     _unchanged(row, 2, 1, "groups")
     _unchanged(row, 3, 0.5, "expansion e")
     params: dict[str, Any] = {"out": _int(row, 0, "out"), "depth": row.repeats}
-    if _flag(row, 1, "shortcut", False):
-        params["shortcut"] = True
-    return _block("c2f", row, source, model, params)
+    if _flag(row, 1, "shortcut", shortcut) != shortcut:
+        params["shortcut"] = not shortcut
+    return _block(kind, row, source, model, params)
+
+
+def c2f(row: Row, entries: list[Entry], model: Model) -> Entry:
+    """``C2f(c1, c2, n, shortcut=False, g=1, e=0.5)``: args ``[c2, shortcut]``."""
+    return _csp("c2f", False, row, entries, model)
 
 
 def c3(row: Row, entries: list[Entry], model: Model) -> Entry:
     """``C3(c1, c2, n, shortcut=True, g=1, e=0.5)``: args ``[c2, shortcut]``."""
-    source = _one_input(row, entries)
-    _only(row, 4, "out, shortcut, groups, expansion")
-    _unchanged(row, 2, 1, "groups")
-    _unchanged(row, 3, 0.5, "expansion e")
-    params: dict[str, Any] = {"out": _int(row, 0, "out"), "depth": row.repeats}
-    if not _flag(row, 1, "shortcut", True):
-        params["shortcut"] = False
-    return _block("c3", row, source, model, params)
+    return _csp("c3", True, row, entries, model)
 
 
 def c3k2(row: Row, entries: list[Entry], model: Model) -> Entry:
@@ -730,7 +731,6 @@ def verify_with_ultralytics(spec: "Spec", data: dict[str, Any], scale: str | Non
         from ultralytics.nn.tasks import DetectionModel
     except ImportError as error:
         raise fail(f"verifying builds Ultralytics' own model of the file: install the ultralytics package ({error})")
-    import netspec
 
     cfg = copy.deepcopy(data)
     cfg.setdefault("nc", 80)
@@ -749,12 +749,12 @@ def verify_with_ultralytics(spec: "Spec", data: dict[str, Any], scale: str | Non
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.copy_(torch.rand(module.num_features, generator=generator) - 0.5)
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-    ours = netspec.build(spec, seed=0)
+    ours = build(spec, seed=0)
     params = sum(p.numel() for p in ours.parameters())
     expected_params = sum(p.numel() for p in theirs.parameters())
     if params != expected_params:
         raise fail(f"verification failed: {params:,} parameters, Ultralytics' model has {expected_params:,}")
-    netspec.load_weights(ours, theirs.state_dict(), strict=True)  # WeightsError (a SpecError) lists what differs
+    load_weights(ours, theirs.state_dict(), strict=True)  # WeightsError (a SpecError) lists what differs
     x = torch.randn(2, channels, VERIFY_SIZE, VERIFY_SIZE, generator=generator)
     worst = 0.0
     for mode in ("train", "eval"):
@@ -804,22 +804,8 @@ def _back_to_rows(error: SpecError, source: Source, rows: list[Row]) -> list[Pro
 
 def import_file(path: str, *, scale: str | None = None, verify: bool = False) -> Imported:
     """Read the Ultralytics model YAML at ``path`` and convert it (:func:`convert`)."""
-    import stat
-
-    from netspec.source import MAX_BYTES
-
     name = os.fspath(path)
-    try:  # as netspec.load reads a spec: only a regular file, never blocking on a FIFO, never past the size limit
-        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(descriptor)
-            what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise SpecError([Problem((), f"cannot read the file: {what}, not a regular file", name)])
-        with os.fdopen(descriptor, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as error:
-        raise SpecError([Problem((), f"cannot read the file: {error.strerror or error}", name)]) from None
+    raw = read_limited(name, "file")  # as netspec.load reads a spec
     return convert(raw, name=name, scale=scale, verify=verify)
 
 

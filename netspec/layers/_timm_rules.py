@@ -12,6 +12,15 @@ def timm_divisible(value: float, divisor: int = 8, *, round_limit: float = 0.9, 
     return rounded + divisor if rounded < round_limit * value else rounded
 
 
+def reduced_width(channels: int, reduction: int, least: int, rounding: str, *, divisor: int) -> int:
+    """The hidden width of an attention's reducing fc (SK's d, ResNeSt's inter): ``max(channels // reduction,
+    least)`` as the papers' code (``rounding: floor``), or timm's ``make_divisible(channels / reduction, divisor,
+    min_value=least)`` (``rounding: timm``)."""
+    if rounding == "timm":
+        return timm_divisible(channels / reduction, divisor, min_value=least)
+    return max(channels // reduction, least)
+
+
 def timm_eca_kernel(channels: int, *, gamma: float = 2, beta: float = 1) -> int:
     """timm's EcaModule kernel: t = int(|log2 C + beta| / gamma), odd, at least 3."""
     t = int(abs(math.log(channels, 2) + beta) / gamma)

@@ -8,7 +8,7 @@ from pydantic import Field, Strict
 from netspec.layers.base import Context, Layer, NonNegativeInt, PositiveInt
 from netspec.layers.maxpool import window_info
 from netspec.registry import register
-from netspec.shapes import LayerInfo, Shape
+from netspec.shapes import LayerInfo, Shape, fitting_kernels
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -70,6 +70,6 @@ class AvgPool(Layer):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        smallest = min(size for size in (x.height, x.width, 64) if size is not None)
-        local = st.builds(cls, kernel=st.integers(1, min(smallest, 3)), stride=st.sampled_from([None, 1, 2]))
+        kernels = fitting_kernels(x, (1, 2, 3), padded=False)  # avgpool pads none by default
+        local = st.builds(cls, kernel=st.sampled_from(kernels), stride=st.sampled_from([None, 1, 2]))
         return st.one_of(st.just(cls()), local, st.builds(cls, size=st.integers(1, 3)))

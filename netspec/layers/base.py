@@ -3,18 +3,20 @@
 A kind is one file: subclass :class:`Layer` (or :class:`Attention`), set ``kind`` and ``paper``,
 implement ``infer`` (static shape, params, MACs), ``build`` (the ``torch.nn.Module``) and
 ``strategy`` (hypothesis examples), and decorate with :func:`netspec.register`.
+
+This module holds the Layer hierarchy and the field types kinds share. Parsing a YAML entry into a layer is
+:mod:`netspec.parsing` (with :data:`~netspec.parsing.AttentionEntry`/:data:`~netspec.parsing.ConvEntry`, the types
+of fields holding a nested entry); pydantic's errors become messages in :mod:`netspec.messages`.
 """
 from __future__ import annotations
 
-import re
-import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, Strict
 
-from netspec.errors import Finding, Invalid, Path, Problem, SpecError, format_path
-from netspec.registry import FAILED_PLUGINS, KINDS, is_builtin, suggest
+from netspec.errors import Finding, Invalid, Path
+from netspec.messages import SpecModel, one_line, short
 from netspec.shapes import MAX_COUNT, LayerInfo, Shape, broadcast_size, conv_out_size
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ Role = Literal["layer", "attention", "conv"]
 
 EntryName = Annotated[str, Strict(), Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 """A name other entries can refer to (``name:``); also the entry's child module name."""
+NAME_RULE = "a name is lower case letters, digits and _, not starting with a digit: [a-z_][a-z0-9_]*"
+"""What :data:`EntryName`'s pattern asks for, in words (messages)."""
 MAX_INPUTS = 1024
 """Most entries one `from:` list names."""
 EntryInputs = EntryName | Annotated[tuple[EntryName, ...], Field(max_length=MAX_INPUTS)]
@@ -87,25 +91,6 @@ class Context:
         return Invalid(self.path + ((param,) if param else ()), message)
 
 
-class _RaisesSpecError(type(BaseModel)):  # type: ignore[misc]
-    """Metaclass of :class:`SpecModel`: calling the class from Python turns pydantic's ``ValidationError`` into a
-    :class:`~netspec.SpecError`. (Not a custom ``__init__``: pydantic would then call it while validating nested
-    models too.)"""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().__call__(*args, **kwargs)
-        except ValidationError as error:
-            kind = getattr(cls, "kind", "")
-            findings = findings_from_validation(error, (kind,) if kind else (), cls)
-            raise SpecError(Problem(f.path, f.message) for f in findings) from None
-
-
-class SpecModel(BaseModel, metaclass=_RaisesSpecError):
-    """A pydantic model whose Python constructor raises :class:`~netspec.SpecError` (as YAML does), not pydantic's
-    ``ValidationError``: ``Conv(out="64")`` -> ``conv.out: input should be a valid integer (got '64')``."""
-
-
 class Layer(SpecModel):
     """Base of every kind's params model."""
 
@@ -125,6 +110,7 @@ class Layer(SpecModel):
     """How many inputs the kind takes (fewest, most; ``None``: any): merges take ``(2, None)``."""
     reads_sequences: ClassVar[bool] = False
     """Whether the kind takes a (C, A) sequence input (a detection head's output); none built in does."""
+    _quoted_in_errors: ClassVar[bool] = False  # a layer given where it does not fit is named, not repr'd
 
     name: EntryName | None = Field(None, description="a name other entries can refer to (`from:`, `outputs:`)")
     inputs: EntryInputs | None = Field(
@@ -194,7 +180,7 @@ class Layer(SpecModel):
         except Invalid:
             raise
         except Exception as error:
-            raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule failed: {_one_line(error)}") from None
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule failed: {one_line(error)}") from None
         wrong = _layer_info_problem(info)
         if wrong:
             raise ctx.invalid(None, f"{_plugin_name(self)}: its shape rule returned {wrong}")
@@ -212,9 +198,9 @@ class Layer(SpecModel):
         try:
             module = self.build_inputs(inputs, ctx)
         except Exception as error:
-            raise ctx.invalid(None, f"{_plugin_name(self)}: its build failed: {_one_line(error)}") from None
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its build failed: {one_line(error)}") from None
         if not isinstance(module, torch.nn.Module):
-            raise ctx.invalid(None, f"{_plugin_name(self)}: its build returned {_short(module)}, not a torch.nn.Module")
+            raise ctx.invalid(None, f"{_plugin_name(self)}: its build returned {short(module)}, not a torch.nn.Module")
         if not all(shape.sized for shape in inputs):
             return module
         expected = self.checked_infer(inputs, replace(ctx, findings=[])).shape
@@ -225,12 +211,12 @@ class Layer(SpecModel):
                 output = module.eval()(*(torch.zeros(1, *shape.dims()) for shape in inputs))  # type: ignore[arg-type]
         except Exception as error:
             raise ctx.invalid(None, f"{_plugin_name(self)}: its module failed on an input {shown_input}: "
-                                    f"{_one_line(error)}") from None
+                                    f"{one_line(error)}") from None
         finally:
             module.train(training)
         got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
         if got != expected.dims():
-            shown = "(N, " + ", ".join(map(str, got)) + ")" if got is not None else _short(output)
+            shown = "(N, " + ", ".join(map(str, got)) + ")" if got is not None else short(output)
             raise ctx.invalid(None, f"{_plugin_name(self)}: its module outputs {shown} on an input {shown_input}, "
                                     f"but its shape rule says {expected}")
         return module
@@ -355,11 +341,16 @@ def describe_inputs(inputs: list[Shape], ctx: Context) -> str:
     return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
 
 
+def is_builtin(cls: type) -> bool:
+    """Whether a kind ships with netspec (rather than coming from user code or a plugin)."""
+    return cls.__module__ == "netspec" or cls.__module__.startswith("netspec.")
+
+
 def _plugin_name(layer: Layer) -> str:
     return f"the plugin kind {layer.kind!r} ({type(layer).__module__})"
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     reason = (str(error).strip().splitlines() or [""])[0]
     return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
 
@@ -367,19 +358,19 @@ def _one_line(error: BaseException) -> str:
 def _layer_info_problem(info: Any) -> str:
     """What is wrong with a shape rule's result (``""``: a well-formed :class:`LayerInfo`; plugins are checked)."""
     if not isinstance(info, LayerInfo):
-        return f"{_short(info)}, not a netspec LayerInfo(shape, params, macs)"
+        return f"{short(info)}, not a netspec LayerInfo(shape, params, macs)"
     shape = info.shape
     if not isinstance(shape, Shape):
-        return f"a LayerInfo whose shape is {_short(shape)}, not a netspec Shape"
+        return f"a LayerInfo whose shape is {short(shape)}, not a netspec Shape"
     if not (type(shape.channels) is int and shape.channels >= 1):
-        return f"a shape with {_short(shape.channels)} channels (must be an int >= 1)"
+        return f"a shape with {short(shape.channels)} channels (must be an int >= 1)"
     for size in (shape.height, shape.width):
         if not (size is None or (type(size) is int and size >= 1)):
-            return f"a shape with a size of {_short(size)} (must be an int >= 1 or None)"
+            return f"a shape with a size of {short(size)} (must be an int >= 1 or None)"
     if not (type(info.params) is int and info.params >= 0):
-        return f"{_short(info.params)} parameters (must be an int >= 0)"
+        return f"{short(info.params)} parameters (must be an int >= 0)"
     if not (info.macs is None or (type(info.macs) is int and info.macs >= 0)):
-        return f"{_short(info.macs)} MACs (must be an int >= 0 or None)"
+        return f"{short(info.macs)} MACs (must be an int >= 0 or None)"
     return ""
 
 
@@ -447,273 +438,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Entries: a layer is written `kind`, `{kind: null}` or `{kind: {params}}`; fields of a kind that
-# hold another layer (a stage's `attention`) are written the same way.
-
-
-@dataclass(frozen=True)
-class EntryRole:
-    """Marks a params field that holds a nested layer entry of the given role."""
-
-    role: Role
-
-
-def _coerce_entry(role: Role) -> Any:
-    def convert(value: Any) -> Any:
-        if value is None or isinstance(value, Layer):
-            if isinstance(value, Layer) and not value.fills(role):
-                raise ValueError(f"{value.kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}")
-            if isinstance(value, Layer) and value.wired:
-                raise ValueError(f"a nested {value.kind!r} cannot have `name` or `from`: only top-level entries can")
-            return value
-        layer, findings = parse_entry(value, (), role=role)
-        if findings:
-            raise ValueError("; ".join(f"{format_path(f.path) or 'entry'}: {f.message}" for f in findings))
-        return layer
-
-    return BeforeValidator(convert)
-
-
-AttentionEntry = Annotated[Attention | None, EntryRole("attention"), _coerce_entry("attention")]
-ConvEntry = Annotated[BlockConv | None, EntryRole("conv"), _coerce_entry("conv")]
-
-
-def kinds_of(role: Role) -> list[str]:
-    return sorted(kind for kind, cls in KINDS.items() if cls.fills(role))
-
-
-def _role_name(role: Role) -> str:
-    return {"attention": "an attention kind", "conv": "a kind usable as a block's conv"}.get(role, f"a {role} kind")
-
-
-def entry_fields(cls: type[Layer]) -> dict[str, Role]:
-    """Fields of ``cls`` that hold nested entries, with the role they accept."""
-    result: dict[str, Role] = {}
-    for name, info in cls.param_fields().items():
-        for meta in info.metadata:
-            if isinstance(meta, EntryRole):
-                result[name] = meta.role
-    return result
-
-
-def parse_entry(raw: Any, path: Path, *, role: Role | None = None) -> tuple[Layer | None, list[Finding]]:
-    """Validate one layer entry into its params model; report every problem found with its path.
-
-    A top-level entry (``role`` None) may carry ``name:`` and ``from:`` beside its kind key.
-    """
-    wiring: dict[str, Any] = {}
-    if isinstance(raw, dict) and len(raw) > 1 and role is None:
-        wiring = {key: value for key, value in raw.items() if key in WIRING.values()}
-        if wiring:
-            raw = {key: value for key, value in raw.items() if key not in WIRING.values()}
-    if isinstance(raw, dict) and role is not None and any(key in WIRING.values() for key in raw) and len(raw) > 1:
-        key = next(key for key in raw if key in WIRING.values())
-        return None, [Finding(path + (key,), "only top-level entries can have `name` or `from`", on_key=True)]
-    if isinstance(raw, str):
-        kind, params = raw, None
-    elif isinstance(raw, dict) and len(raw) == 1:
-        kind, params = next(iter(raw.items()))
-    elif isinstance(raw, dict) and not raw and wiring:
-        return None, [Finding(path, f"an entry with {' and '.join(wiring)} needs a kind, e.g. `- conv: {{out: 64}}`")]
-    elif isinstance(raw, dict) and not raw:
-        return None, [Finding(path, "empty layer: write a kind, e.g. `- se` or `- conv: {out: 64}`")]
-    elif isinstance(raw, dict):
-        names = ", ".join(repr(key) for key in raw)
-        message = (
-            f"a layer is one mapping {{kind: {{params}}}}, found keys {names}: "
-            "indent params under the kind, or start a new layer with '-'"
-        )
-        return None, [Finding(path, message)]
-    else:
-        return None, [Finding(path, f"a layer is a kind name or {{kind: {{params}}}}, got {type(raw).__name__} {raw!r}")]
-    if not isinstance(kind, str):
-        return None, [Finding(path + (kind,), f"a kind must be a name, got {kind!r}", on_key=True)]
-    written = kind
-    if kind.startswith("timm:"):  # timm's attention names: a netspec kind with timm's defaults (netspec.timm_attention)
-        from netspec.timm_attention import resolve
-
-        resolved = resolve(kind, params)
-        if isinstance(resolved, str):
-            return None, [Finding(path + (kind,), resolved, on_key=True)]
-        kind, params = resolved
-    cls = KINDS.get(kind)
-    if cls is None:
-        choices = kinds_of(role) if role else sorted(KINDS)
-        hint = suggest(kind, choices) if kind in FAILED_PLUGINS else _did_you_mean(kind, choices)
-        if not hint and role is not None:
-            hint = f"; {_role_name(role)} is one of {', '.join(choices)}"
-        return None, [Finding(path + (written,), f"unknown kind {kind!r}{hint}", on_key=True)]
-    if role is not None and not cls.fills(role):
-        message = f"{kind!r} is not {_role_name(role)}; choose from {', '.join(kinds_of(role))}"
-        return None, [Finding(path + (written,), message, on_key=True)]
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        message = f"params of {kind!r} must be a mapping {{name: value}}, got {type(params).__name__} {params!r}"
-        return None, [Finding(path + (written,), message)]
-    findings: list[Finding] = []
-    params = dict(params)
-    for key in WIRING.values():
-        if key in params:
-            message = f"`{key}` goes beside the kind, not in its params: `- {kind}: {{...}}` then `  {key}: ...`"
-            findings.append(Finding(path + (written, key), message, on_key=True))
-            del params[key]
-    for name, field_role in entry_fields(cls).items():
-        if name in params and params[name] is not None and not isinstance(params[name], Layer):
-            nested, nested_findings = parse_entry(params[name], path + (written, name), role=field_role)
-            findings += nested_findings
-            if nested is None:
-                del params[name]
-            else:
-                params[name] = nested
-    wiring_findings: list[Finding] = []
-    if wiring:
-        try:
-            _WIRING_CHECK.model_validate({python: wiring[key] for python, key in WIRING.items() if key in wiring})
-        except ValidationError as error:
-            wiring_findings = _wiring_findings(error, wiring, path)
-    if wiring_findings:
-        return None, findings + wiring_findings
-    try:
-        layer = cls.model_validate({**params, **wiring})
-    except ValidationError as error:
-        return None, findings + findings_from_validation(error, path + (written,), cls)
-    return (layer if not findings else None), findings
-
-
-NAME_RULE = "a name is lower case letters, digits and _, not starting with a digit: [a-z_][a-z0-9_]*"
-
-
-def _wiring_findings(error: ValidationError, wiring: dict[str, Any], path: Path) -> list[Finding]:
-    """One finding per bad `name`/`from` (or per bad name in a `from` list), not pydantic's one per union branch."""
-    findings: dict[Path, Finding] = {}
-    for item in error.errors(include_url=False):
-        field_name = WIRING.get(str(item["loc"][0]), str(item["loc"][0]))
-        indices = tuple(part for part in item["loc"][1:] if isinstance(part, int))
-        if "pattern" in item["type"]:
-            where = path + (field_name, *indices)
-            findings[where] = Finding(where, f"{NAME_RULE} (got {_short(item.get('input'))})")
-        elif field_name == "from":
-            where = path + ("from",)
-            findings.setdefault(where, Finding(where, "`from` is an earlier entry's name (or `input`), or a list of "
-                                                      f"names for a merge (got {_short(wiring['from'])})"))
-        else:
-            where = path + (field_name,)
-            findings.setdefault(where, Finding(where, f"{item['msg'][:1].lower()}{item['msg'][1:]} "
-                                                      f"(got {_short(item.get('input'))})"))
-    pattern_paths = {where[:len(path) + 1] for where, finding in findings.items() if NAME_RULE in finding.message}
-    return [finding for where, finding in findings.items() if where not in pattern_paths or NAME_RULE in finding.message]
-
-
-class _Wiring(BaseModel):
-    """Validates ``name``/``from`` alone, so their problems are located beside the kind, not in its params."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: EntryName | None = None
-    inputs: EntryInputs | None = None
-
-
-_WIRING_CHECK = _Wiring
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) model at ``loc`` inside ``model``, for did-you-mean hints."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = _params_of(current)
-        if not fields or part not in fields:
-            return []
-        annotation = fields[part].annotation
-        candidates = [annotation, *typing.get_args(annotation)]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if current is None:
-            return []
-    return list(_params_of(current))
-
-
-def _params_of(model: Any) -> dict[str, Any]:
-    if isinstance(model, type) and issubclass(model, Layer):
-        return model.param_fields()
-    return dict(getattr(model, "model_fields", {}) or {})
-
-
-def findings_from_validation(error: ValidationError, prefix: Path, model: type[BaseModel]) -> list[Finding]:
-    """Turn pydantic's errors into findings with full paths and short, helpful messages."""
-    findings = []
-    for item in error.errors(include_url=False):
-        loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
-        kind = item["type"]
-        if kind == "invalid_key" and loc:  # pydantic writes the key as text ('1.5'): point at the key as written
-            key = item.get("input")
-            findings.append(Finding(prefix + loc[:-1] + (key,), f"a field name must be text, got {_short(key)}",
-                                    on_key=True))
-        elif kind == "extra_forbidden":
-            name = str(loc[-1])
-            known = _fields_at(model, loc[:-1])
-            hint = _did_you_mean(name, known) if known else ""
-            listing = f"; known: {', '.join(known)}" if known else ""
-            findings.append(Finding(prefix + loc, f"unknown field {name!r}{hint}{listing}", on_key=True))
-        elif kind == "missing":
-            findings.append(Finding(prefix + loc, f"missing required field {loc[-1]!r}" if loc else "missing"))
-        else:
-            message = item["msg"]
-            if message.startswith("Value error, "):
-                message = message[len("Value error, "):]
-            value = item.get("input")
-            if not isinstance(value, (dict, Layer)):
-                message += f" (got {_short(value)})"
-            if kind == "literal_error" and isinstance(value, str):
-                message += _did_you_mean(value, re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", ""))))
-            findings.append(Finding(prefix + loc, message[:1].lower() + message[1:]))
-    return findings
-
-
-ALIASES = {
-    # what people coming from PyTorch, timm or Ultralytics write -> netspec's name
-    "out_channels": "out", "channels": "out", "c2": "out", "filters": "out", "planes": "out", "features": "out",
-    "out_features": "out", "kernel_size": "kernel", "k": "kernel", "s": "stride", "pad": "padding",
-    "num_blocks": "depth", "blocks": "depth", "n": "depth", "repeats": "depth", "ratio": "reduction",
-    "reduction_ratio": "reduction", "r": "reduction", "activation": "act", "act_layer": "act", "norm_layer": "norm",
-    "drop": "p", "drop_rate": "p", "dropout": "p", "rate": "p",
-    "bn": "batch", "batchnorm": "batch", "batch_norm": "batch", "batchnorm2d": "batch", "in": "instance",
-    "instancenorm": "instance", "instance_norm": "instance",
-    "squeeze_excite": "se", "squeeze_excitation": "se", "senet": "se", "ecanet": "eca", "selective_kernel": "sk",
-    "sknet": "sk", "non_local": "nonlocal", "nonlocal2d": "nonlocal", "nl": "nonlocal", "position": "pam",
-    "channel": "cam", "dual": "danet", "conv2d": "conv", "linear_layer": "linear", "fc": "linear", "dense": "linear",
-    "max_pool": "maxpool", "avg_pool": "avgpool", "global_pool": "avgpool", "gap": "avgpool",
-}
-"""Common names for netspec's fields, values and kinds, for "did you mean" (used only when it names a choice)."""
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
-def _did_you_mean(value: str, choices: list[str]) -> str:
-    """`` (did you mean 'relu'?)`` for a near miss: case (``ReLU``), separators (``leakyrelu``), a common name from
-    PyTorch/timm (``out_channels``, ``bn``), or a close spelling; else ``""``."""
-    if value in choices:
-        return ""
-    alias = ALIASES.get(value.lower()) or ALIASES.get(_normal(value))
-    matches = [choice for choice in choices if choice.lower() == value.lower()]
-    matches += [choice for choice in choices if _normal(choice) == _normal(value)]
-    matches += [alias] if alias in choices else []
-    if matches:
-        return f" (did you mean {matches[0]!r}?)"
-    return suggest(value, choices)
-
-
-def _short(value: Any) -> str:
-    if type(value) is int and value.bit_length() > 128:  # repr() fails past 4,300 digits, and says nothing useful
-        return f"an integer of {value.bit_length() * 0.30103:,.0f} digits"
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"a {type(value).__name__} too large to show"
-    return text if len(text) <= 40 else text[:37] + "..."

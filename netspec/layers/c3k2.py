@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, Strict
 
 from netspec.layers.base import Context, Flag, Layer
+from netspec.layers.c2f import c2f_info
 from netspec.layers.c3 import csp3_info
 from netspec.layers.conv import conv_info
 from netspec.layers.stage import MAX_BLOCKS
@@ -59,17 +60,14 @@ class C3k2(Layer):
                                    "half of it)")
         norm = self.norm or ctx.norm
         bias = norm == "none"
-        total = conv_info(x, ctx, out=2 * hidden, kernel=1, bias=bias, norm=norm)
-        half = Shape(hidden, total.shape.height, total.shape.width)
-        if self.c3k:
-            block = csp3_info(half, ctx, out=hidden, hidden=hidden // 2, depth=2, kernels=(3, 3), norm=norm)
-        else:
+
+        def block(half: Shape) -> LayerInfo:
+            if self.c3k:
+                return csp3_info(half, ctx, out=hidden, hidden=hidden // 2, depth=2, kernels=(3, 3), norm=norm)
             inner = conv_info(half, ctx, out=hidden // 2, kernel=3, padding=1, bias=bias, norm=norm)
-            block = inner.then(conv_info(inner.shape, ctx, out=hidden, kernel=3, padding=1, bias=bias, norm=norm))
-        macs = None if block.macs is None else self.depth * block.macs
-        total = total.then(LayerInfo(half, self.depth * block.params, macs))
-        pieces = Shape((2 + self.depth) * hidden, half.height, half.width)
-        return total.then(conv_info(pieces, ctx, out=self.out, kernel=1, bias=bias, norm=norm))
+            return inner.then(conv_info(inner.shape, ctx, out=hidden, kernel=3, padding=1, bias=bias, norm=norm))
+
+        return c2f_info(x, ctx, out=self.out, hidden=hidden, depth=self.depth, norm=norm, block=block)
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.yolo import C2f, c3k2_blocks

@@ -7,7 +7,7 @@ from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveIn
 from netspec.ops import ActName, NormName, norm_params, norm_problem
 from netspec.registry import register
 from netspec.scaling import Channels
-from netspec.shapes import LayerInfo, Shape, conv_out_size, scale_macs
+from netspec.shapes import LayerInfo, Shape, conv_out_size, fitting_kernels, scale_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -118,12 +118,10 @@ class Conv(Layer):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        smallest = min(size for size in (x.height, x.width, 64) if size is not None)
-        kernels = [k for k in (1, 3, 5) if k <= smallest + 2 * ((k - 1) // 2)]
         return st.builds(
             cls,
             out=st.integers(1, 24),
-            kernel=st.sampled_from(kernels),
+            kernel=st.sampled_from(fitting_kernels(x, (1, 3, 5))),
             stride=st.sampled_from([1, 2]),
             act=st.sampled_from([None, "relu", "silu", "none"]),
             norm=st.sampled_from([None, "batch", "none"]),

@@ -119,7 +119,8 @@ class Detect(Layer):
 
         return DetectModule([x.channels for x in inputs], classes=self.classes, reg_max=self.reg_max,
                             legacy=self.legacy, strides=level_strides(inputs, ctx), norm=self.norm or ctx.norm,
-                            act=self.act or ctx.act)
+                            act=self.act or ctx.act,
+                            widths=detect_widths(inputs[0].channels, self.classes, self.reg_max))
 
     def build_units(self) -> int:
         return 32

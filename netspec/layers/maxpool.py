@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Layer, NonNegativeInt, PositiveInt
 from netspec.registry import register
-from netspec.shapes import LayerInfo, Shape, conv_out_size
+from netspec.shapes import LayerInfo, Shape, conv_out_size, fitting_kernels
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -58,6 +58,5 @@ class MaxPool(Layer):
     def strategy(cls, x: Shape) -> "SearchStrategy[Layer]":
         from hypothesis import strategies as st
 
-        smallest = min(size for size in (x.height, x.width, 64) if size is not None)
-        kernels = [k for k in (1, 2, 3) if k <= smallest + 2 * ((k - 1) // 2)]
+        kernels = fitting_kernels(x, (1, 2, 3))
         return st.builds(cls, kernel=st.sampled_from(kernels), stride=st.sampled_from([None, 1, 2]))

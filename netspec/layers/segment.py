@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Layer, PositiveInt
 from netspec.layers.conv import conv_info
-from netspec.layers.detect import Detect, branch_info, level_strides, segment_width
+from netspec.layers.detect import Detect, branch_info, detect_widths, level_strides, segment_width
 from netspec.registry import register
 from netspec.scaling import Channels
 from netspec.shapes import LayerInfo, Shape, add_macs
@@ -60,9 +60,12 @@ class Segment(Detect):
     def build_inputs(self, inputs: list[Shape], ctx: Context) -> "nn.Module":
         from netspec.modules.heads import Segment as SegmentModule
 
+        first = inputs[0].channels
         return SegmentModule([x.channels for x in inputs], classes=self.classes, masks=self.masks, protos=self.protos,
                              reg_max=self.reg_max, legacy=self.legacy, strides=level_strides(inputs, ctx),
-                             norm=self.norm or ctx.norm, act=self.act or ctx.act)
+                             norm=self.norm or ctx.norm, act=self.act or ctx.act,
+                             widths=detect_widths(first, self.classes, self.reg_max),
+                             mask_width=segment_width(first, self.masks))
 
     def build_units(self) -> int:
         return 48

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, Strict
 
-from netspec.layers._timm_rules import timm_divisible
+from netspec.layers._timm_rules import reduced_width
 from netspec.layers.base import AttentionConv, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape, add_macs, scale_macs
@@ -53,9 +53,7 @@ class SK(AttentionConv):
 
     def hidden(self, channels: int) -> int:
         """d = max(C / r, L), or timm's multiple of L."""
-        if self.rounding == "timm":
-            return timm_divisible(channels / self.reduction, self.min_hidden)
-        return max(channels // self.reduction, self.min_hidden)
+        return reduced_width(channels, self.reduction, self.min_hidden, self.rounding, divisor=self.min_hidden)
 
     def branch_input(self, in_channels: int) -> int:
         """Input channels of each branch conv: all of them, or 1/M of them with `split`."""

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, Strict
 
-from netspec.layers._timm_rules import timm_divisible
+from netspec.layers._timm_rules import reduced_width
 from netspec.layers.base import AttentionConv, Context, Flag, Layer, PositiveInt
 from netspec.registry import register
 from netspec.shapes import Shape, add_macs, scale_macs
@@ -50,9 +50,7 @@ class Splat(AttentionConv):
     """BatchNorm after the conv and after fc1 (official; timm's ResNeSt); false: none (timm's SplitAttn alone)"""
 
     def hidden(self, in_channels: int) -> int:
-        if self.rounding == "timm":
-            return timm_divisible(in_channels * self.radix / self.reduction, 8, min_value=self.min_hidden)
-        return max(in_channels * self.radix // self.reduction, self.min_hidden)
+        return reduced_width(in_channels * self.radix, self.reduction, self.min_hidden, self.rounding, divisor=8)
 
     def check_channels(self, in_channels: int, out_channels: int, ctx: Context) -> None:
         groups = self.groups * self.radix

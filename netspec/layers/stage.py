@@ -8,8 +8,9 @@ from pydantic_core import PydanticCustomError
 
 from netspec.blocks import BLOCKS, Site, block_names
 from netspec.blocks.base import COMMON, plugin_block_call, users_of
-from netspec.layers.base import AttentionEntry, Context, ConvEntry, Flag, Layer, OddInt, PositiveInt
+from netspec.layers.base import Context, Flag, Layer, OddInt, PositiveInt
 from netspec.ops import ActName, NormName
+from netspec.parsing import AttentionEntry, ConvEntry
 from netspec.registry import register
 from netspec.scaling import Channels, Depth
 from netspec.shapes import LayerInfo, Shape, add_macs

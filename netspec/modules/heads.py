@@ -11,7 +11,6 @@ import math
 import torch
 from torch import nn
 
-from netspec.layers.detect import detect_widths, segment_width
 from netspec.modules.conv import ConvNormAct
 
 
@@ -74,10 +73,10 @@ class Detect(nn.Module):
     """
 
     def __init__(self, channels: list[int], *, classes: int, reg_max: int, legacy: bool, strides: tuple[float, ...],
-                 norm: str, act: str) -> None:
+                 norm: str, act: str, widths: tuple[int, int]) -> None:
         super().__init__()
         self.classes, self.reg_max, self.levels = classes, reg_max, len(channels)
-        box_width, class_width = detect_widths(channels[0], classes, reg_max)
+        box_width, class_width = widths  # the kind's shape rule computes them (netspec.layers.detect.detect_widths)
         branch = conv_branch if legacy else depthwise_branch
         self.cv2 = nn.ModuleList(conv_branch(c, box_width, 4 * reg_max, norm=norm, act=act) for c in channels)
         self.cv3 = nn.ModuleList(branch(c, class_width, classes, norm=norm, act=act) for c in channels)
@@ -139,12 +138,12 @@ class Segment(Detect):
     """
 
     def __init__(self, channels: list[int], *, classes: int, masks: int, protos: int, reg_max: int, legacy: bool,
-                 strides: tuple[float, ...], norm: str, act: str) -> None:
+                 strides: tuple[float, ...], norm: str, act: str, widths: tuple[int, int], mask_width: int) -> None:
         super().__init__(channels, classes=classes, reg_max=reg_max, legacy=legacy, strides=strides, norm=norm,
-                         act=act)
+                         act=act, widths=widths)
         self.masks = masks
         self.proto = Proto(channels[0], protos, masks, norm=norm, act=act)
-        width = segment_width(channels[0], masks)
+        width = mask_width  # netspec.layers.detect.segment_width
         self.cv4 = nn.ModuleList(conv_branch(c, width, masks, norm=norm, act=act) for c in channels)
 
     def forward(self, *feats: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor | list[torch.Tensor]]":

@@ -1,8 +1,18 @@
 """Merges of several tensors (graph specs): concatenation along channels, elementwise sum and product."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+
+def sum_of(terms: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``terms[0] + terms[1] + ...``, added left to right (no stacking into one tensor: each keeps its memory format)."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 class Concat(nn.Module):
@@ -16,10 +26,7 @@ class Add(nn.Module):
     """The elementwise sum of the inputs (broadcast: an (N, C, 1, 1) term adds to every position)."""
 
     def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        total = first + rest[0]
-        for term in rest[1:]:
-            total = total + term
-        return total
+        return sum_of((first, *rest))
 
 
 class AddAct(Add):

@@ -6,6 +6,7 @@ from torch import nn
 
 from netspec.modules import pooling
 from netspec.modules.conv import ConvNormAct
+from netspec.modules.merge import sum_of
 from netspec.modules.pooling import PooledConv
 
 
@@ -34,9 +35,7 @@ class SelectiveKernel(nn.Module):
 
     def weights(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Attention weights (N, M, C, 1, 1) of the branch outputs, summing to 1 over the M branches."""
-        fused = outputs[0]
-        for output in outputs[1:]:
-            fused = fused + output
+        fused = sum_of(outputs)
         logits = self.fc2(self.fc1(pooling.mean(fused, (2, 3))))
         return self.softmax(logits.view(fused.shape[0], len(self.branches), self.out_channels, 1, 1))
 

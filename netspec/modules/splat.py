@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from netspec.modules.merge import sum_of
+
 
 class SplitAttention(nn.Module):
     """Grouped 3x3 conv to radix*C + BN + ReLU, split into radix parts and summed, pooled, fc1 C->inter (bias,
@@ -32,9 +34,7 @@ class SplitAttention(nn.Module):
 
     def weights(self, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Attention weights (N, radix, C): a softmax over the radix within each cardinal group (rSoftMax)."""
-        gap = parts[0]
-        for part in parts[1:]:
-            gap = gap + part
+        gap = sum_of(parts)
         logits = self.fc2(self.relu(self.bn1(self.fc1(F.adaptive_avg_pool2d(gap, 1)))))
         batch = logits.shape[0]
         if self.radix == 1:
