@@ -124,6 +124,7 @@ def test_pt2_loads_and_runs_without_netspec(spec: netspec.Spec, model: torch.nn.
     assert_close(torch.load(tmp_path / "outputs.pt"), reference(model))
 
 
+@pytest.mark.slow
 def test_onnx_matches_torch_in_onnxruntime(spec: netspec.Spec, model: torch.nn.Module, tmp_path: Path) -> None:
     for package in ("onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(package, reason=f"the onnx extra is not installed ({package}): pip install 'netspec[onnx]'")

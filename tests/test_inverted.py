@@ -94,6 +94,7 @@ def copy_by_order(source: nn.Module, target: nn.Module) -> None:
         mine.copy_(value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFERENCES) + ["mobilenet_v2 width 0.5"])
 def test_same_function_as_torchvision(name: str) -> None:
     if name == "mobilenet_v2 width 0.5":
@@ -116,6 +117,7 @@ def test_same_function_as_torchvision(name: str) -> None:
         assert {(m.eps, m.momentum) for m in norms} == {(0.001, 0.01)}
 
 
+@pytest.mark.slow
 def test_efficientnet_b0_training_step_matches_torchvision() -> None:
     """In training mode too: stochastic depth at the same rates and places, drawing the same random numbers."""
     reference, model = EfficientNetB0(), netspec.build(netspec.load(SPECS / "efficientnet_b0.yaml"))
