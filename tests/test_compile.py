@@ -148,6 +148,7 @@ def _tensors(output: object) -> list[torch.Tensor]:
     return [tensor for item in items for tensor in _tensors(item)]  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SPECS, ids=lambda path: path.name)
 def test_every_spec_compiles_without_graph_breaks(path: Path) -> None:
     spec = netspec.load(path)
@@ -183,6 +184,7 @@ def test_a_graph_compiles_without_graph_breaks() -> None:
     assert x.grad is not None and all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_inductor_compiles_every_attention_kind_to_the_same_outputs() -> None:
     model = randomized(netspec.build(netspec.loads(ALL_KINDS_SPEC))).eval()
     x = torch.randn(2, 3, 16, 16)

@@ -258,6 +258,7 @@ def _outputs(result: object) -> list[torch.Tensor]:
     return [result]  # type: ignore[list-item]
 
 
+@pytest.mark.slow
 @needs_heads
 @pytest.mark.parametrize(("stem", "scale"), [("yolov8", "n"), ("yolo11", "n"), ("yolov5", "n"), ("yolo11", "m")])
 def test_imported_detector_computes_ultralytics_function(stem: str, scale: str) -> None:

@@ -47,16 +47,19 @@ def compare(spec: netspec.Spec | Path, reference: torch.nn.Module, size: int = 3
 # --- ConvNeXt ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_convnext_atto_computes_what_timms_computes() -> None:
     compare(SPECS / "convnext_atto.yaml", timm_ref.convnext_atto())  # timm's atto: 1x1 convs + LayerNorm2d
 
 
+@pytest.mark.slow
 def test_convnext_tiny_computes_what_timms_computes() -> None:
     model = compare(SPECS / "convnext_tiny.yaml", timm_ref.convnext_tiny())
     block = model.stage3.block9
     assert [name for name, _ in block.named_parameters()][:3] == ["gamma", "conv_dw.weight", "conv_dw.bias"]
 
 
+@pytest.mark.slow
 def test_convnext_v2_with_grn_computes_what_timms_computes() -> None:
     text = (SPECS / "convnextv2_tiny.yaml").read_text()
     atto = text.replace("out: 96", "out: 40").replace("out: 192", "out: 80").replace("out: 384", "out: 160")
@@ -136,6 +139,7 @@ def test_regnety_widths_in_the_specs_are_timms_generated_ones() -> None:
         assert ([s.out for s in stages], [s.depth for s in stages]) == timm_ref.generate_regnet(*config)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["regnety_016", "regnety_032"])
 def test_regnety_computes_what_timms_computes(name: str) -> None:
     model = compare(SPECS / f"{name}.yaml", getattr(timm_ref, name)())
@@ -160,6 +164,7 @@ def test_regnet_groups_are_group_width_channels_each() -> None:
 # --- EfficientNetV2 (TF port): Fused-MBConv, padding: same ----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tf_efficientnetv2_b0", "tf_efficientnetv2_s"])
 def test_efficientnetv2_computes_what_timms_tf_port_computes(name: str) -> None:
     file = SPECS / f"{name.removeprefix('tf_')}.yaml"

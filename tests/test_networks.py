@@ -148,6 +148,7 @@ def test_removing_the_cbam_gives_yolov8n_without_renumbering_anything() -> None:
         assert row.inputs == tuple("sppf" if name == "c5" else name for name in other.inputs), row.name
 
 
+@pytest.mark.slow
 def test_yolov8n_computes_what_ultralytics_computes() -> None:
     """Ultralytics' yolov8n (BN eps 0.001, momentum 0.03, SiLU) up to P3, P4, P5 (the whole detector, Detect
     included, is compared in tests/test_yolo.py)."""

@@ -271,6 +271,7 @@ def test_every_network_twin_is_checked(baselines) -> None:  # noqa: ANN001
     assert list(baselines.NETWORK_TWINS) == NETWORK_PAIRS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NETWORK_PAIRS)
 def test_benchmark_network_twins_compute_what_the_specs_compute(name: str, baselines) -> None:  # noqa: ANN001
     """The whole-network ratios compare equal functions: same weights copied by order, same outputs."""

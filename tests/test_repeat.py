@@ -341,6 +341,7 @@ def test_hrnet_w18_small_has_timms_parameter_count(hrnet_spec: netspec.Spec) -> 
     assert sorted(definition for _, definition in uses).count("up16") == 6  # one definition, six instances
 
 
+@pytest.mark.slow
 def test_hrnet_w18_small_computes_what_timm_computes(hrnet_spec: netspec.Spec) -> None:
     torch.manual_seed(0)
     theirs = reference.randomize(timm_hrnet.HighResolutionNet()).eval()

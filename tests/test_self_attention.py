@@ -146,6 +146,7 @@ SMALL = {"botnet26t": 64, "halonet26t": 256, "lambda_resnet26t": 64, "sebotnet33
 """The smallest inputs each network takes (halonet26t's 8x8 halo blocks on the last stage need 256)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_byoanet_specs_compute_the_reference_function(name: str) -> None:
     torch.manual_seed(0)

@@ -67,8 +67,17 @@ def spec_with_size(spec: netspec.Spec) -> netspec.Spec:
     return spec.model_copy(update={"input": spec.input.model_copy(update={"size": DEFAULT_SIZE})})
 
 
+LARGEST = {"danet_resnet50.yaml", "deeplabv3_resnet50.yaml", "efficientnetv2_s.yaml", "hrnet_w18_small.yaml",
+           "regnety_016.yaml", "regnety_032.yaml", "nonlocal_resnet50.yaml", "resnest50.yaml", "yolo11n_ca.yaml",
+           "yolo11n.yaml", "se_resnet50.yaml", "gc_resnet50.yaml", "triplet_resnet50.yaml", "resnet50.yaml",
+           "mobilenet_v2_ca.yaml"}
+"""The specs whose forward pass under torchinfo and the FLOP counter took 10-26 s on a busy 2-core machine: marked
+slow (CI runs them in its slow step); the other specs and the zoo of every attention kind run by default."""
+
+
 def load_all() -> list[Any]:
-    cases = [pytest.param(path, id=path.name) for path in SPECS]
+    cases = [pytest.param(path, id=path.name, marks=[pytest.mark.slow] if path.name in LARGEST else [])
+             for path in SPECS]
     return cases + [pytest.param(ZOO, id="zoo")]
 
 

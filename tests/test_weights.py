@@ -171,6 +171,7 @@ def trunk_of(report: netspec.WeightsReport) -> set[str]:
 # --- matching by architecture ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torchvision_resnet50_into_resnet50_gives_identical_outputs(resnet50, resnet50_state, image) -> None:
     model = netspec.build(SPECS / "resnet50.yaml")
     report = netspec.load_weights(model, resnet50_state)
@@ -203,6 +204,7 @@ def test_resnet50_weights_fill_the_trunk_and_only_the_attention_is_new(name: str
             assert torch.equal(state[f"{unit.name}.{local}"], before[f"{unit.name}.{local}"])
 
 
+@pytest.mark.slow
 def test_timm_layout_se_resnet50_into_se_resnet50_gives_identical_outputs(image) -> None:
     reference = randomised(TimmSEResNet50())
     model = netspec.build(SPECS / "se_resnet50.yaml")

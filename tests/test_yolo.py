@@ -99,6 +99,7 @@ def loaded_pair(file: str, spec: netspec.Spec | None = None) -> tuple[torch.nn.M
     return ours.double(), theirs.double()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", sorted(FUNCTION))
 def test_detector_computes_what_ultralytics_computes(file: str) -> None:
     ours, theirs = loaded_pair(file)
@@ -144,6 +145,7 @@ def test_anchors_follow_the_actual_input_size() -> None:
         assert 0 < y[0, 0].min() and y[0, 0].max() < 2 * width  # centre x within reach of the image
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["m"])
 def test_yolo11_at_larger_scales_computes_what_ultralytics_computes(scale: str) -> None:
     """Scale m: C3k blocks everywhere, max_channels 512, C2PSA with 4 heads. Eval only, a 64 x 64 input."""
