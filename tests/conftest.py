@@ -21,21 +21,12 @@ registry._state["armed"] = False
 
 
 # Tests that take seconds each (whole-network parity, every spec through torch.compile, Inductor, ONNX Runtime) are
-# marked `slow`. They run by default; NETSPEC_SKIP_SLOW=1 leaves them out (deselected, counted in pytest's summary)
-# and `python -m pytest -m slow` runs only them: .ci/run runs the suite the first way, then the slow set once.
+# marked `slow`. pyproject's addopts leave them out (`-m 'not slow'`: the README's `python -m pytest`);
+# `python -m pytest -m slow` runs only them, and .ci/run runs both, one after the other.
 import pytest  # noqa: E402
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("NETSPEC_SKIP_SLOW") != "1":
-        return
-    slow = [item for item in items if "slow" in item.keywords]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if "slow" not in item.keywords]
-
-
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if os.environ.get("NETSPEC_SKIP_SLOW") == "1":
-        return "NETSPEC_SKIP_SLOW=1: tests marked `slow` are deselected (run them with `python -m pytest -m slow`)"
+    if config.option.markexpr == "not slow":
+        return "tests marked `slow` are left out (run them with `python -m pytest -m slow`, everything with -m 'slow or not slow')"
     return None
