@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("method", choices=["rss", "profiler", "cuda"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--warmup-size", type=int, default=None,
+                        help="map size of the warm-up pass (default: SIZE); a small one leaves the first full-size "
+                             "pass to the allocator as a user's first training step meets it")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -97,8 +100,17 @@ def main() -> None:
             out.backward(grad)
         return out
 
+    if args.warmup_size not in (None, args.size):
+        small = torch.randn(args.batch, args.channels, args.warmup_size, args.warmup_size, device=args.device,
+                            dtype=dtype, requires_grad=args.mode == "backward")
+        full = x
+        x = small
+        grad = torch.randn_like(small) if args.mode == "backward" else None
     out = run()  # warm-up: one-time allocations (kernels, thread pools) are not the forward's
     del out
+    if args.warmup_size not in (None, args.size):
+        x, grad = full, torch.randn_like(full) if args.mode == "backward" else None
+        del small, full
     x.grad = None
     module.zero_grad(set_to_none=True)
     gc.collect()

@@ -143,22 +143,42 @@ def chunked_attention(
                 end = start + samples
                 out[start:end] = weighted(query[start:end], key[start:end], value[start:end])
         return out.transpose(1, 2) if channel_major else out
-    rows = max(1, budget // (batch * key.size(1)))
+    rows = min(length, max(1, budget // (batch * key.size(1))))
     key_t = key.transpose(1, 2)
     value_t = value.transpose(1, 2)
-
-    def weighted_rows(queries: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(scores_of(queries, key_t), dim=-1)
-        if channel_major:
-            return torch.bmm(value_t, probs.transpose(1, 2)).transpose(1, 2)
-        return torch.bmm(probs, value)
-
     if channel_major:
-        out = query.new_empty(batch, value.size(-1), length).transpose(1, 2)
+        out_t = query.new_empty(batch, value.size(-1), length)  # (B, e, L): the caller's NCHW layout
+        out = out_t.transpose(1, 2)
     else:
         out = query.new_empty(batch, length, value.size(-1))
+    if torch.compiler.is_compiling():
+        # traced: plain ops (Dynamo graph-breaks on out= into a strided view); the compiler plans the buffers
+
+        def weighted_rows(queries: torch.Tensor) -> torch.Tensor:
+            probs = torch.softmax(scores_of(queries, key_t), dim=-1)
+            if channel_major:
+                return torch.bmm(value_t, probs.transpose(1, 2)).transpose(1, 2)
+            return torch.bmm(probs, value)
+
+        for start in range(0, length, rows):
+            out[:, start : start + rows] = weighted_rows(query[:, start : start + rows])
+        return out
+    # Eager: one score buffer for every chunk, the softmax in place and each chunk's GEMM written straight into
+    # the output. Allocating and freeing a score and a probability buffer per chunk (mid-size blocks that glibc
+    # serves from its heap once its mmap threshold has risen) fragmented the heap: the process's peak RSS grew
+    # by up to a chunk per chunk, where the live tensors did not.
+    workspace = query.new_empty(batch * rows * key.size(1))
     for start in range(0, length, rows):
-        out[:, start : start + rows] = weighted_rows(query[:, start : start + rows])
+        end = min(start + rows, length)
+        probs = workspace[: batch * (end - start) * key.size(1)].view(batch, end - start, key.size(1))
+        torch.bmm(query[:, start:end], key_t, out=probs)
+        if scale_scores:
+            probs.mul_(scale)
+        torch.ops.aten._softmax.out(probs, -1, False, out=probs)  # in place, row by row
+        if channel_major:
+            torch.bmm(value_t, probs.transpose(1, 2), out=out_t[:, :, start:end])
+        else:
+            torch.bmm(probs, value, out=out[:, start:end])
     return out
 
 
@@ -198,22 +218,27 @@ class RecomputedAttention(torch.autograd.Function):
             grad_value_t = value.new_zeros(value.shape).transpose(1, 2)
         key_t, value_t = key.transpose(1, 2), value.transpose(1, 2)
         # twice the forward's chunk: two score buffers are alive (in-place softmax and its backward), and the
-        # accumulating dV GEMM (inner size: the chunk's rows) runs closer to full speed
-        rows = max(1, 2 * ctx.budget // (batch * key.size(1)))
+        # accumulating dV GEMM (inner size: the chunk's rows) runs closer to full speed. Both buffers are made once
+        # and reused by every chunk (as in the forward: no per-chunk allocations to fragment the heap)
+        rows = min(length, max(1, 2 * ctx.budget // (batch * key.size(1))))
+        size = batch * rows * key.size(1)
+        workspace = query.new_empty(2 * size)
         for start in range(0, length, rows):
-            queries, grads = query[:, start : start + rows], grad_out[:, start : start + rows]
-            scores = torch.bmm(queries, key_t)
+            end = min(start + rows, length)
+            shape = (batch, end - start, key.size(1))
+            used = batch * (end - start) * key.size(1)
+            probs, grad_probs = workspace[:used].view(shape), workspace[size : size + used].view(shape)
+            queries, grads = query[:, start:end], grad_out[:, start:end]
+            torch.bmm(queries, key_t, out=probs)
             if scale != 1.0:
-                scores.mul_(scale)
-            probs = torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place, row by row
+                probs.mul_(scale)
+            torch.ops.aten._softmax.out(probs, -1, False, out=probs)  # in place, row by row
             grad_value_t.baddbmm_(grads.transpose(1, 2), probs)  # dV^T += dO_c^T P
-            grad_probs = torch.bmm(grads, value_t)
+            torch.bmm(grads, value_t, out=grad_probs)
             grad_scores = torch.ops.aten._softmax_backward_data.out(
                 grad_probs, probs, -1, probs.dtype, grad_input=grad_probs)
-            del probs, scores, grad_probs
-            grad_query[:, start : start + rows] = torch.bmm(grad_scores, key)
+            torch.bmm(grad_scores, key, out=grad_query[:, start:end])
             grad_key.baddbmm_(grad_scores.transpose(1, 2), queries)
-            del grad_scores
         if scale != 1.0:
             grad_query.mul_(scale), grad_key.mul_(scale)
         return grad_query, grad_key, grad_value_t.transpose(1, 2), None, None
