@@ -533,3 +533,43 @@ def test_cam_flushes_subnormal_weights(layout: str) -> None:
     tiny = torch.finfo(torch.float32).tiny
     assert seen and all(not ((t != 0) & (t.abs() < tiny)).any() for t in seen)
     torch.testing.assert_close(y, cam.reference(module, x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("subsample", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("size", [(12, 10), (4, 3)])  # SDPA (more tokens than features), and the small-scores bmm
+def test_non_local_projections_as_one_gemm_equal_the_convs(subsample: bool, layout: str, size: tuple[int, int]) -> None:
+    """On the CPU theta, phi, g and W run as GEMMs on the module's conv weights (no conv calls): the output and
+    the gradients of the input and every parameter equal the official code's, in x's memory format."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, *size, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    module = built(NonLocal(subsample=subsample), x).double().train()
+    calls: list[str] = []
+    with torch.nn.modules.module.register_module_forward_pre_hook(lambda m, args: calls.append(type(m).__name__)):
+        assert attention.gemm_convs_apply(x, module.theta) is False  # a global hook: the convs are called
+    assert attention.gemm_convs_apply(x, module.theta, module.phi, module.g, module.W[0])
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, expected = module(x1), non_local.reference(module, x2)
+    assert torch.allclose(y, expected, rtol=1e-10, atol=1e-10)
+    weight = torch.randn_like(y)
+    params = list(module.parameters())
+    grads = torch.autograd.grad((y * weight).sum(), [x1, *params])
+    expected_grads = torch.autograd.grad((expected * weight).sum(), [x2, *params])
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, rtol=1e-9, atol=1e-9)
+    assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+
+
+def test_non_local_hooks_still_see_the_convs() -> None:
+    """A forward hook on one of the convs (feature extraction, torchinfo) makes the block call its modules."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 6, 5)
+    module = built(NonLocal(), x).eval()
+    seen: list[tuple[int, ...]] = []
+    module.phi.register_forward_hook(lambda m, args, out: seen.append(tuple(out.shape)))
+    assert not attention.gemm_convs_apply(x, module.theta, module.phi, module.g, module.W[0])
+    with torch.no_grad():
+        assert torch.allclose(module(x), non_local.reference(module, x), rtol=1e-4, atol=1e-5)
+    assert seen[0] == (2, 8, 6, 5)

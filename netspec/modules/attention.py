@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 CHUNK_SCORES = 1 << 21
 """Default most score-matrix elements held at once on the chunked path (8 MiB in float32)."""
@@ -250,3 +251,55 @@ def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     if scale != 1.0:
         scores = scores * scale
     return torch.bmm(torch.softmax(scores, dim=-1), value)
+
+
+def gemm_convs_apply(x: torch.Tensor, *convs: nn.Conv2d) -> bool:
+    """Whether :func:`pointwise_tokens` may stand for these convs on ``x``: plain 1x1 convs (stride 1, no padding
+    or groups, no hooks that calling the module would run) on a CPU tensor, outside export (ONNX keeps the convs)."""
+    if x.device.type != "cpu" or x.dim() != 4 or torch.compiler.is_exporting():
+        return False
+    return all(
+        type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+        and conv.dilation == (1, 1) and conv.groups == 1 and not conv._forward_hooks and not conv._forward_pre_hooks
+        for conv in convs
+    ) and not (nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+
+
+def pointwise_tokens(x: torch.Tensor, *convs: nn.Conv2d) -> tuple[torch.Tensor, ...]:
+    """The 1x1 convs of ``x`` (N, C, H, W) as one GEMM, token-major: a (N, HW, out) view per conv.
+
+    The same function as calling the convs (the weights concatenated, one ``baddbmm`` with the biases), and what
+    the attention wants as input: unit stride in the features, no transposing copy. ``x``'s (HW, C) matrices are
+    read in place in either layout (NCHW: column-major, channels_last: row-major). On the CPU this also avoids
+    the convolution library's per-call copies of the input into its blocked layout (a transient input-sized
+    buffer per conv and per backward), and it runs faster: one GEMM with a wide output instead of several.
+    """
+    n, c = x.shape[:2]
+    tokens = x.flatten(2).transpose(1, 2)  # (N, HW, C): a view in both layouts
+    weight = torch.cat([conv.weight.view(conv.out_channels, c) for conv in convs]) if len(convs) > 1 else \
+        convs[0].weight.view(convs[0].out_channels, c)
+    weight_t = weight.t().expand(n, c, weight.size(0))
+    biases = [conv.bias for conv in convs]
+    if all(bias is None for bias in biases):
+        out = torch.bmm(tokens, weight_t)
+    else:
+        bias = torch.cat([b if b is not None else x.new_zeros(conv.out_channels) for b, conv in zip(biases, convs)])
+        out = torch.baddbmm(bias, tokens, weight_t)
+    # split, not slicing: its backward is one cat of the three gradients
+    return out.split([conv.out_channels for conv in convs], dim=-1) if len(convs) > 1 else (out,)
+
+
+def pointwise_from_tokens(tokens: torch.Tensor, conv: nn.Conv2d, size: tuple[int, int], *,
+                          channels_last: bool) -> torch.Tensor:
+    """The 1x1 ``conv`` of a token-major (N, HW, d) map, as an (N, out, H, W) tensor in NCHW or channels_last
+    memory format (one GEMM that reads ``tokens`` in place and writes the chosen layout directly)."""
+    n = tokens.size(0)
+    weight = conv.weight.view(conv.out_channels, -1)
+    if channels_last:  # (N, HW, out) = tokens W^T (+ b)
+        weight_t = weight.t().expand(n, *weight.t().shape)
+        out = torch.bmm(tokens, weight_t) if conv.bias is None else torch.baddbmm(conv.bias, tokens, weight_t)
+        return out.view(n, *size, -1).permute(0, 3, 1, 2)
+    weights = weight.expand(n, *weight.shape)  # (N, out, HW) = W tokens^T (+ b)
+    tokens_t = tokens.transpose(1, 2)
+    out = torch.bmm(weights, tokens_t) if conv.bias is None else torch.baddbmm(conv.bias[:, None], weights, tokens_t)
+    return out.view(n, -1, *size)
