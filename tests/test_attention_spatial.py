@@ -338,7 +338,9 @@ def test_pam_query_chunks_equal_the_reference_and_bound_the_scores(budget: int, 
     expected = pam.reference(module, x2)
     assert torch.allclose(y, expected, rtol=1e-4, atol=1e-5)
     grad, expected_grad = (torch.autograd.grad(t.square().sum(), inp)[0] for t, inp in ((y, x1), (expected, x2)))
-    assert torch.allclose(grad, expected_grad, rtol=1e-3, atol=1e-4)
+    # float32 with gradients up to ~200: both sides are ~1e-4 off the float64 result (rounding, not the method),
+    # so the absolute tolerance follows the gradient's scale
+    assert torch.allclose(grad, expected_grad, rtol=1e-3, atol=1e-5 * expected_grad.abs().max().item())
     assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
 
 

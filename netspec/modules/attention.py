@@ -164,11 +164,13 @@ def chunked_attention(
         for start in range(0, length, rows):
             out[:, start : start + rows] = weighted_rows(query[:, start : start + rows])
         return out
-    # Eager: one score buffer for every chunk, the softmax in place and each chunk's GEMM written straight into
-    # the output. Allocating and freeing a score and a probability buffer per chunk (mid-size blocks that glibc
-    # serves from its heap once its mmap threshold has risen) fragmented the heap: the process's peak RSS grew
-    # by up to a chunk per chunk, where the live tensors did not.
-    workspace = query.new_empty(batch * rows * key.size(1))
+    # Eager: one score buffer and one result buffer for every chunk, the softmax in place. Allocating and freeing
+    # a score and a probability buffer per chunk (mid-size blocks that glibc serves from its heap once its mmap
+    # threshold has risen) fragmented the heap: the process's peak RSS grew by up to a chunk per chunk, where the
+    # live tensors did not. Each chunk's GEMM writes a contiguous buffer that is then copied into the output: a
+    # GEMM writing straight into the strided output slice ran 1.5x slower on the CPU (it leaves the BLAS path).
+    scores_size, width = batch * rows * key.size(1), value.size(-1)
+    workspace = query.new_empty(scores_size + batch * rows * width)
     for start in range(0, length, rows):
         end = min(start + rows, length)
         probs = workspace[: batch * (end - start) * key.size(1)].view(batch, end - start, key.size(1))
@@ -176,10 +178,12 @@ def chunked_attention(
         if scale_scores:
             probs.mul_(scale)
         torch.ops.aten._softmax.out(probs, -1, False, out=probs)  # in place, row by row
+        result = workspace[scores_size : scores_size + batch * (end - start) * width]
         if channel_major:
-            torch.bmm(value_t, probs.transpose(1, 2), out=out_t[:, :, start:end])
+            out_t[:, :, start:end] = torch.bmm(value_t, probs.transpose(1, 2),
+                                               out=result.view(batch, width, end - start))
         else:
-            torch.bmm(probs, value, out=out[:, start:end])
+            out[:, start:end] = torch.bmm(probs, value, out=result.view(batch, end - start, width))
     return out
 
 
@@ -235,10 +239,12 @@ def recomputed_backward(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     rows = min(length, max(1, 2 * budget // (batch * key.size(1))))
     size = batch * rows * key.size(1)
     workspace = query.new_empty(2 * size)
+    grad_rows = query.new_empty(batch * rows * query.size(-1))  # each chunk's dQ, then copied into place
     for start in range(0, length, rows):
         end = min(start + rows, length)
         shape = (batch, end - start, key.size(1))
         used = batch * (end - start) * key.size(1)
+        used_rows = batch * (end - start) * query.size(-1)
         probs, grad_probs = workspace[:used].view(shape), workspace[size : size + used].view(shape)
         queries, grads = query[:, start:end], grad_out[:, start:end]
         torch.bmm(queries, key_t, out=probs)
@@ -249,7 +255,7 @@ def recomputed_backward(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
         torch.bmm(grads, value_t, out=grad_probs)
         grad_scores = torch.ops.aten._softmax_backward_data.out(
             grad_probs, probs, -1, probs.dtype, grad_input=grad_probs)
-        torch.bmm(grad_scores, key, out=grad_query[:, start:end])
+        grad_query[:, start:end] = torch.bmm(grad_scores, key, out=grad_rows[: used_rows].view(*shape[:2], -1))
         grad_key.baddbmm_(grad_scores.transpose(1, 2), queries)
     return grad_query, grad_key, grad_value_t.transpose(1, 2)
 
