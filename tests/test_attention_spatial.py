@@ -575,3 +575,37 @@ def test_non_local_hooks_still_see_the_convs() -> None:
     with torch.no_grad():
         assert torch.allclose(module(x), non_local.reference(module, x), rtol=1e-4, atol=1e-5)
     assert seen[0] == (2, 8, 6, 5)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_pam_chunks_allocate_their_workspace_once(training: bool) -> None:
+    """Issue 25: the chunked path reuses one workspace across chunks (glibc's heap fragmented when every chunk
+    allocated and freed its own score buffers), so the number of allocations does not grow with the chunks."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 9, 7, requires_grad=training)
+    module = built(PAM(), x).train(training)
+
+    class AllocationCounter(TorchDispatchMode):  # ops whose output is a new storage (not a view, not out=)
+        def __init__(self) -> None:
+            super().__init__()
+            self.allocations = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            given = {t.untyped_storage().data_ptr() for t in [*args, *kwargs.values()] if isinstance(t, torch.Tensor)}
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(t, torch.Tensor) and t.numel() > 16 and t.untyped_storage().data_ptr() not in given:
+                    self.allocations += 1
+            return out
+
+    counts = []
+    for budget in (2 * 63 * 2, 2 * 63 * 20):  # 32 and 4 query chunks (backward: 16 and 2)
+        module.chunk_scores = budget
+        with AllocationCounter() as counter:
+            y = module(x)
+            if training:
+                y.backward(torch.ones_like(y))
+        counts.append(counter.allocations)
+    # one score/probability pair per chunk would add 2 allocations for each of the 28 extra chunks
+    assert counts[0] - counts[1] <= 1
