@@ -1,6 +1,7 @@
 """Peak memory of ONE forward pass of one attention module, measured in a fresh process (run by ``run.py``).
 
     python benchmarks/memprobe.py KIND IMPL CHANNELS SIZE BATCH MODE METHOD [--device cpu] [--dtype float32]
+                                  [--warmup-size N]
 
 IMPL is ``netspec`` (the kind built by netspec) or ``baseline`` (``benchmarks/baselines.py``); MODE is
 ``inference`` (``torch.no_grad()``), ``training`` (autograd on: what the forward keeps for backward counts) or
@@ -16,6 +17,10 @@ METHOD is how the peak is read (prints one JSON line: bytes above what was alloc
   (from every intra-op thread) in time order, summed; the peak of that running sum. Tensors only, exact.
 - ``cuda``: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus the allocated bytes
   before the forward.
+
+``--warmup-size N`` runs the warm-up pass at N x N instead of SIZE x SIZE, so the measured pass is the first
+full-size one (issue 25's user-visible figure: ``rss`` with glibc's default allocator, no ``MALLOC_*`` variables,
+``--warmup-size 16``).
 
 Both CPU methods include the output tensor (the forward's result is kept until the peak is read).
 """
