@@ -1,6 +1,7 @@
 """Peak memory of ONE forward pass of one attention module, measured in a fresh process (run by ``run.py``).
 
     python benchmarks/memprobe.py KIND IMPL CHANNELS SIZE BATCH MODE METHOD [--device cpu] [--dtype float32]
+                                  [--warmup-size N]
 
 IMPL is ``netspec`` (the kind built by netspec) or ``baseline`` (``benchmarks/baselines.py``); MODE is
 ``inference`` (``torch.no_grad()``), ``training`` (autograd on: what the forward keeps for backward counts) or
@@ -16,6 +17,10 @@ METHOD is how the peak is read (prints one JSON line: bytes above what was alloc
   (from every intra-op thread) in time order, summed; the peak of that running sum. Tensors only, exact.
 - ``cuda``: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus the allocated bytes
   before the forward.
+
+``--warmup-size N`` runs the warm-up pass at N x N instead of SIZE x SIZE, so the measured pass is the first
+full-size one (issue 25's user-visible figure: ``rss`` with glibc's default allocator, no ``MALLOC_*`` variables,
+``--warmup-size 16``).
 
 Both CPU methods include the output tensor (the forward's result is kept until the peak is read).
 """
@@ -78,6 +83,9 @@ def main() -> None:
     parser.add_argument("method", choices=["rss", "profiler", "cuda"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--warmup-size", type=int, default=None,
+                        help="map size of the warm-up pass (default: SIZE); a small one leaves the first full-size "
+                             "pass to the allocator as a user's first training step meets it")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -97,8 +105,17 @@ def main() -> None:
             out.backward(grad)
         return out
 
+    if args.warmup_size not in (None, args.size):
+        small = torch.randn(args.batch, args.channels, args.warmup_size, args.warmup_size, device=args.device,
+                            dtype=dtype, requires_grad=args.mode == "backward")
+        full = x
+        x = small
+        grad = torch.randn_like(small) if args.mode == "backward" else None
     out = run()  # warm-up: one-time allocations (kernels, thread pools) are not the forward's
     del out
+    if args.warmup_size not in (None, args.size):
+        x, grad = full, torch.randn_like(full) if args.mode == "backward" else None
+        del small, full
     x.grad = None
     module.zero_grad(set_to_none=True)
     gc.collect()

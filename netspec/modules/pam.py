@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netspec.modules.attention import CHUNK_SCORES, attend
+from netspec.modules.attention import CHUNK_SCORES, gated_residual_attention, gemm_convs_apply, pointwise_channels, pointwise_tokens
 
 
 class PositionAttention(nn.Module):
@@ -28,13 +28,19 @@ class PositionAttention(nn.Module):
         self.chunk_scores = CHUNK_SCORES
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        query = self.query_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C/8): free views when channels_last
-        key = self.key_conv(x).flatten(2).transpose(1, 2)
-        value = self.value_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C)
-        out = attend(query, key, value, scale=1.0, budget=self.chunk_scores)
-        out = out.transpose(1, 2).reshape(n, c, h, w)
-        return torch.addcmul(x, self.gamma, out)  # x + gamma * out, in x's memory format
+        if gemm_convs_apply(x, self.query_conv, self.key_conv, self.value_conv):
+            # CPU: query and key as one token-major GEMM; the value as a GEMM in x's layout, (N, C, HW) for NCHW
+            # (the attention then writes its result in NCHW, as the official code's bmm(V, A^T)), else (N, HW, C)
+            query, key = pointwise_tokens(x, self.query_conv, self.key_conv)
+            if x.is_contiguous():
+                value = pointwise_channels(x, self.value_conv).transpose(1, 2)
+            else:
+                (value,) = pointwise_tokens(x, self.value_conv)
+        else:
+            query = self.query_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C/8): free views when channels_last
+            key = self.key_conv(x).flatten(2).transpose(1, 2)
+            value = self.value_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C)
+        return gated_residual_attention(x, self.gamma, query, key, value, scale=1.0, budget=self.chunk_scores)
 
 
 def reference(module: PositionAttention, x: torch.Tensor) -> torch.Tensor:
