@@ -46,6 +46,18 @@ def static_and_built(layer: netspec.Layer, channels: int) -> tuple[int, int]:
 # --- parameter counts: the formulas of DESIGN.md section 6 --------------------------------------------
 
 
+def assert_same_gradients(y: torch.Tensor, expected: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
+                          module: torch.nn.Module) -> None:
+    """The input's and every parameter's gradient of ``y`` (from ``x1``) equal those of ``expected`` (from ``x2``),
+    under one random output gradient, in float64."""
+    weight = torch.randn_like(y)
+    params = list(module.parameters())
+    grads = torch.autograd.grad((y * weight).sum(), [x1, *params])
+    expected_grads = torch.autograd.grad((expected * weight).sum(), [x2, *params])
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, rtol=1e-9, atol=1e-9)
+
+
 @given(half=st.integers(1, 192))
 def test_non_local_params(half: int) -> None:
     channels = 2 * half
@@ -484,12 +496,7 @@ def test_recomputed_attention_gradients_equal_the_reference_without_saving_the_s
     else:
         expected = pam.reference(module, x2)
     assert torch.allclose(y, expected, rtol=1e-10, atol=1e-10)
-    weight = torch.randn_like(y)
-    params = list(module.parameters())
-    grads = torch.autograd.grad((y * weight).sum(), [x1, *params])
-    expected_grads = torch.autograd.grad((expected * weight).sum(), [x2, *params])
-    for grad, expected_grad in zip(grads, expected_grads):
-        assert torch.allclose(grad, expected_grad, rtol=1e-9, atol=1e-9)
+    assert_same_gradients(y, expected, x1, x2, module)
     assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
 
 
@@ -555,12 +562,7 @@ def test_non_local_projections_as_one_gemm_equal_the_convs(subsample: bool, layo
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     y, expected = module(x1), non_local.reference(module, x2)
     assert torch.allclose(y, expected, rtol=1e-10, atol=1e-10)
-    weight = torch.randn_like(y)
-    params = list(module.parameters())
-    grads = torch.autograd.grad((y * weight).sum(), [x1, *params])
-    expected_grads = torch.autograd.grad((expected * weight).sum(), [x2, *params])
-    for grad, expected_grad in zip(grads, expected_grads):
-        assert torch.allclose(grad, expected_grad, rtol=1e-9, atol=1e-9)
+    assert_same_gradients(y, expected, x1, x2, module)
     assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
 
 

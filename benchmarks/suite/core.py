@@ -107,6 +107,20 @@ def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int, target_s:
     return samples
 
 
+def cuda_step_peak(step: Callable[[], object]) -> int:
+    """CUDA memory one call of ``step`` allocates above what is allocated before it (``max_memory_allocated``),
+    after one untimed call that creates the optimizer state and the allocator's caches."""
+    import torch
+
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    resting = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - resting
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

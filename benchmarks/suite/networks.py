@@ -7,7 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from .core import HERE, NOISE, ROOT, Section, interleaved, median, mib, ms, paired, plain_env
+from .core import HERE, NOISE, ROOT, Section, cuda_step_peak, interleaved, median, mib, ms, paired, plain_env
 
 NETWORK_BATCH, NETWORK_SIZE = 2, 112
 """Whole networks on this shared 2-core machine: small steps, many back-to-back repeats."""
@@ -118,14 +118,7 @@ def bench_networks(args) -> Section:
         peaks: dict[str, dict[str, float]] = {method: {} for method in methods}  # method -> impl -> bytes
         if args.device.startswith("cuda"):  # max_memory_allocated of one training step above the resting model
             for impl, model in models.items():
-                step = case.step(model, x, "train", amp)
-                step()
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                resting = torch.cuda.memory_allocated()
-                step()
-                torch.cuda.synchronize()
-                peaks["cuda"][impl] = torch.cuda.max_memory_allocated() - resting
+                peaks["cuda"][impl] = cuda_step_peak(case.step(model, x, "train", amp))
         else:  # (the CPU probe measures float32, NCHW: the layout and precision of the timed steps above)
             for impl in models:
                 readings = [case.peak(impl) for _ in range(1 if args.quick else 3)]

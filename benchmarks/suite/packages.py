@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .core import HERE, NOISE, ROOT, Section, interleaved, median, mib, ms, paired, plain_env
+from .core import HERE, NOISE, ROOT, Section, cuda_step_peak, interleaved, median, mib, ms, paired, plain_env
 
 # ---------------------------------------------------------------------------------------------
 # The pairs
@@ -239,14 +239,8 @@ def bench_packages(args) -> Section:
         peaks: dict[str, dict[str, float]] = {method: {} for method in methods}
         if cuda:
             for impl, model in models.items():
-                run = step(model, train_batch, train_side, "train", classes, args.device, amp, args.channels_last)
-                run()
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                resting = torch.cuda.memory_allocated()
-                run()
-                torch.cuda.synchronize()
-                peaks["cuda"][impl] = torch.cuda.max_memory_allocated() - resting
+                peaks["cuda"][impl] = cuda_step_peak(
+                    step(model, train_batch, train_side, "train", classes, args.device, amp, args.channels_last))
         else:  # fresh processes, float32 NCHW
             for impl in models:
                 reading = fresh_peak(name, impl, train_batch, train_side)  # one: the allocator's count is exact
