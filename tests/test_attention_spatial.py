@@ -558,6 +558,8 @@ def test_non_local_projections_as_one_gemm_equal_the_convs(subsample: bool, layo
     calls: list[str] = []
     with torch.nn.modules.module.register_module_forward_pre_hook(lambda m, args: calls.append(type(m).__name__)):
         assert attention.gemm_convs_apply(x, module.theta) is False  # a global hook: the convs are called
+        module(x)
+    assert calls.count("Conv2d") == 4  # theta, phi, g and W's conv, each called as a module
     assert attention.gemm_convs_apply(x, module.theta, module.phi, module.g, module.W[0])
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     y, expected = module(x1), non_local.reference(module, x2)
@@ -577,6 +579,49 @@ def test_non_local_hooks_still_see_the_convs() -> None:
     with torch.no_grad():
         assert torch.allclose(module(x), non_local.reference(module, x), rtol=1e-4, atol=1e-5)
     assert seen[0] == (2, 8, 6, 5)
+
+
+def test_backward_hooks_and_a_hook_on_w_see_the_modules() -> None:
+    """Grad-CAM-style backward hooks on a projection, and a forward hook on Non-local's W, still run: the GEMM
+    path stands in for the convs only where calling them would run no hook."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 6, 5, requires_grad=True)
+    module = built(NonLocal(), x).train()
+    grads: list[tuple[int, ...]] = []
+    module.theta.register_full_backward_hook(lambda m, grad_in, grad_out: grads.append(tuple(grad_out[0].shape)))
+    module(x).sum().backward()
+    assert grads == [(2, 8, 6, 5)]
+    module = built(NonLocal(), x).eval()
+    seen: list[tuple[int, ...]] = []
+    module.W.register_forward_hook(lambda m, args, out: seen.append(tuple(out.shape)))
+    with torch.no_grad():
+        y = module(x)
+        assert seen == [(2, 16, 6, 5)]  # (the reference below calls W as well)
+        assert torch.allclose(y, non_local.reference(module, x), rtol=1e-4, atol=1e-5)
+    layer = PAM()
+    pam_module = built(layer, x)
+    pam_module.value_conv.register_full_backward_hook(lambda m, grad_in, grad_out: grads.append(("value",)))
+    pam_module(x).sum().backward()
+    assert grads[-1] == ("value",)
+
+
+@pytest.mark.parametrize("side", [6, 40])  # 40: the chunked path (PAM's scores over the chunk budget)
+@pytest.mark.parametrize("grad", [False, True])
+def test_pam_under_autocast_keeps_the_residuals_dtype(side: int, grad: bool) -> None:
+    """Under autocast the attention runs in bfloat16; ``x + gamma * out`` still comes out in x's float32, as the
+    official code's (addcmul promotes), with and without autograd, whole or chunked."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, side, side, requires_grad=grad)
+    module = built(PAM(), x).train(grad)
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = module(x)
+        with torch.no_grad():
+            expected = pam.reference(module, x.detach())
+    assert y.dtype == expected.dtype == torch.float32
+    assert torch.allclose(y.detach(), expected, rtol=0.05, atol=0.05)
+    if grad:
+        y.sum().backward()
+        assert x.grad is not None and x.grad.dtype == torch.float32
 
 
 @pytest.mark.parametrize("training", [False, True])

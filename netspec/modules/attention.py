@@ -273,14 +273,21 @@ def gated_residual_attention(x: torch.Tensor, gamma: torch.Tensor, query: torch.
     special = torch.compiler.is_exporting() or torch.compiler.is_compiling()
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, gamma, query, key, value)):
         if (not special and query.device.type == "cpu" and not fused_kernel_fits(query, key, value)
-                and query.size(1) * key.size(1) > budget):
+                and query.size(1) * key.size(1) > budget
+                and x.dtype == gamma.dtype == query.dtype == key.dtype == value.dtype):  # not under autocast
             return GatedResidualAttention.apply(x, gamma, query, key, value, scale, budget)
         return torch.addcmul(x, gamma, attend(query, key, value, scale=scale, budget=budget).transpose(1, 2)
                              .reshape(n, c, h, w))  # x + gamma * out, in x's memory format
     out = attend(query, key, value, scale=scale, budget=budget).transpose(1, 2).reshape(n, c, h, w)
-    if special or out.stride() != x.stride():
+    if special or not _in_place_residual_fits(out, x, gamma):
         return torch.addcmul(x, gamma, out)
     return out.mul_(gamma).add_(x)
+
+
+def _in_place_residual_fits(out: torch.Tensor, x: torch.Tensor, gamma: torch.Tensor) -> bool:
+    """Whether ``out.mul_(gamma).add_(x)`` equals ``addcmul(x, gamma, out)``: the same layout and one dtype (under
+    autocast ``out`` may be bfloat16 or float16, and addcmul promotes to x's dtype)."""
+    return out.stride() == x.stride() and out.dtype == x.dtype == gamma.dtype
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor | None:
@@ -307,7 +314,7 @@ class GatedResidualAttention(torch.autograd.Function):
         ctx.scale, ctx.budget = scale, budget
         n, c, h, w = x.shape
         out = chunked_attention(query, key, value, scale=scale, budget=budget).transpose(1, 2).reshape(n, c, h, w)
-        if out.stride() != x.stride():
+        if not _in_place_residual_fits(out, x, gamma):
             return torch.addcmul(x, gamma, out)
         return out.mul_(gamma).add_(x)
 
@@ -336,16 +343,30 @@ def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     return torch.bmm(torch.softmax(scores, dim=-1), value)
 
 
-def gemm_convs_apply(x: torch.Tensor, *convs: nn.Conv2d) -> bool:
+def _hooked(module: nn.Module) -> bool:
+    """Whether calling ``module`` would run a hook of its own (forward, forward-pre, backward, backward-pre)."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks)
+
+
+def _global_module_hooks() -> bool:
+    """Whether a hook registered for every module (``register_module_forward_hook`` and the like) is active."""
+    registry = nn.modules.module
+    return any(getattr(registry, name, None) for name in (
+        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks"))
+
+
+def gemm_convs_apply(x: torch.Tensor, *convs: nn.Conv2d, containers: tuple[nn.Module, ...] = ()) -> bool:
     """Whether :func:`pointwise_tokens` may stand for these convs on ``x``: plain 1x1 convs (stride 1, no padding
-    or groups, no hooks that calling the module would run) on a CPU tensor, outside export (ONNX keeps the convs)."""
-    if x.device.type != "cpu" or x.dim() != 4 or torch.compiler.is_exporting():
+    or groups) on a CPU tensor, outside export (ONNX keeps the convs), with no hook that calling them (or the
+    ``containers`` that hold them) would run: forward or backward, their own or global (Grad-CAM, torchinfo)."""
+    if x.device.type != "cpu" or x.dim() != 4 or torch.compiler.is_exporting() or _global_module_hooks():
         return False
     return all(
         type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
-        and conv.dilation == (1, 1) and conv.groups == 1 and not conv._forward_hooks and not conv._forward_pre_hooks
+        and conv.dilation == (1, 1) and conv.groups == 1 and not _hooked(conv)
         for conv in convs
-    ) and not (nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+    ) and not any(_hooked(container) for container in containers)
 
 
 def pointwise_tokens(x: torch.Tensor, *convs: nn.Conv2d) -> tuple[torch.Tensor, ...]:

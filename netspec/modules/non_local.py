@@ -38,7 +38,7 @@ class NonLocal2d(nn.Module):
         self.scale = (scale_dim or inter) ** -0.5 if scale else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if gemm_convs_apply(x, self.theta, self.phi, self.g, self.W[0]):
+        if gemm_convs_apply(x, self.theta, self.phi, self.g, self.W[0], containers=(self.W,)):
             return x + self._project_out(self._attend_tokens(x), x)
         return x + self.W(self.attend(x))
 
