@@ -33,7 +33,11 @@ def read_limited(path: str | os.PathLike[str], what: str) -> bytes:
     name = os.fspath(path)
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        mode = os.fstat(descriptor).st_mode
+        try:
+            mode = os.fstat(descriptor).st_mode
+        except OSError:
+            os.close(descriptor)
+            raise
         if not stat.S_ISREG(mode):
             os.close(descriptor)
             kind = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
@@ -42,6 +46,7 @@ def read_limited(path: str | os.PathLike[str], what: str) -> bytes:
             return handle.read(MAX_BYTES + 1)
     except OSError as error:
         raise SpecError([Problem((), f"cannot read the {what}: {error.strerror or error}", name)]) from None
+
 
 _STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = {

@@ -122,7 +122,7 @@ def test_every_page_is_in_the_nav() -> None:
 
 def test_the_docs_extra_and_ci_build_the_site_strictly() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^docs = \[.*"mkdocs>=1\.6".*"mkdocs-material.*"mkdocstrings\[python\]', pyproject, re.MULTILINE)
+    assert re.search(r'^docs = \[.*"mkdocs>=1\.6,<2".*"mkdocs-material.*"mkdocstrings\[python\]', pyproject, re.MULTILINE)
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install -e '.[docs]'" in ci and "mkdocs build --strict" in ci
     assert re.search(r"^strict: true$", (ROOT / "mkdocs.yml").read_text(), re.MULTILINE)

@@ -350,11 +350,6 @@ def _plugin_name(layer: Layer) -> str:
     return f"the plugin kind {layer.kind!r} ({type(layer).__module__})"
 
 
-def one_line(error: BaseException) -> str:
-    reason = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
-
-
 def _layer_info_problem(info: Any) -> str:
     """What is wrong with a shape rule's result (``""``: a well-formed :class:`LayerInfo`; plugins are checked)."""
     if not isinstance(info, LayerInfo):
