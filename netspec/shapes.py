@@ -106,6 +106,13 @@ def fitting_kernels(x: Shape, sizes: tuple[int, ...], *, padded: bool = True) ->
     return [k for k in sizes if k <= smallest + (2 * ((k - 1) // 2) if padded else 0)]
 
 
+def common_divisors(x: Shape) -> list[int]:
+    """The block sides that tile a sized map exactly: every b dividing both its height and its width (blocked
+    attention, HaloNet's and BAT's windows)."""
+    assert x.height is not None and x.width is not None
+    return [b for b in range(1, min(x.height, x.width) + 1) if x.height % b == 0 and x.width % b == 0]
+
+
 def broadcast_size(a: int | None, b: int | None) -> tuple[bool, int | None]:
     """Whether sizes ``a`` and ``b`` broadcast (equal, or one is 1; unknown fits anything), and the result."""
     if a == 1:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from netspec.layers._timm_rules import timm_divisible
 from netspec.layers.base import Attention, Context, Layer, PositiveInt, Probability
 from netspec.registry import register
-from netspec.shapes import Shape
+from netspec.shapes import Shape, common_divisors
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -80,7 +80,7 @@ class BAT(Attention):
         from hypothesis import strategies as st
 
         assert x.height is not None and x.width is not None
-        blocks = [b for b in range(1, min(x.height, x.width) + 1) if x.height % b == 0 and x.width % b == 0]
+        blocks = common_divisors(x)
         # rd = make_divisible(C / r, 8) is a multiple of 8: groups 1, 2, 4 or 8 always divide it
         return st.builds(cls, block_size=st.sampled_from(blocks), groups=st.sampled_from([1, 2, 4, 8]),
                          reduction=st.integers(1, 8), drop=st.sampled_from([0.0, 0.2]))

@@ -7,7 +7,7 @@ from netspec.layers._self_attention import SelfAttentionConv, head_dim
 from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveInt
 from netspec.layers.bottleneck_attn import QkRatio
 from netspec.registry import register
-from netspec.shapes import Shape
+from netspec.shapes import Shape, common_divisors
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -97,7 +97,7 @@ class HaloAttn(SelfAttentionConv):
 
         assert x.height is not None and x.width is not None
         heads = [h for h in range(1, min(x.channels, 8) + 1) if x.channels % h == 0]
-        blocks = [b for b in range(1, min(x.height, x.width) + 1) if x.height % b == 0 and x.width % b == 0]
+        blocks = common_divisors(x)
         return st.builds(cls, heads=st.sampled_from(heads), dim_head=st.one_of(st.none(), st.integers(1, 8)),
                          block_size=st.sampled_from(blocks), halo_size=st.integers(0, 3),
                          qk_ratio=st.sampled_from([0.5, 1.0]), avg_down=st.booleans(), scale_pos=st.booleans(),
