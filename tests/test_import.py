@@ -31,8 +31,15 @@ COUNTS = {
     "yolov8": [3_157_200, 11_166_560, 25_902_640, 43_691_520, 68_229_648],
     "yolo11": [2_624_080, 9_458_752, 20_114_688, 25_372_160, 56_966_176],
     "yolov5": [2_654_816, 9_153_152, 25_111_456, 53_225_024, 97_276_448],
+    "yolov8-p2": [3_354_144, 10_884_336, 25_082_496, 42_888_080, 66_637_536],
+    "yolov8-p6": [4_984_352, 17_911_792, 44_887_488, 62_384_016, 97_423_072],  # C2 blocks
+    "yolov5-p6": [4_334_896, 15_309_328, 41_222_064, 86_099_920, 155_544_432],
+    "yolov8-ghost": [1_865_316, 5_960_072, 10_336_312, 14_277_872, 22_229_308],  # GhostConv, C3Ghost
+    "yolov8-ghost-p2": [2_033_944, 5_562_080, 9_031_728, 12_214_448, 18_664_776],
+    "yolov8-ghost-p6": [2_901_100, 9_520_008, 18_002_904, 21_227_584, 33_057_852],
 }
-"""Ultralytics 8.4.190 parameter counts at scales n, s, m, l, x (DESIGN.md 6c)."""
+"""Ultralytics 8.4.190 parameter counts at scales n, s, m, l, x (DESIGN.md 6c; the p2/p6/ghost rows measured with
+the real package): every official v5u/v8/11 detect YAML."""
 
 
 def netspec_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -146,7 +153,7 @@ def test_attention_modules_under_users_names() -> None:
 
 
 @pytest.mark.parametrize(("row", "message", "token"), [
-    ("[-1, 1, MyBlock, [64]]", "layer 10: unknown module 'MyBlock'; netspec imports C2PSA, C2f, C3", "MyBlock"),
+    ("[-1, 1, MyBlock, [64]]", "layer 10: unknown module 'MyBlock'; netspec imports C2, C2PSA, C2f, C3", "MyBlock"),
     ("[[-1, 25], 1, Concat, [1]]", "layer 10: `from` 25 refers to a later layer", "25"),
     ("[-12, 1, Conv, [64]]", "layer 10: `from` -12 is out of range: there are 10 layers before it", "-12"),
     ("[-1, 2, Conv, [64]]", "layer 10: Conv cannot repeat (repeats 2)", "2, Conv"),
@@ -240,13 +247,25 @@ def test_official_yaml_round_trips_at_ultralytics_counts(stem: str) -> None:
 
 
 @needs_heads
-@pytest.mark.parametrize("stem", ["yolov8-p2", "yolov5-p6"])
+@pytest.mark.parametrize("stem", ["yolov8-p2", "yolov5-p6", "yolov8-p6", "yolov8-ghost-p2", "yolov8-ghost-p6"])
 def test_more_official_detect_yamls_import_and_build(stem: str) -> None:
     imported = convert((DATA / f"{stem}.yaml").read_text(), name=f"{stem}.yaml")
     assert netspec.loads(imported.spec.to_yaml()) == imported.spec
     names = {layer.name for layer in imported.spec.layers}
-    assert ({"p2", "p3", "p4", "p5"} if stem.endswith("p2") else {"p3", "p4", "p5", "p6"}) <= names
+    levels = {"p2", "p3", "p4", "p5"} if stem.endswith("p2") else {"p3", "p4", "p5", "p6"}
+    assert levels <= names and set(imported.spec.layers[-1].inputs) == levels
     netspec.check(imported.spec)
+
+
+def test_ghost_and_c2_rows_map_to_their_kinds() -> None:
+    """GhostConv keeps its kernel and stride, C3Ghost its repeats as depth; C2's ``False`` is its shortcut."""
+    ghost = netspec.from_ultralytics(DATA / "yolov8-ghost.yaml")
+    assert ghost.layers[1].kind == "ghostconv" and (ghost.layers[1].out, ghost.layers[1].kernel,
+                                                     ghost.layers[1].stride) == (128, 3, 2)
+    assert ghost.layers[2].kind == "c3ghost" and (ghost.layers[2].out, ghost.layers[2].depth) == (128, 3)
+    p6 = netspec.from_ultralytics(DATA / "yolov8-p6.yaml")
+    c2 = next(layer for layer in p6.layers if layer.kind == "c2")
+    assert (c2.out, c2.depth, c2.shortcut) == (768, 3, False)
 
 
 def _outputs(result: object) -> list[torch.Tensor]:
@@ -260,7 +279,8 @@ def _outputs(result: object) -> list[torch.Tensor]:
 
 @pytest.mark.slow
 @needs_heads
-@pytest.mark.parametrize(("stem", "scale"), [("yolov8", "n"), ("yolo11", "n"), ("yolov5", "n"), ("yolo11", "m")])
+@pytest.mark.parametrize(("stem", "scale"), [("yolov8", "n"), ("yolo11", "n"), ("yolov5", "n"), ("yolo11", "m"),
+                                             ("yolov8-p6", "n"), ("yolov8-ghost", "n")])
 def test_imported_detector_computes_ultralytics_function(stem: str, scale: str) -> None:
     """The imported spec's model, given the weights of the Ultralytics-layout reference of the same YAML
     (``tests/ultralytics_references.py``, checked against the real package), computes its training dict and its
@@ -275,7 +295,8 @@ def test_imported_detector_computes_ultralytics_function(stem: str, scale: str) 
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
     model = netspec.build(netspec.from_ultralytics(DATA / f"{stem}.yaml", scale=scale), seed=0)
     assert netspec.load_weights(model, reference.state_dict(), strict=True).complete
-    x = torch.randn(2, 3, 64, 96, generator=generator)
+    size = (128, 192) if stem.endswith("p6") else (64, 96)  # divisible by the deepest stride, non-square
+    x = torch.randn(2, 3, *size, generator=generator)
     for train in (True, False):
         reference.train(train)
         model.train(train)
@@ -362,10 +383,11 @@ def test_an_option_a_source_does_not_take_is_an_error(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.skipif("segment" not in KINDS, reason="the segment kind is not registered")
-@pytest.mark.parametrize(("stem", "count"), [("yolov8-seg", 3_409_968), ("yolo11-seg", 2_876_848)])
+@pytest.mark.parametrize(("stem", "count"), [("yolov8-seg", 3_409_968), ("yolo11-seg", 2_876_848),
+                                             ("yolov8-seg-p6", 5_302_816)])
 def test_segmentation_yaml_imports_at_ultralytics_count(stem: str, count: int) -> None:
     imported = convert((DATA / f"{stem}.yaml").read_text(), name=f"{stem}.yaml")
     head = imported.spec.layers[-1]
-    assert head.kind == "segment" and head.inputs == ("p3", "p4", "p5")
+    assert head.kind == "segment" and head.inputs == (("p3", "p4", "p5", "p6") if "p6" in stem else ("p3", "p4", "p5"))
     assert netspec.loads(imported.spec.to_yaml()) == imported.spec
     assert netspec.check(imported.spec).params == count

@@ -221,3 +221,32 @@ def test_psa_equals_ultralytics_attention_at_a_large_map() -> None:
     a.square().sum().backward()
     b.square().sum().backward()
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(("text", "make"), [
+    ("c2: {out: 32, depth: 2, shortcut: false}", lambda: ultra.C2(16, 32, 2, False)),
+    ("c2: {out: 16, depth: 1}", lambda: ultra.C2(16, 16, 1, True)),
+    ("ghostconv: {out: 32, kernel: 3, stride: 2}", lambda: ultra.GhostConv(16, 32, 3, 2)),
+    ("ghostconv: {out: 24}", lambda: ultra.GhostConv(16, 24)),
+    ("c3ghost: {out: 32, depth: 2}", lambda: ultra.C3Ghost(16, 32, 2)),
+])
+def test_c2_and_ghost_kinds_are_ultralytics_modules(text: str, make) -> None:
+    """yolov8-p6's C2 and yolov8-ghost's GhostConv / C3Ghost: the same count, tensors in the same order, the same
+    function (train and eval) as the Ultralytics-layout modules."""
+    spec = netspec.loads(f"input: {{channels: 16, size: 12}}\ndefaults: {{norm: batch, act: silu}}\nlayers:\n  - {text}\n")
+    model = netspec.build(spec)
+    theirs = reference.randomize(make())
+    assert netspec.check(spec).params == sum(p.numel() for p in theirs.parameters())
+    assert netspec.load_weights(model, theirs.state_dict(), strict=True).complete
+    x = torch.randn(2, 16, 12, 12)
+    for train in (True, False):
+        model.train(train)
+        theirs.train(train)
+        torch.testing.assert_close(model(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def test_c3ghost_rejects_what_its_bottleneck_cannot_do() -> None:
+    with pytest.raises(netspec.SpecError, match="always residual"):
+        netspec.check(netspec.loads("input: {channels: 8, size: 8}\nlayers:\n  - c3ghost: {out: 16, shortcut: false}\n"))
+    with pytest.raises(netspec.SpecError, match="multiple of 4"):
+        netspec.check(netspec.loads("input: {channels: 8, size: 8}\nlayers:\n  - c3ghost: {out: 12}\n"))

@@ -1,7 +1,8 @@
 """Ultralytics 8.4's detection models written out with plain torch modules, in Ultralytics' layout.
 
 ``ultralytics`` does not install in the test environment, so ``parse_model`` (ultralytics/nn/tasks.py), the blocks
-it builds (nn/modules/block.py C3, C3k, C3k2, Attention, PSABlock, C2PSA, DFL, Proto; conv.py Conv, DWConv) and
+it builds (nn/modules/block.py C2, C3, C3k, C3k2, C3Ghost, GhostBottleneck, Attention, PSABlock, C2PSA, DFL, Proto;
+conv.py Conv, DWConv, GhostConv) and
 the heads (nn/modules/head.py Detect, Segment) are written here as that source builds them: the same module
 registration order (so the same state-dict order), op order and defaults. ``Conv``, ``C2f``, ``SPPF`` and the
 bottleneck come from ``network_references``. A throwaway script checked these against the real package (random
@@ -103,6 +104,50 @@ class C2PSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.cv1(x).split((self.c, self.c), dim=1)
         return self.cv2(torch.cat((a, self.m(b)), 1))
+
+
+class C2(nn.Module):
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5) -> None:
+        super().__init__()
+        self.c = int(c2 * e)
+        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
+        self.cv2 = Conv(2 * self.c, c2, 1)
+        self.m = nn.Sequential(*(YoloBottleneck(self.c, self.c, shortcut, g, k=(3, 3), e=1.0) for _ in range(n)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.cv1(x).chunk(2, 1)
+        return self.cv2(torch.cat((self.m(a), b), 1))
+
+
+class GhostConv(nn.Module):
+    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, g: int = 1, act: bool = True) -> None:
+        super().__init__()
+        c_ = c2 // 2
+        self.cv1 = Conv(c1, c_, k, s, None, g) if act else ConvNoAct(c1, c_, k, s, g)
+        self.cv2 = Conv(c_, c_, 5, 1, None, c_) if act else ConvNoAct(c_, c_, 5, 1, c_)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv1(x)
+        return torch.cat((y, self.cv2(y)), 1)
+
+
+class GhostBottleneck(nn.Module):
+    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1) -> None:
+        super().__init__()
+        assert s == 1  # the stride-2 form (a DWConv in both paths) is not in any detect YAML
+        c_ = c2 // 2
+        self.conv = nn.Sequential(GhostConv(c1, c_, 1, 1), nn.Identity(), GhostConv(c_, c2, 1, 1, act=False))
+        self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.shortcut(x)
+
+
+class C3Ghost(C3):
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5) -> None:
+        super().__init__(c1, c2, n, shortcut, g, e)
+        c_ = int(c2 * e)
+        self.m = nn.Sequential(*(GhostBottleneck(c_, c_) for _ in range(n)))
 
 
 class DFL(nn.Module):
@@ -250,6 +295,27 @@ YOLOV5U = [
     (-1, 1, "Conv", [512, 3, 2]), ([-1, 10], 1, "Concat", []), (-1, 3, "C3", [1024, False]),
     ([17, 20, 23], 1, "Detect", ["nc"]),
 ]
+YOLOV8_P6 = [  # v8/yolov8-p6.yaml
+    (-1, 1, "Conv", [64, 3, 2]), (-1, 1, "Conv", [128, 3, 2]), (-1, 3, "C2f", [128, True]),
+    (-1, 1, "Conv", [256, 3, 2]), (-1, 6, "C2f", [256, True]), (-1, 1, "Conv", [512, 3, 2]),
+    (-1, 6, "C2f", [512, True]), (-1, 1, "Conv", [768, 3, 2]), (-1, 3, "C2f", [768, True]),
+    (-1, 1, "Conv", [1024, 3, 2]), (-1, 3, "C2f", [1024, True]), (-1, 1, "SPPF", [1024, 5]), (-1, 1, "Upsample", []),
+    ([-1, 8], 1, "Concat", []), (-1, 3, "C2", [768, False]), (-1, 1, "Upsample", []), ([-1, 6], 1, "Concat", []),
+    (-1, 3, "C2", [512, False]), (-1, 1, "Upsample", []), ([-1, 4], 1, "Concat", []), (-1, 3, "C2", [256, False]),
+    (-1, 1, "Conv", [256, 3, 2]), ([-1, 17], 1, "Concat", []), (-1, 3, "C2", [512, False]),
+    (-1, 1, "Conv", [512, 3, 2]), ([-1, 14], 1, "Concat", []), (-1, 3, "C2", [768, False]),
+    (-1, 1, "Conv", [768, 3, 2]), ([-1, 11], 1, "Concat", []), (-1, 3, "C2", [1024, False]),
+    ([20, 23, 26, 29], 1, "Detect", ["nc"]),
+]
+YOLOV8_GHOST = [  # v8/yolov8-ghost.yaml
+    (-1, 1, "Conv", [64, 3, 2]), (-1, 1, "GhostConv", [128, 3, 2]), (-1, 3, "C3Ghost", [128, True]),
+    (-1, 1, "GhostConv", [256, 3, 2]), (-1, 6, "C3Ghost", [256, True]), (-1, 1, "GhostConv", [512, 3, 2]),
+    (-1, 6, "C3Ghost", [512, True]), (-1, 1, "GhostConv", [1024, 3, 2]), (-1, 3, "C3Ghost", [1024, True]),
+    (-1, 1, "SPPF", [1024, 5]), (-1, 1, "Upsample", []), ([-1, 6], 1, "Concat", []), (-1, 3, "C3Ghost", [512]),
+    (-1, 1, "Upsample", []), ([-1, 4], 1, "Concat", []), (-1, 3, "C3Ghost", [256]), (-1, 1, "GhostConv", [256, 3, 2]),
+    ([-1, 12], 1, "Concat", []), (-1, 3, "C3Ghost", [512]), (-1, 1, "GhostConv", [512, 3, 2]),
+    ([-1, 9], 1, "Concat", []), (-1, 3, "C3Ghost", [1024]), ([15, 18, 21], 1, "Detect", ["nc"]),
+]
 SCALES = {  # [depth, width, max_channels] per file
     "yolov8": {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 768), "l": (1.0, 1.0, 512),
                "x": (1.0, 1.25, 512)},
@@ -258,9 +324,11 @@ SCALES = {  # [depth, width, max_channels] per file
     "yolov5": {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 1024), "l": (1.0, 1.0, 1024),
                "x": (1.33, 1.25, 1024)},
 }
-TABLES = {"yolov8": YOLOV8, "yolo11": YOLO11, "yolov5": YOLOV5U}
-BLOCKS = {"Conv": Conv, "C2f": C2f, "C3": C3, "C3k2": C3k2, "SPPF": SPPF, "C2PSA": C2PSA}
-REPEATED = {"C2f", "C3", "C3k2", "C2PSA"}
+SCALES["yolov8-p6"] = SCALES["yolov8-ghost"] = SCALES["yolov8"]
+TABLES = {"yolov8": YOLOV8, "yolo11": YOLO11, "yolov5": YOLOV5U, "yolov8-p6": YOLOV8_P6, "yolov8-ghost": YOLOV8_GHOST}
+BLOCKS = {"Conv": Conv, "C2f": C2f, "C2": C2, "C3": C3, "C3k2": C3k2, "SPPF": SPPF, "C2PSA": C2PSA,
+          "GhostConv": GhostConv, "C3Ghost": C3Ghost}
+REPEATED = {"C2f", "C2", "C3", "C3Ghost", "C3k2", "C2PSA"}
 
 
 def make_divisible(x: float, divisor: int = 8) -> int:

@@ -4,9 +4,9 @@ Ultralytics describes a model as rows ``[from, repeats, module, args]`` under ``
 absolute or negative layer indices, with ``nc`` and a ``scales`` table (``n: [depth, width, max_channels]``). Its
 ``parse_model`` (``ultralytics/nn/tasks.py``) gives every argument its meaning; this module follows it:
 
-- channel arguments (``args[0]`` of Conv, C2f, C3, C3k2, C2PSA, SPPF; Segment's ``protos``) are pre-scaling widths,
+- channel arguments (``args[0]`` of Conv, GhostConv, C2f, C2, C3, C3Ghost, C3k2, C2PSA, SPPF; Segment's ``protos``) are pre-scaling widths,
   as netspec's ``Channels`` params are: the spec keeps them and carries the scale as ``scale:``;
-- ``repeats`` of C2f, C3, C3k2, C2PSA becomes their ``depth`` (scaled by ``scale.depth`` the same way);
+- ``repeats`` of C2f, C2, C3, C3Ghost, C3k2, C2PSA becomes their ``depth`` (scaled by ``scale.depth`` the same way);
 - C3k2's ``c3k`` is forced true at scales m, l and x, and Detect is ``legacy`` unless the model holds a C3k2;
 - the string ``nc`` in args is the file's ``nc``; other strings are Python literals (``None``) or stay strings;
 - attention modules that users add (``CBAM``, ``SE``...) take the channels from their input in netspec: a leading
@@ -262,6 +262,40 @@ def c3(row: Row, entries: list[Entry], model: Model) -> Entry:
     return _csp("c3", True, row, entries, model)
 
 
+def c2(row: Row, entries: list[Entry], model: Model) -> Entry:
+    """``C2(c1, c2, n, shortcut=True, g=1, e=0.5)``: args ``[c2, shortcut]``."""
+    return _csp("c2", True, row, entries, model)
+
+
+def c3ghost(row: Row, entries: list[Entry], model: Model) -> Entry:
+    """``C3Ghost(c1, c2, n, shortcut=True, g=1, e=0.5)``: args ``[c2, shortcut]``; its ghost bottlenecks are always
+    residual (Ultralytics ignores ``shortcut``), so a ``False`` there means nothing and is left out."""
+    source = _one_input(row, entries)
+    _only(row, 4, "out, shortcut, groups, expansion")
+    _flag(row, 1, "shortcut", True)
+    _unchanged(row, 2, 1, "groups")
+    _unchanged(row, 3, 0.5, "expansion e")
+    return _block("c3ghost", row, source, model, {"out": _int(row, 0, "out"), "depth": row.repeats})
+
+
+def ghostconv(row: Row, entries: list[Entry], model: Model) -> Entry:
+    """``GhostConv(c1, c2, k=1, s=1, g=1, act=True)``: args ``[c2, k, s, g, act]``."""
+    source = _one_input(row, entries)
+    _only(row, 5, "out, kernel, stride, groups, act")
+    _unchanged(row, 3, 1, "groups")
+    out, kernel, stride = _int(row, 0, "out"), _int(row, 1, "kernel", 1), _int(row, 2, "stride", 1)
+    params: dict[str, Any] = {"out": out}
+    if kernel != 1:
+        params["kernel"] = kernel
+    if stride != 1:
+        params["stride"] = stride
+    if not _flag(row, 4, "act", True):
+        params["act"] = "none"
+    entry = _block("ghostconv", row, source, model, params)
+    entry.stride *= stride
+    return entry
+
+
 def c3k2(row: Row, entries: list[Entry], model: Model) -> Entry:
     """``C3k2(c1, c2, n, c3k=False, e=0.5, g=1, shortcut=True)``: args ``[c2, c3k, e]`` (c3k forced at m/l/x by
     the kind, from the spec's scale name)."""
@@ -378,7 +412,10 @@ MODULES: dict[str, Mapping] = {
     "SPPF": sppf,
     "C2f": c2f,
     "C3": c3,
+    "C2": c2,
     "C3k2": c3k2,
+    "GhostConv": ghostconv,
+    "C3Ghost": c3ghost,
     "C2PSA": c2psa,
     "Detect": detect,
     "Segment": segment,
@@ -393,7 +430,7 @@ MODULES: dict[str, Mapping] = {
 }
 """Ultralytics module name (as written in the YAML) -> its mapping to a netspec kind."""
 
-REPEATED = {"C2f", "C3", "C3k2", "C2PSA"}
+REPEATED = {"C2f", "C2", "C3", "C3Ghost", "C3k2", "C2PSA"}
 """Modules whose ``repeats`` is their depth (Ultralytics' ``repeat_modules`` among the mapped ones)."""
 MODERN = {"C3k2"}
 """Modules whose presence makes Ultralytics' Detect non-legacy (depthwise class branch)."""

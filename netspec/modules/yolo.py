@@ -1,5 +1,5 @@
-"""Ultralytics YOLO blocks (ultralytics/nn/modules/block.py): C2f, SPPF, C3, C3k, C3k2, PSABlock and C2PSA, in
-Ultralytics' registration order.
+"""Ultralytics YOLO blocks (ultralytics/nn/modules/block.py, conv.py): C2f, C2, SPPF, C3, C3k, C3k2, PSABlock, C2PSA,
+GhostConv, GhostBottleneck and C3Ghost, in Ultralytics' registration order.
 
 Each conv is a :class:`~netspec.modules.conv.ConvNormAct` (``conv``, ``norm``, ``act``), in the order of
 Ultralytics' ``Conv`` (``conv``, ``bn``, ``act``), so Ultralytics' weights copy over by state-dict order.
@@ -160,3 +160,61 @@ class C2PSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.cv1(x).split((self.hidden, self.hidden), dim=1)
         return self.cv2(torch.cat((a, self.m(b)), 1))
+
+
+class C2(nn.Module):
+    """YOLOv8-p6's C2: ``cv1`` (1x1 to 2h), split, ``m`` (bottlenecks of two 3x3 convs on the first half), concat with
+    the second, ``cv2`` (1x1). Registered ``cv1``, ``cv2``, ``m``, as Ultralytics ``C2``."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, hidden: int, depth: int, shortcut: bool,
+                 norm: str, act: str) -> None:
+        super().__init__()
+        bias = norm == "none"
+        self.cv1 = ConvNormAct(in_channels, 2 * hidden, kernel=1, bias=bias, norm=norm, act=act)
+        self.cv2 = ConvNormAct(2 * hidden, out_channels, kernel=1, bias=bias, norm=norm, act=act)
+        self.m = nn.Sequential(*(Bottleneck(hidden, shortcut=shortcut, norm=norm, act=act) for _ in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.cv1(x).chunk(2, 1)
+        return self.cv2(torch.cat((self.m(a), b), 1))
+
+
+class GhostConv(nn.Module):
+    """GhostNet's ghost module as Ultralytics' ``GhostConv``: ``cv1`` (``kernel``/``stride`` conv to h = out // 2),
+    ``cv2`` (depthwise 5x5 of it), the two concatenated (2h channels)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, kernel: int = 1, stride: int = 1, norm: str,
+                 act: str) -> None:
+        super().__init__()
+        hidden = out_channels // 2
+        bias = norm == "none"
+        self.cv1 = ConvNormAct(in_channels, hidden, kernel=kernel, stride=stride, padding=kernel // 2, bias=bias,
+                               norm=norm, act=act)
+        self.cv2 = ConvNormAct(hidden, hidden, kernel=5, padding=2, groups=hidden, bias=bias, norm=norm, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv1(x)
+        return torch.cat((y, self.cv2(y)), 1)
+
+
+class GhostBottleneck(nn.Module):
+    """Ultralytics' ``GhostBottleneck`` at stride 1 (as C3Ghost builds it): ``conv`` = GhostConv (1x1 to
+    channels/2), Identity, GhostConv (1x1 back, no activation); plus ``x`` (``shortcut``: Identity)."""
+
+    def __init__(self, channels: int, *, norm: str, act: str) -> None:
+        super().__init__()
+        hidden = channels // 2
+        self.conv = nn.Sequential(GhostConv(channels, hidden, norm=norm, act=act), nn.Identity(),
+                                  GhostConv(hidden, channels, norm=norm, act="none"))
+        self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.shortcut(x)
+
+
+class C3Ghost(C3):
+    """Ultralytics' ``C3Ghost``: a C3 (``cv1``, ``cv2``, ``cv3``) whose ``m`` holds ghost bottlenecks."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, hidden: int, depth: int, norm: str, act: str) -> None:
+        super().__init__(in_channels, out_channels, hidden=hidden, depth=0, shortcut=True, norm=norm, act=act)
+        self.m = nn.Sequential(*(GhostBottleneck(hidden, norm=norm, act=act) for _ in range(depth)))
