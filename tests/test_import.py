@@ -237,13 +237,16 @@ def test_cli_prints_writes_and_never_writes_on_error(tmp_path: Path) -> None:
 @needs_heads
 @pytest.mark.parametrize("stem", sorted(COUNTS))
 def test_official_yaml_round_trips_at_ultralytics_counts(stem: str) -> None:
-    """Import, dump, load, check at every scale: Ultralytics' parameter counts."""
+    """Import, dump, load, check at every scale: Ultralytics' parameter counts; built at scale n, the model holds
+    that many parameters."""
     path = DATA / f"{stem}.yaml"
     for letter, count in zip("nsmlx", COUNTS[stem]):
         spec = netspec.from_ultralytics(path, scale=letter)
         again = netspec.loads(spec.to_yaml())
         assert again == spec
         assert netspec.check(again).params == count, (stem, letter)
+        if letter == "n":
+            assert sum(p.numel() for p in netspec.build(again).parameters()) == count, stem
 
 
 @needs_heads
