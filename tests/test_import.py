@@ -321,7 +321,7 @@ _VALUES = st.one_of(st.integers(-3, 2048), st.booleans(), st.none(), st.floats(a
 _ROWS = st.lists(st.tuples(
     st.one_of(st.integers(-4, 12), st.lists(st.integers(-4, 12), min_size=0, max_size=4), st.text(max_size=3)),
     st.one_of(st.integers(-1, 4), st.booleans(), st.floats(0, 3)),
-    st.one_of(st.sampled_from(sorted(MODULES)), st.sampled_from(["C2", "GhostConv", "nn.Identity", ""])),
+    st.one_of(st.sampled_from(sorted(MODULES)), st.sampled_from(["C2fAttn", "RepC3", "nn.Identity", ""])),
     st.one_of(st.lists(_VALUES, max_size=5), st.integers(), st.none()),
 ), min_size=1, max_size=8)
 
