@@ -226,6 +226,18 @@ def test_bad_fused_stages_are_located_errors(stage: str, where: str, message: st
     assert any(f"layers[0].stage.{where}: " in p and message in p for p in problems), problems
 
 
+@pytest.mark.parametrize(("padding", "got"), [("-1", "-1"), ("sam", "'sam'"), ("1.5", "1.5"), ("[1, 2]", "[1, 2]"),
+                                            ("true", "True")])
+def test_a_bad_conv_padding_is_one_located_error(padding: str, got: str) -> None:
+    """`padding` is a number or `same`: a wrong one is one message, not one per alternative of the union."""
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(netspec.loads(f"input: {{channels: 3, size: 8}}\nlayers:\n  - conv: {{out: 8, padding: "
+                                      f"{padding}}}\n", name="net.yaml"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"net.yaml:3:29: layers[0].conv.padding: input should be a whole number >= 0 (zeros on each side) or 'same' "
+        f"(TensorFlow's SAME) (got {got})"]
+
+
 def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.CaptureFixture[str]) -> None:
     from netspec.cli import main
 
