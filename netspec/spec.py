@@ -79,7 +79,8 @@ class Spec(SpecModel):
     )
     drop_path: Probability = Field(
         0.0, description="stochastic depth rate (timm's drop_path_rate, torchvision's stochastic_depth_prob): block i of "
-                         "the network's N stage blocks drops its residual branch with probability rate * i / N"
+                         "the network's N stage blocks drops its residual branch with probability rate * i / N "
+                         "(convnext and regnet blocks: rate * i / (N - 1), timm's linspace to the rate)"
     )
     define: dict[EntryName, Definition] | None = Field(
         None, description="named sub-graphs, each written once and used by `repeat:` entries with their own inputs"

@@ -240,6 +240,21 @@ def test_a_bad_conv_padding_is_one_located_error(padding: str, got: str) -> None
         f"(TensorFlow's SAME) (got {got})"]
 
 
+def test_convnext_and_regnet_drop_paths_are_timms_linspace_to_the_rate() -> None:
+    """timm's convnext.py and regnet.py: linspace(0, drop_path_rate, N) over all N blocks, the last at the full rate
+    (EfficientNet's blocks keep rate * i / N: tests/test_inverted.py)."""
+    from netspec.modules.stochastic_depth import StochasticDepth
+
+    for stages, kinds in [("  - stage: {block: convnext, out: 8, depth: 2, norm: layer}\n"
+                           "  - stage: {block: convnext, out: 8, depth: 3, norm: layer}\n", "ConvNeXtBlock"),
+                          ("  - stage: {block: regnet, out: 8, depth: 2, stride: 2}\n"
+                           "  - stage: {block: regnet, out: 16, depth: 3, stride: 2}\n", "ResidualBlock")]:
+        model = netspec.build(netspec.loads(f"input: {{channels: 8, size: 8}}\ndrop_path: 0.4\nlayers:\n{stages}"))
+        blocks = [m for m in model.modules() if type(m).__name__ == kinds]
+        rates = [next((d.p for d in block.modules() if isinstance(d, StochasticDepth)), 0.0) for block in blocks]
+        assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
 def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.CaptureFixture[str]) -> None:
     from netspec.cli import main
 

@@ -22,6 +22,7 @@ class RegNet(ResNetBlock):
 
     name = "regnet"
     paper = "Radosavovic et al. Designing Network Design Spaces. CVPR 2020 (arXiv:2003.13678)"
+    drop_path_to_last = True  # timm's regnet.py: linspace(0, drop_path_rate, sum(depths))
     options = frozenset({"width", "group_width", "attention"})
     convs = 3
     attention_in_body = 1
