@@ -43,9 +43,11 @@ class Defaults(SpecModel):
 
     norm: NormName = "batch"
     act: ActName = "relu"
-    eps: NormEps | None = Field(None, description="eps of every norm layer (Ultralytics: 0.001); default: each kind's own")
+    eps: NormEps | None = Field(None, description="eps of every batch and instance norm layer (Ultralytics: 0.001); "
+                                                  "default: each kind's own (`norm: layer` keeps timm's 1e-6)")
     momentum: NormMomentum | None = Field(
-        None, description="momentum of every norm layer's running statistics (Ultralytics: 0.03); default: each kind's own"
+        None, description="momentum of every batch and instance norm layer's running statistics (Ultralytics: 0.03); "
+                          "default: each kind's own"
     )
 
 
