@@ -280,6 +280,7 @@ class _Flattener:
         self.taken: dict[str, str] = {INPUT: "the network's input"}  # flat name -> who has it
         self.order: dict[Path, int] = {}
         self.scope: tuple[tuple[str, str], ...] = ()  # the instances the body being flattened is inside
+        self.undefined: set[tuple[str | None, str]] = set()  # (body's instance, name) of instances of no definition
         self.suggestions_left = MAX_SUGGESTIONS
 
     def suggest(self, written: str, candidates: Callable[[], list[str]]) -> str:
@@ -367,12 +368,20 @@ class _Flattener:
         elif position is not None:
             self.note(path, f"{written!r} is defined later ({self._label(path[:path.index(index)], position)}): an "
                             "entry reads earlier ones only, so move it below", instance)
+        elif self.output_of_undefined(written, instance, lambda name: positions.get(name, index) < index):
+            pass  # `p3_y0` of an instance `p3` whose definition is unknown: that problem is reported, not this one
         else:
             hint = self.suggest(written, lambda: [*formals, *(name for name, at in positions.items() if at < index)])
             if written == INPUT and instance is not None:
                 hint = f": a definition's entries read its `inputs` ({', '.join(formals)}), not the network's input"
             self.note(path, f"unknown name {written!r}{hint}", instance)
         return False, None
+
+    def output_of_undefined(self, written: str, instance: str | None, earlier: Callable[[str], bool]) -> bool:
+        """Whether ``written`` reads ``NAME_OUTPUT`` of an ``earlier`` instance (in the body of ``instance``) whose
+        definition is unknown: that problem is reported, an unknown name would be a second one."""
+        return any(written[end] == "_" and (instance, written[:end]) in self.undefined and earlier(written[:end])
+                   for end in range(1, len(written)))
 
     def _default(self, previous: Target, path: Path, kind: str, instance: str | None) -> tuple[bool, str | None]:
         if isinstance(previous, Several):
@@ -447,6 +456,7 @@ class _Flattener:
         definition = self.definitions.get(item.repeat)
         targets[name] = None
         if definition is None:
+            self.undefined.add((instance, name))
             self.note(path + ("repeat",), f"unknown definition {item.repeat!r}"
                                           f"{self.suggest(item.repeat, lambda: list(self.definitions))}"
                                           + ("" if self.definitions else ": define it under `define:`"), instance)
@@ -488,7 +498,7 @@ class _Flattener:
             if output in definition.inputs:
                 self.note(spot, f"{output!r} is one of the definition's inputs: an output is one of its entries",
                           label)
-            elif output not in inner:
+            elif output not in inner and not self.output_of_undefined(output, label, lambda name: name in inner):
                 self.note(spot, f"unknown name {output!r}{self.suggest(output, lambda: list(inner))}", label)
             elif isinstance(target, Several):
                 self.note(spot, f"{output!r} has {len(target.names)} outputs: list one of {', '.join(target.names)}",
@@ -531,6 +541,8 @@ def flatten(spec: "Spec") -> Flat:
                 flattener.note(("outputs", position), f"{written!r} has {len(target.names)} outputs: list the ones "
                                                       f"the network returns ({', '.join(target.names)})")
             elif written != INPUT and written not in top:
+                if flattener.output_of_undefined(written, None, lambda name: name in top):
+                    continue
                 hint = flattener.suggest(written, lambda: [INPUT, *top])
                 flattener.note(("outputs", position), f"unknown name {written!r}{hint}")
             elif isinstance(target, str):

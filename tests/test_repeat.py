@@ -251,6 +251,21 @@ def test_wiring_problems_are_located(old: str, new: str, expected: str) -> None:
     assert problems(FUSE.replace(old, new)) == [expected]
 
 
+def test_an_unknown_definition_is_one_problem_not_one_more_per_output_read() -> None:
+    """`first_a` of an instance whose definition is misspelt is not reported again as an unknown name (here, and
+    inside a definition: `s_a`, `s_b`)."""
+    text = SEVERAL.replace("  - repeat: split\n    name: first", "  - repeat: splt\n    name: first").replace(
+        "      - repeat: split\n        name: s", "      - repeat: splitt\n        name: s")
+    assert problems(text) == [
+        "net.yaml:15:17: define.twice.layers[0].repeat: unknown definition 'splitt' (did you mean 'split'?) "
+        "(in instances twice1, twice2)",
+        "net.yaml:24:13: layers[0].repeat: unknown definition 'splt' (did you mean 'split'?)"]
+    assert problems(SEVERAL.replace("from: first_a", "from: firsts_a").replace("repeat: split\n    name: first",
+                                                                              "repeat: splt\n    name: first")) == [
+        "net.yaml:24:13: layers[0].repeat: unknown definition 'splt' (did you mean 'split'?)",
+        "net.yaml:27:11: layers[1].from: unknown name 'firsts_a' (did you mean 'first'?)"]
+
+
 def test_several_outputs_are_read_one_by_one() -> None:
     text = SEVERAL.replace("from: first_a", "from: first")
     assert problems(text) == ["net.yaml:27:11: layers[1].from: 'first' has 2 outputs: refer to one of first_a, first_b"]
