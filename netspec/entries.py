@@ -20,6 +20,7 @@ from netspec.errors import Finding, Path, format_path
 from netspec.layers.base import Layer
 from netspec.registry import suggest
 from netspec.repeat import REPEAT, Definition, Instance, Item
+from netspec.timm_attention import PREFIX as TIMM_PREFIX, resolve as resolve_timm
 
 if TYPE_CHECKING:
     from netspec.spec import Spec
@@ -141,15 +142,13 @@ MAX_NAMED_SITES = 10_000
 
 def _raw_base(raw: object) -> tuple[str | None, str | None]:
     """(written name, automatic-name base) of an unvalidated list item, as :func:`written_names` names it."""
-    from netspec.parsing import TIMM_PREFIX, resolve_timm
-
     name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
     if isinstance(raw, str):
         return name, raw
     if not isinstance(raw, dict):
         return name, None
     if isinstance(raw.get(REPEAT), str) and raw[REPEAT]:
-        return name, raw[REPEAT] + "_" if raw[REPEAT][-1].isdigit() else raw[REPEAT]
+        return name, (raw[REPEAT] + "_" if raw[REPEAT][-1].isdigit() else raw[REPEAT])
     keys = [key for key in raw if key not in ("name", "from")]
     if len(keys) != 1 or not isinstance(keys[0], str):
         return name, None
