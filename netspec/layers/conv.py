@@ -138,6 +138,7 @@ class Conv(Layer):
             out=st.integers(1, 24),
             kernel=st.sampled_from(fitting_kernels(x, (1, 3, 5))),
             stride=st.sampled_from([1, 2]),
+            padding=st.sampled_from([None, None, "same"]),  # TF's SAME: any kernel fits
             act=st.sampled_from([None, "relu", "silu", "none"]),
             norm=st.sampled_from([None, "batch", "none"]),
         )
