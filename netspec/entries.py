@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Union
 from netspec.errors import Finding, Path, format_path
 from netspec.layers.base import Layer
 from netspec.registry import suggest
-from netspec.repeat import Definition, Instance, Item
+from netspec.repeat import REPEAT, Definition, Instance, Item
+from netspec.timm_attention import PREFIX as TIMM_PREFIX, resolve as resolve_timm
 
 if TYPE_CHECKING:
     from netspec.spec import Spec
@@ -121,13 +122,79 @@ def output_names(definition: Definition) -> list[str]:
     return list(definition.outputs) if definition.outputs is not None else written_names(definition.layers)[-1:]
 
 
-def with_instances(finding: Finding, instances: list[str]) -> Finding:
-    """``finding`` with `` (in instance p3)`` / `` (in instances p3, p4)`` added when it arose inside instances."""
+def with_instances(finding: Finding, instances: list[str], total: int | None = None) -> Finding:
+    """``finding`` with `` (in instance p3)`` / `` (in instances p3, p4)`` added when it arose inside instances.
+
+    ``total``: how many instances there are when ``instances`` lists only the first ones (``-1``: more, uncounted).
+    """
     if not instances:
         return finding
-    shown = ", ".join(instances[:8]) + (f" and {len(instances) - 8} more" if len(instances) > 8 else "")
+    total = len(instances) if total is None else total
+    more = "" if 0 <= total <= 8 else " and more" if total < 0 else f" and {total - 8} more"
+    shown = ", ".join(instances[:8]) + more
     word = "instance" if len(instances) == 1 else "instances"
     return Finding(finding.path, f"{finding.message} (in {word} {shown})", on_key=finding.on_key)
+
+
+MAX_NAMED_SITES = 10_000
+"""Most instance sites :func:`instances_written` walks (instances of instances multiply) before it stops counting."""
+
+
+def _raw_base(raw: object) -> tuple[str | None, str | None]:
+    """(written name, automatic-name base) of an unvalidated list item, as :func:`written_names` names it."""
+    name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
+    if isinstance(raw, str):
+        return name, raw
+    if not isinstance(raw, dict):
+        return name, None
+    if isinstance(raw.get(REPEAT), str) and raw[REPEAT]:
+        return name, (raw[REPEAT] + "_" if raw[REPEAT][-1].isdigit() else raw[REPEAT])
+    keys = [key for key in raw if key not in ("name", "from")]
+    if len(keys) != 1 or not isinstance(keys[0], str):
+        return name, None
+    kind = keys[0]
+    if kind.startswith(TIMM_PREFIX):
+        resolved = resolve_timm(kind, raw[kind])
+        kind = resolved[0] if isinstance(resolved, tuple) else kind
+    return name, kind
+
+
+def instances_written(data: object) -> dict[str, tuple[list[str], int]]:
+    """For a spec's unvalidated data: each definition's instances as expansion names them (``stage3_m1``), the
+    first nine in expansion order, and how many there are (``-1``: more than :data:`MAX_NAMED_SITES` sites walked).
+
+    So that a problem found while a definition is validated (before anything is expanded) names its instances too.
+    """
+    definitions = data.get("define") if isinstance(data, dict) else None
+    if not isinstance(definitions, dict) or not isinstance(data.get("layers"), list):
+        return {}
+    found: dict[str, tuple[list[str], int]] = {}
+    walked = 0
+
+    def walk(items: list[object], prefix: str, depth: int) -> None:
+        nonlocal walked
+        seen: Counter[str] = Counter()
+        for raw in items:
+            name, base = _raw_base(raw)
+            if base is not None:
+                seen[base] += 1
+            repeat = raw.get(REPEAT) if isinstance(raw, dict) else None
+            if not isinstance(repeat, str) or repeat not in definitions or base is None:
+                continue
+            walked += 1
+            if walked > MAX_NAMED_SITES:
+                return
+            label = prefix + (name if name is not None else f"{base}{seen[base]}")
+            names, count = found.get(repeat, ([], 0))
+            found[repeat] = (names + [label] if len(names) < 9 else names, count + 1)
+            body = definitions[repeat].get("layers") if isinstance(definitions[repeat], dict) else None
+            if isinstance(body, list) and depth < MAX_NESTING:
+                walk(body, f"{label}_", depth + 1)
+
+    walk(data["layers"], "", 0)
+    if walked > MAX_NAMED_SITES:
+        return {name: (names, -1) for name, (names, _) in found.items()}
+    return found
 
 
 def merged(notes: list[Note], order: dict[Path, int]) -> list[Finding]:
@@ -212,6 +279,7 @@ class _Flattener:
         self.taken: dict[str, str] = {INPUT: "the network's input"}  # flat name -> who has it
         self.order: dict[Path, int] = {}
         self.scope: tuple[tuple[str, str], ...] = ()  # the instances the body being flattened is inside
+        self.undefined: set[tuple[str | None, str]] = set()  # (body's instance, name) of instances of no definition
         self.suggestions_left = MAX_SUGGESTIONS
 
     def suggest(self, written: str, candidates: Callable[[], list[str]]) -> str:
@@ -299,12 +367,20 @@ class _Flattener:
         elif position is not None:
             self.note(path, f"{written!r} is defined later ({self._label(path[:path.index(index)], position)}): an "
                             "entry reads earlier ones only, so move it below", instance)
+        elif self.output_of_undefined(written, instance, lambda name: positions.get(name, index) < index):
+            pass  # `p3_y0` of an instance `p3` whose definition is unknown: that problem is reported, not this one
         else:
             hint = self.suggest(written, lambda: [*formals, *(name for name, at in positions.items() if at < index)])
             if written == INPUT and instance is not None:
                 hint = f": a definition's entries read its `inputs` ({', '.join(formals)}), not the network's input"
             self.note(path, f"unknown name {written!r}{hint}", instance)
         return False, None
+
+    def output_of_undefined(self, written: str, instance: str | None, earlier: Callable[[str], bool]) -> bool:
+        """Whether ``written`` reads ``NAME_OUTPUT`` of an ``earlier`` instance (in the body of ``instance``) whose
+        definition is unknown: that problem is reported, an unknown name would be a second one."""
+        return any(written[end] == "_" and (instance, written[:end]) in self.undefined and earlier(written[:end])
+                   for end in range(1, len(written)))
 
     def _default(self, previous: Target, path: Path, kind: str, instance: str | None) -> tuple[bool, str | None]:
         if isinstance(previous, Several):
@@ -379,6 +455,7 @@ class _Flattener:
         definition = self.definitions.get(item.repeat)
         targets[name] = None
         if definition is None:
+            self.undefined.add((instance, name))
             self.note(path + ("repeat",), f"unknown definition {item.repeat!r}"
                                           f"{self.suggest(item.repeat, lambda: list(self.definitions))}"
                                           + ("" if self.definitions else ": define it under `define:`"), instance)
@@ -420,7 +497,7 @@ class _Flattener:
             if output in definition.inputs:
                 self.note(spot, f"{output!r} is one of the definition's inputs: an output is one of its entries",
                           label)
-            elif output not in inner:
+            elif output not in inner and not self.output_of_undefined(output, label, lambda name: name in inner):
                 self.note(spot, f"unknown name {output!r}{self.suggest(output, lambda: list(inner))}", label)
             elif isinstance(target, Several):
                 self.note(spot, f"{output!r} has {len(target.names)} outputs: list one of {', '.join(target.names)}",
@@ -463,6 +540,8 @@ def flatten(spec: "Spec") -> Flat:
                 flattener.note(("outputs", position), f"{written!r} has {len(target.names)} outputs: list the ones "
                                                       f"the network returns ({', '.join(target.names)})")
             elif written != INPUT and written not in top:
+                if flattener.output_of_undefined(written, None, lambda name: name in top):
+                    continue
                 hint = flattener.suggest(written, lambda: [INPUT, *top])
                 flattener.note(("outputs", position), f"unknown name {written!r}{hint}")
             elif isinstance(target, str):

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Private
     field_validator
 
 from netspec.compiler import analyse
-from netspec.entries import flatten
+from netspec.entries import flatten, instances_written, with_instances
 from netspec.errors import Finding, Problem, SpecError, format_path
 from netspec.layers.base import NAME_RULE, EntryName, Layer, PositiveInt, Probability
 from netspec.messages import SpecModel, findings_from_validation
@@ -43,9 +43,11 @@ class Defaults(SpecModel):
 
     norm: NormName = "batch"
     act: ActName = "relu"
-    eps: NormEps | None = Field(None, description="eps of every norm layer (Ultralytics: 0.001); default: each kind's own")
+    eps: NormEps | None = Field(None, description="eps of every batch and instance norm layer (Ultralytics: 0.001); "
+                                                  "default: each kind's own (`norm: layer` keeps timm's 1e-6)")
     momentum: NormMomentum | None = Field(
-        None, description="momentum of every norm layer's running statistics (Ultralytics: 0.03); default: each kind's own"
+        None, description="momentum of every batch and instance norm layer's running statistics (Ultralytics: 0.03); "
+                          "default: each kind's own"
     )
 
 
@@ -79,7 +81,8 @@ class Spec(SpecModel):
     )
     drop_path: Probability = Field(
         0.0, description="stochastic depth rate (timm's drop_path_rate, torchvision's stochastic_depth_prob): block i of "
-                         "the network's N stage blocks drops its residual branch with probability rate * i / N"
+                         "the network's N stage blocks drops its residual branch with probability rate * i / N "
+                         "(convnext and regnet blocks: rate * i / (N - 1), timm's linspace to the rate)"
     )
     define: dict[EntryName, Definition] | None = Field(
         None, description="named sub-graphs, each written once and used by `repeat:` entries with their own inputs"
@@ -232,6 +235,8 @@ def spec_from_source(source: Source) -> Spec:
             if finding.path[:1] == ("define",) and "[key]" in finding.path:  # a definition's name: reported above
                 continue
             findings.append(finding)
+    if any(_in_definition(finding) for finding in findings):
+        findings = _naming_instances(findings, source.data)
     if findings and not define_problems:
         findings += _semantic_findings(data, valid_prefix)
     if findings or spec is None:
@@ -239,6 +244,21 @@ def spec_from_source(source: Source) -> Spec:
         raise SpecError(source.problem(f.path, f.message, on_key=f.on_key) for f in findings)
     spec._source = source
     return spec
+
+
+def _in_definition(finding: Finding) -> bool:
+    """Whether a problem is inside a definition (not about its name, the key under ``define``)."""
+    return finding.path[:1] == ("define",) and len(finding.path) > 1 and not (len(finding.path) == 2 and finding.on_key)
+
+
+def _naming_instances(findings: list[Finding], data: Any) -> list[Finding]:
+    """Problems inside a definition (found as it is validated, before expansion) naming the instances that use it."""
+    instances = instances_written(data)
+    named = []
+    for finding in findings:
+        used = instances.get(finding.path[1]) if _in_definition(finding) else None
+        named.append(with_instances(finding, *used) if used else finding)
+    return named
 
 
 def _parse_list(raw: list[Any], where: tuple[str | int, ...]) -> tuple[list[Item], list[Finding]]:

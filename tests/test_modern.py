@@ -155,8 +155,10 @@ def test_regnet_groups_are_group_width_channels_each() -> None:
     block = netspec.build(spec)[0].block1
     assert block.body.conv2.conv.groups == 3 and block.body.conv1.conv.out_channels == 12
     assert netspec.summary(spec).params == sum(p.numel() for p in block.parameters())
-    with pytest.raises(netspec.SpecError, match=r"stage.group_width: must divide the block's width \(12 channels\)"):
+    with pytest.raises(netspec.SpecError) as caught:  # one problem: no second one about the groups it would give
         netspec.summary(netspec.loads(spec.to_yaml().replace("group_width: 4", "group_width: 5")))
+    assert [str(problem) for problem in caught.value.problems] == [
+        "5:70: layers[0].stage.group_width: must divide the block's width (12 channels)"]
     with pytest.raises(netspec.SpecError, match=r"stage.avd: only for block: plain, basic or bottleneck \(block: regnet does not use it\)"):
         netspec.summary(netspec.loads(spec.to_yaml().replace("group_width: 4", "group_width: 4, avd: true")))
 
@@ -224,6 +226,33 @@ def test_bad_fused_stages_are_located_errors(stage: str, where: str, message: st
         netspec.summary(netspec.loads(f"input: {{channels: 8, size: 8}}\nlayers:\n  - stage: {stage}\n"))
     problems = [str(p) for p in caught.value.problems]
     assert any(f"layers[0].stage.{where}: " in p and message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("padding", "got"), [("-1", "-1"), ("sam", "'sam'"), ("1.5", "1.5"), ("[1, 2]", "[1, 2]"),
+                                            ("true", "True")])
+def test_a_bad_conv_padding_is_one_located_error(padding: str, got: str) -> None:
+    """`padding` is a number or `same`: a wrong one is one message, not one per alternative of the union."""
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(netspec.loads(f"input: {{channels: 3, size: 8}}\nlayers:\n  - conv: {{out: 8, padding: "
+                                      f"{padding}}}\n", name="net.yaml"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"net.yaml:3:29: layers[0].conv.padding: input should be a whole number >= 0 (zeros on each side) or 'same' "
+        f"(TensorFlow's SAME) (got {got})"]
+
+
+def test_convnext_and_regnet_drop_paths_are_timms_linspace_to_the_rate() -> None:
+    """timm's convnext.py and regnet.py: linspace(0, drop_path_rate, N) over all N blocks, the last at the full rate
+    (EfficientNet's blocks keep rate * i / N: tests/test_inverted.py)."""
+    from netspec.modules.stochastic_depth import StochasticDepth
+
+    for stages, kinds in [("  - stage: {block: convnext, out: 8, depth: 2, norm: layer}\n"
+                           "  - stage: {block: convnext, out: 8, depth: 3, norm: layer}\n", "ConvNeXtBlock"),
+                          ("  - stage: {block: regnet, out: 8, depth: 2, stride: 2}\n"
+                           "  - stage: {block: regnet, out: 16, depth: 3, stride: 2}\n", "ResidualBlock")]:
+        model = netspec.build(netspec.loads(f"input: {{channels: 8, size: 8}}\ndrop_path: 0.4\nlayers:\n{stages}"))
+        blocks = [m for m in model.modules() if type(m).__name__ == kinds]
+        rates = [next((d.p for d in block.modules() if isinstance(d, StochasticDepth)), 0.0) for block in blocks]
+        assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
 def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.CaptureFixture[str]) -> None:

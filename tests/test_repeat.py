@@ -81,9 +81,9 @@ layers:
 """
 
 
-def problems(text: str) -> list[str]:
+def problems(text: str, name: str = "net.yaml") -> list[str]:
     with pytest.raises(netspec.SpecError) as caught:
-        netspec.summary(netspec.loads(text, name="net.yaml"))
+        netspec.summary(netspec.loads(text, name=name))
     return [str(problem) for problem in caught.value.problems]
 
 
@@ -184,6 +184,47 @@ def test_the_same_problem_in_every_instance_is_reported_once_naming_them_all() -
         "(in instances p2, p1)"]
 
 
+TYPO = [("      - add: {}", "      - ad: {}")]
+UNNAMED = [("    name: p2\n  - repeat: fuse\n    from: [c1, p2]\n    name: p1\n",
+            "  - repeat: fuse\n    from: [c1, fuse1]\n")]
+UNUSED = [("  - repeat: fuse\n    from: [c2, c3]\n    name: p2\n  - repeat: fuse\n    from: [c1, p2]\n"
+            "    name: p1\n", "")]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ([("      - conv: {out: 16}\nlayers", "      - conv: {out: 16, kernal: 3}\nlayers")],
+     "net.yaml:11:25: define.fuse.layers[2].conv.kernal: unknown field 'kernal' (did you mean 'kernel'?); known: out, "
+     "kernel, stride, padding, dilation, groups, bias, norm, act, widen_only (in instances p2, p1)"),
+    ([("      - conv: {out: 16}\nlayers", "      - conv: {out: -4}\nlayers")],
+     "net.yaml:11:21: define.fuse.layers[2].conv.out: input should be greater than or equal to 1 (got -4) "
+     "(in instances p2, p1)"),
+    (TYPO, "net.yaml:9:9: define.fuse.layers[1].ad: unknown kind 'ad' (did you mean 'add'?) (in instances p2, p1)"),
+    (TYPO + UNNAMED,  # automatic instance names
+     "net.yaml:9:9: define.fuse.layers[1].ad: unknown kind 'ad' (did you mean 'add'?) (in instances fuse1, fuse2)"),
+    (TYPO + UNUSED, "net.yaml:9:9: define.fuse.layers[1].ad: unknown kind 'ad' (did you mean 'add'?)"),
+])
+def test_a_problem_met_while_a_definition_is_validated_names_its_instances_too(
+        changes: list[tuple[str, str]], expected: str) -> None:
+    """Param problems are found before any instance is expanded: they name the instances all the same."""
+    text = FUSE
+    for old, new in changes:
+        assert old in text
+        text = text.replace(old, new)
+    assert problems(text) == [expected]
+
+
+def test_a_definition_problem_names_nested_instances_in_expansion_order_and_counts_the_rest() -> None:
+    hrnet = (SPECS / "hrnet_w18_small.yaml").read_text()
+    text = hrnet.replace("      - conv: {out: 16, kernel: 1, act: none}", "      - conv: {out: 16, kernel: 1, act: no}")
+    [problem] = problems(text, "hrnet.yaml")
+    assert problem.startswith("hrnet.yaml:15:41: define.up16.layers[0].conv.act: input should be 'relu'")
+    assert problem.endswith(" (in instances stage2_u0_1, stage3_u0_1, stage3_u0_2, stage4_u0_1, stage4_u0_2, "
+                            "stage4_u0_3)")
+    many = FUSE.replace("      - conv: {out: 16}\nlayers", "      - conv: {out: 0}\nlayers") + "".join(
+        f"  - repeat: fuse\n    from: [c1, p{i - 1}]\n    name: p{i}\n" for i in range(3, 12))
+    assert problems(many)[0].endswith("(got 0) (in instances p2, p1, p3, p4, p5, p6, p7, p8 and 3 more)")
+
+
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("  - repeat: fuse\n    from: [c2, c3]", "  - repeat: fuze\n    from: [c2, c3]",
      "net.yaml:19:13: layers[3].repeat: unknown definition 'fuze' (did you mean 'fuse'?)"),
@@ -210,6 +251,21 @@ def test_wiring_problems_are_located(old: str, new: str, expected: str) -> None:
     assert problems(FUSE.replace(old, new)) == [expected]
 
 
+def test_an_unknown_definition_is_one_problem_not_one_more_per_output_read() -> None:
+    """`first_a` of an instance whose definition is misspelt is not reported again as an unknown name (here, and
+    inside a definition: `s_a`, `s_b`)."""
+    text = SEVERAL.replace("  - repeat: split\n    name: first", "  - repeat: splt\n    name: first").replace(
+        "      - repeat: split\n        name: s", "      - repeat: splitt\n        name: s")
+    assert problems(text) == [
+        "net.yaml:15:17: define.twice.layers[0].repeat: unknown definition 'splitt' (did you mean 'split'?) "
+        "(in instances twice1, twice2)",
+        "net.yaml:24:13: layers[0].repeat: unknown definition 'splt' (did you mean 'split'?)"]
+    assert problems(SEVERAL.replace("from: first_a", "from: firsts_a").replace("repeat: split\n    name: first",
+                                                                              "repeat: splt\n    name: first")) == [
+        "net.yaml:24:13: layers[0].repeat: unknown definition 'splt' (did you mean 'split'?)",
+        "net.yaml:27:11: layers[1].from: unknown name 'firsts_a' (did you mean 'first'?)"]
+
+
 def test_several_outputs_are_read_one_by_one() -> None:
     text = SEVERAL.replace("from: first_a", "from: first")
     assert problems(text) == ["net.yaml:27:11: layers[1].from: 'first' has 2 outputs: refer to one of first_a, first_b"]
@@ -229,6 +285,17 @@ def test_an_exponential_expansion_is_refused_before_anything_is_expanded() -> No
     assert problems(text) == [f"net.yaml:{text.count(chr(10))}:13: layers[0].repeat: the spec expands to more than "
                               f"{MAX_ENTRIES:,} entries here (instances of definitions that hold instances multiply): "
                               "use fewer or smaller instances"]
+
+
+def test_a_bad_param_deep_in_an_exponential_expansion_names_a_few_instances_without_walking_them_all() -> None:
+    levels = ["d0:\n    inputs: [x]\n    layers: [conv: {out: 0}]"]
+    for level in range(1, 8):  # 10**7 instances of d0: the names stop after MAX_NAMED_SITES sites walked
+        levels.append(f"d{level}:\n    inputs: [x]\n    layers:\n" + f"      - repeat: d{level - 1}\n" * 10)
+    text = "input: {channels: 2, size: 4}\ndefine:\n  " + "\n  ".join(levels) + "layers:\n  - repeat: d7\n"
+    [problem] = problems(text)
+    assert problem.startswith("net.yaml:5:26: define.d0.layers[0].conv.out: input should be greater than or equal "
+                              "to 1 (got 0) (in instances d7_1_d6_1_d5_1_d4_1_d3_1_d2_1_d1_1_d0_1, ")
+    assert problem.endswith(", d7_1_d6_1_d5_1_d4_1_d3_1_d2_1_d1_1_d0_8 and more)")
 
 
 def test_definitions_nested_too_deep_are_one_located_error_not_a_recursion_error() -> None:
@@ -382,10 +449,11 @@ def test_no_kind_can_take_the_name_repeat() -> None:
                                            "not starting with a digit: [a-z_][a-z0-9_]*, at most 64 characters "
                                            "(got 'Bad')"),
     ("{a: {inputs: [x, x], layers: [se]}}", "net.yaml:1:22: define.a.inputs: each input needs its own name: 'x' is "
-                                            "listed twice (got ['x', 'x'])"),
+                                            "listed twice (got ['x', 'x']) (in instance a1)"),
     ("{a: {inputs: [x], layers: []}}", "net.yaml:1:35: define.a.layers: value should have at least 1 item after "
-                                       "validation, not 0 (got [])"),
-    ("{a: 5}", "net.yaml:1:13: define.a: input should be a valid dictionary or instance of Definition (got 5)"),
+                                       "validation, not 0 (got []) (in instance a1)"),
+    ("{a: 5}", "net.yaml:1:13: define.a: input should be a valid dictionary or instance of Definition (got 5) "
+               "(in instance a1)"),
 ])
 def test_a_malformed_definition_is_located(define: str, expected: str) -> None:
     assert problems(f"define: {define}\ninput: {{channels: 3, size: 8}}\nlayers:\n  - repeat: a\n") == [expected]

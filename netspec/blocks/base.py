@@ -57,6 +57,9 @@ class Block:
     paper: ClassVar[str] = ""
     options: ClassVar[frozenset[str]] = frozenset()
     """Stage params this block reads besides :data:`COMMON`; a stage that sets another one is an error."""
+    drop_path_to_last: ClassVar[bool] = False
+    """Stochastic depth as timm's ``linspace(0, drop_path, N)`` over the network's N blocks (the last block drops
+    with the full rate: ConvNeXt, RegNet), instead of EfficientNet's drop_path * i / N."""
     explained: ClassVar[frozenset[str]] = frozenset()
     """Stage params the block rejects with a message of its own (in ``check``) instead of the generic one."""
 

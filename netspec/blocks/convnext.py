@@ -39,6 +39,7 @@ class ConvNeXt(Block):
 
     name = "convnext"
     paper = "Liu et al. A ConvNet for the 2020s. CVPR 2022 (arXiv:2201.03545)"
+    drop_path_to_last = True  # timm's convnext.py: linspace(0, drop_path_rate, sum(depths))
     options = frozenset({"kernel", "expand", "ls_init", "grn", "attention"})
 
     def hidden(self, stage: StageParams, channels: int) -> int:
@@ -81,7 +82,7 @@ class ConvNeXt(Block):
             attention = stage.attention.checked_build(x, at)
         return ConvNeXtBlock(x.channels, kernel=stage.kernel or DEFAULT_KERNEL, hidden=self.hidden(stage, x.channels),
                              act=site.act, grn=stage.grn, ls_init=layer_scale(stage), attention=attention,
-                             drop_path=ctx.drop_rate(site.index))
+                             drop_path=ctx.drop_rate(site.index, to_last=self.drop_path_to_last))
 
     def draw(self, draw: "DrawFn", stage: type[Any], x: Shape) -> StageParams:
         from hypothesis import strategies as st

@@ -22,6 +22,7 @@ class RegNet(ResNetBlock):
 
     name = "regnet"
     paper = "Radosavovic et al. Designing Network Design Spaces. CVPR 2020 (arXiv:2003.13678)"
+    drop_path_to_last = True  # timm's regnet.py: linspace(0, drop_path_rate, sum(depths))
     options = frozenset({"width", "group_width", "attention"})
     convs = 3
     attention_in_body = 1
@@ -33,7 +34,8 @@ class RegNet(ResNetBlock):
 
     def plan(self, stage: StageParams, stride: int, dilation: int) -> list[dict[str, int]]:
         mid = self.mid_channels(stage)
-        groups = max(mid // stage.group_width, 1) if stage.group_width is not None else 1
+        divides = stage.group_width is not None and mid % stage.group_width == 0  # else reported by check
+        groups = mid // stage.group_width if divides else 1  # type: ignore[operator]
         return [
             dict(out=mid, kernel=1, stride=1, padding=0, groups=1),
             dict(out=mid, kernel=3, stride=stride, padding=1, groups=groups),

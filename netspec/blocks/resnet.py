@@ -149,7 +149,8 @@ class ResNetBlock(Block):
                 shortcut = nn.Sequential(OrderedDict([("pool", pool), *shortcut.named_children()]))
         elif self.shortcut:
             shortcut = nn.Identity()
-        return ResidualBlock(body, attention, shortcut, make_act(site.act), drop_path=ctx.drop_rate(site.index))
+        return ResidualBlock(body, attention, shortcut, make_act(site.act),
+                             drop_path=ctx.drop_rate(site.index, to_last=self.drop_path_to_last))
 
     def draw(self, draw: "DrawFn", stage: type[Any], x: Shape) -> StageParams:
         from hypothesis import strategies as st

@@ -75,9 +75,11 @@ class Context:
     input: Shape | None = None
     """the network's input shape (a detection head's strides are input size / level size); None outside a spec"""
 
-    def drop_rate(self, block: int) -> float:
-        """EfficientNet's stochastic-depth schedule for this entry's ``block``-th block: rate * index / total."""
-        return self.drop_path * (self.first_block + block) / self.total_blocks if self.total_blocks else 0.0
+    def drop_rate(self, block: int, *, to_last: bool = False) -> float:
+        """The stochastic-depth rate of this entry's ``block``-th block: EfficientNet's rate * index / total, or with
+        ``to_last`` timm's ``linspace(0, rate, total)`` (ConvNeXt, RegNet), rate * index / (total - 1)."""
+        index, total = self.first_block + block, self.total_blocks - 1 if to_last else self.total_blocks
+        return self.drop_path * index / total if total > 0 else 0.0
 
     def at(self, *parts: str | int) -> "Context":
         return replace(self, path=self.path + parts)

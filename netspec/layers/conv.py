@@ -1,17 +1,32 @@
 """``conv``: a 2-D convolution followed by the default (or given) norm and activation."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BeforeValidator
 
 from netspec.layers.base import Context, Flag, Layer, NonNegativeInt, PositiveInt
 from netspec.ops import ActName, NormName, norm_params, norm_problem
 from netspec.registry import register
 from netspec.scaling import Channels
-from netspec.shapes import LayerInfo, Shape, conv_out_size, fitting_kernels, scale_macs
+from netspec.shapes import MAX_COUNT, LayerInfo, Shape, conv_out_size, fitting_kernels, scale_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
+
+
+def _padding(value: Any) -> Any:
+    """One message for a `padding` that is neither a whole number >= 0 nor `same` (not one per alternative)."""
+    if value is None or value == "same" or (type(value) is int and 0 <= value <= MAX_COUNT):
+        return value
+    if type(value) is int and value > MAX_COUNT:
+        raise ValueError(f"input should be at most {MAX_COUNT}")
+    raise ValueError("input should be a whole number >= 0 (zeros on each side) or 'same' (TensorFlow's SAME)")
+
+
+Padding = Annotated[NonNegativeInt | Literal["same"] | None, BeforeValidator(_padding)]
+"""A conv's padding: zeros on each side, ``same``, or ``None`` for the kernel's default."""
 
 
 def conv_info(
@@ -73,7 +88,7 @@ class Conv(Layer):
     out: Channels
     kernel: PositiveInt = 3
     stride: PositiveInt = 1
-    padding: NonNegativeInt | Literal["same"] | None = None
+    padding: Padding = None
     """zero padding on each side (default (kernel - 1) // 2 * dilation); `same`: TensorFlow's SAME padding, output
     ceil(size / stride), the extra pixel right/bottom when uneven (timm's tf_ models, Conv2dSame)"""
     dilation: PositiveInt = 1
@@ -123,6 +138,7 @@ class Conv(Layer):
             out=st.integers(1, 24),
             kernel=st.sampled_from(fitting_kernels(x, (1, 3, 5))),
             stride=st.sampled_from([1, 2]),
+            padding=st.sampled_from([None, None, "same"]),  # TF's SAME: any kernel fits
             act=st.sampled_from([None, "relu", "silu", "none"]),
             norm=st.sampled_from([None, "batch", "none"]),
         )
