@@ -265,22 +265,3 @@ def byoanet(name: str, size: int, num_classes: int = 1000) -> nn.Sequential:
     layers.add_module("fc", nn.Linear(chs, num_classes))
     return layers
 
-
-def shortcut_last(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A byobnet state dict with each block's shortcut moved after the block's body (netspec's data-flow order)."""
-    def block_of(key: str) -> str | None:
-        at = key.find(".shortcut.")
-        return key[:at] if at >= 0 else None
-
-    shortcuts: dict[str, list[str]] = {}
-    for key in state:
-        if block_of(key):
-            shortcuts.setdefault(block_of(key), []).append(key)  # type: ignore[arg-type]
-    body = [key for key in state if not block_of(key)]
-    ordered: list[str] = []
-    for index, key in enumerate(body):
-        ordered.append(key)
-        following = body[index + 1] if index + 1 < len(body) else ""
-        for block in [b for b in shortcuts if key.startswith(b + ".") and not following.startswith(b + ".")]:
-            ordered += shortcuts.pop(block)
-    return {key: state[key] for key in ordered}

@@ -64,6 +64,23 @@ def test_bottleneck_attn_strided_in_a_block_equals_timm_layout() -> None:
     assert_same_function(official.BottleneckAttn(32, feat_size=(8, 6), num_heads=4, stride=2), module, (2, 32, 8, 6))
 
 
+def test_bottleneck_attn_keeps_no_token_by_token_matrix_for_backward() -> None:
+    """The relative positions folded into SDPA (flash attention on the CPU): what a training step saves for
+    backward is at most the padded queries/keys/values, never the (HW x HW) scores or probabilities of each head,
+    which timm's layout keeps."""
+    def largest_saved(module: torch.nn.Module, x: torch.Tensor) -> int:
+        saved: list[int] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            module(x)
+        return max(saved)
+
+    x = torch.randn(2, 64, 16, 16, requires_grad=True)
+    scores = 2 * 4 * 256 * 256  # batch x heads x tokens x tokens
+    mine = BottleneckAttn(heads=4).build(Shape(64, 16, 16), Context()).train()
+    assert largest_saved(official.BottleneckAttn(64, feat_size=(16, 16), num_heads=4), x) >= scores
+    assert largest_saved(mine, x) <= scores // 4
+
+
 @pytest.mark.parametrize("block, halo, stride, avg_down, heads", [
     (4, 1, 1, False, 4), (4, 2, 2, False, 2), (3, 1, 2, False, 4), (4, 1, 2, True, 8), (2, 0, 1, False, 1),
 ])
@@ -142,6 +159,29 @@ def test_byoanet_specs_have_timm_counts(name: str) -> None:
     assert numel(official.byoanet(name, 256)) == NETWORKS[name]
 
 
+def test_a_byobnet_block_with_its_shortcut_first_loads_strictly_into_a_stage() -> None:
+    """timm's byobnet registers a block's shortcut before its body; netspec after: load_weights reads both body
+    first, so timm's state dict loads as it is (no renaming, no reordering by the user)."""
+    torch.manual_seed(0)
+    reference = official.Block(16, 32, 2, 8, torch.nn.ReLU, self_attn=lambda c, s: official.BottleneckAttn(
+        c, feat_size=(8, 8), num_heads=2, stride=s))
+    assert next(iter(reference.state_dict())).startswith("shortcut.")
+    spec = netspec.loads("input: {channels: 16, size: 8}\nlayers:\n"
+                         "  - stage: {block: bottleneck, out: 32, width: 8, stride: 2, conv: {bottleneck_attn: {heads: 2}}}\n")
+    model = netspec.build(spec)
+    for module in reference.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1), module.running_var.uniform_(0.8, 1.2)
+            module.weight.data.uniform_(0.8, 1.2), module.bias.data.uniform_(-0.1, 0.1)
+    report = netspec.load_weights(model, reference.state_dict(), strict=True)
+    assert [source.name for _, source in report.matched][-2:] == ["shortcut.conv", "shortcut.bn"]
+    x = torch.randn(2, 16, 8, 8)
+    for training in (False, True):
+        model.train(training), reference.train(training)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
 SMALL = {"botnet26t": 64, "halonet26t": 256, "lambda_resnet26t": 64, "sebotnet33ts": 64}
 """The smallest inputs each network takes (halonet26t's 8x8 halo blocks on the last stage need 256)."""
 
@@ -158,7 +198,7 @@ def test_byoanet_specs_compute_the_reference_function(name: str) -> None:
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1), module.running_var.uniform_(0.8, 1.2)
             module.weight.data.uniform_(0.8, 1.2), module.bias.data.uniform_(-0.1, 0.1)
-    report = netspec.load_weights(model, official.shortcut_last(reference.state_dict()), strict=True)
+    report = netspec.load_weights(model, reference.state_dict(), strict=True)  # timm's order: shortcut first
     assert report.complete
     x = torch.randn(1, 3, size, size)
     for training in (False, True):
