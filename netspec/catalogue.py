@@ -69,7 +69,9 @@ FORMULAS: dict[str, Formula] = {
     "ge": lambda a: (" + ".join(([f"{11 * a.steps()}·C"] if a.steps() else []) + (["2·C·rd + rd + C"] if a.mlp else []))
                      or "0"),
     "halo_attn": lambda a: f"{_bias(a.bias)}·({2 * a.heads}·d + C) + {2 * (2 * a.window() - 1)}·d",
-    "lambda": lambda a: f"{_bias(a.bias)}·({a.heads + 1}·d + dv) + {2 * a.heads + a.r ** 2 + 1}·d + 2·dv",
+    "lambda": lambda a: (f"{_bias(a.bias)}·({a.heads + 1}·d + dv) + {2 * a.heads + a.r ** 2 + 1}·d + 2·dv"
+                         if a.r is not None else
+                         f"{_bias(a.bias)}·({a.heads + 1}·d + dv) + {2 * a.heads}·d + 2·dv + (2·H − 1)·(2·W − 1)·d"),
     "lcbam": lambda a: "2·C·rd" + _plus(a.mlp_bias, "rd + C") + f" + {a.kernel ** 2 + 2}",
     "nonlocal": lambda a: f"4·C·rd + 3·rd + {_times(1 + _per_channel(a.norm))}C",
     "pam": lambda a: "C² + 2·C·rd + C + 2·rd + 1",

@@ -94,11 +94,15 @@ def test_halo_attn_equals_timm_layout(block: int, halo: int, stride: int, avg_do
     assert_same_function(reference, layer.build_attention(x, out=32, stride=stride), (2, *x.dims()))
 
 
-@pytest.mark.parametrize("heads, dim_head, r, stride", [(4, 16, 9, 1), (2, 8, 3, 2), (4, 4, 5, 1)])
-def test_lambda_equals_timm_layout(heads: int, dim_head: int, r: int, stride: int) -> None:
+@pytest.mark.parametrize("heads, dim_head, r, stride", [(4, 16, 9, 1), (2, 8, 3, 2), (4, 4, 5, 1), (4, 16, None, 1),
+                                                     (2, 8, None, 2)])
+def test_lambda_equals_timm_layout(heads: int, dim_head: int, r: int | None, stride: int) -> None:
+    """r: null is timm's relative-position variant (lambda_resnet26rpt): its gathered (M, M, k) table against
+    netspec's convolution with the embedding."""
     x = Shape(32, 7, 6) if stride == 1 else Shape(32, 8, 6)  # stride 2: even sizes, where timm's block works
     layer = Lambda(heads=heads, dim_head=dim_head, r=r)
-    reference = official.LambdaLayer(32, stride=stride, num_heads=heads, dim_head=dim_head, r=r)
+    reference = official.LambdaLayer(32, stride=stride, num_heads=heads, dim_head=dim_head, r=r,
+                                     feat_size=(x.height, x.width))
     assert layer.params_at(x, 32) == numel(reference)
     assert_same_function(reference, layer.build_attention(x, out=32, stride=stride), (2, *x.dims()))
 
@@ -115,6 +119,14 @@ def test_a_fixed_position_table_is_a_located_error_naming_the_size_it_needs() ->
                      "here is 8x8: set `size: [8, 8]` or leave it out"]
     found = problems("input: {channels: 16}\nlayers:\n  - bottleneck_attn\n")
     assert "needs a static input size" in found[0] and found[0].startswith("3:5: layers[0]")
+
+
+def test_relative_lambdas_without_a_static_size_are_a_located_error() -> None:
+    found = problems("input: {channels: 16}\nlayers:\n  - lambda: {r: null}\n")
+    assert found == ["3:17: layers[0].lambda.r: null (relative position lambdas) needs a static input size for the "
+                     "position table: give the spec `input: {size: ...}`, or set r for local lambdas"]
+    spec = netspec.loads("input: {channels: 16, size: [6, 5]}\nlayers:\n  - lambda: {r: null}\n")
+    assert netspec.summary(spec).params == numel(official.LambdaLayer(16, r=None, feat_size=(6, 5)))
 
 
 def test_halo_divisibility_and_heads_are_located_errors() -> None:

@@ -179,19 +179,32 @@ class HaloAttention(nn.Module):
 
 class LambdaLayer(nn.Module):
     """LambdaNets' lambda layer (intra-depth u = 1): a content lambda softmax(K) V^T shared by all positions plus
-    local position lambdas from a 3-D conv of radius r over V, applied to multi-query heads; 2x2 average pool when
-    ``stride`` is 2. Queries and values are batch-normalised, as timm's ``LambdaLayer``."""
+    local position lambdas from a 3-D conv of radius r over V (or, ``radius`` None, relative position lambdas from
+    a (2H-1, 2W-1, k) embedding ``pos_emb`` over the ``size`` map), applied to multi-query heads; 2x2 average pool
+    when ``stride`` is 2. Queries and values are batch-normalised, as timm's ``LambdaLayer``.
 
-    def __init__(self, in_channels: int, out_channels: int, *, heads: int, dim_head: int, radius: int,
-                 stride: int = 1, bias: bool = False) -> None:
+    The relative lambdas sum_n E[h_n - h_m, w_n - w_m] v_n are a cross-correlation of the value map with E (zero
+    outside the map): run as a 3-D conv with E as its kernel, they need no (M, M, k) gathered table."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, heads: int, dim_head: int, radius: int | None,
+                 size: tuple[int, int] = (1, 1), stride: int = 1, bias: bool = False) -> None:
         super().__init__()
         self.heads, self.dim_head, self.dim_value = heads, dim_head, out_channels // heads
         self.qkv = nn.Conv2d(in_channels, heads * dim_head + dim_head + self.dim_value, 1, bias=bias)
         self.norm_q = nn.BatchNorm2d(heads * dim_head)
         self.norm_v = nn.BatchNorm2d(self.dim_value)
-        self.conv_lambda = nn.Conv3d(1, dim_head, (radius, radius, 1), padding=(radius // 2, radius // 2, 0))
+        self.size = size
+        if radius is not None:
+            self.conv_lambda: nn.Conv3d | None = nn.Conv3d(1, dim_head, (radius, radius, 1),
+                                                           padding=(radius // 2, radius // 2, 0))
+            self.pos_emb = None
+        else:  # timm's relative variant: a parameter of the layer itself, as timm's (state-dict order unchanged)
+            self.conv_lambda = None
+            self.pos_emb = nn.Parameter(torch.empty(2 * size[0] - 1, 2 * size[1] - 1, dim_head))
+            nn.init.trunc_normal_(self.pos_emb, std=0.02)
         nn.init.trunc_normal_(self.qkv.weight, std=in_channels ** -0.5)
-        nn.init.trunc_normal_(self.conv_lambda.weight, std=dim_head ** -0.5)
+        if self.conv_lambda is not None:
+            nn.init.trunc_normal_(self.conv_lambda.weight, std=dim_head ** -0.5)
         self.pool = half_pool() if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +215,12 @@ class LambdaLayer(nn.Module):
         v = self.norm_v(v).reshape(batch, dv, tokens).transpose(-1, -2)  # (B, M, v)
         k = torch.softmax(k.reshape(batch, dk, tokens), dim=-1)  # (B, k, M)
         content = q @ (k @ v).unsqueeze(1)  # (B, heads, M, v)
-        position_lambdas = self.conv_lambda(v.reshape(batch, 1, height, width, dv))  # (B, k, H, W, v)
+        values = v.reshape(batch, 1, height, width, dv)
+        if self.conv_lambda is not None:
+            position_lambdas = self.conv_lambda(values)  # (B, k, H, W, v)
+        else:  # out[m] = sum_n E[n - m + (H-1, W-1)] v_n: a cross-correlation with E, zero-padded by H-1, W-1
+            kernel = self.pos_emb.permute(2, 0, 1).unsqueeze(1).unsqueeze(-1)  # (k, 1, 2H-1, 2W-1, 1)
+            position_lambdas = F.conv3d(values, kernel, padding=(self.size[0] - 1, self.size[1] - 1, 0))
         position_lambdas = position_lambdas.reshape(batch, 1, dk, tokens, dv).transpose(2, 3)  # (B, 1, M, k, v)
         position = (q.unsqueeze(-2) @ position_lambdas).squeeze(-2)  # (B, heads, M, v)
         out = (content + position).transpose(-1, -2).reshape(batch, heads * dv, height, width)
