@@ -64,7 +64,8 @@ class Lambda(SelfAttentionConv):
         k, v = head_dim(out, self.heads, self.dim_head, 1.0), out // self.heads
         projection = pixels * x.channels * (self.heads * k + k + v)
         content = k * pixels * v + self.heads * pixels * k * v
-        window = self.r ** 2 if self.r is not None else pixels  # relative: every value weighs in every lambda
+        # relative: the convolution with the (2H-1) x (2W-1) table, as it runs (zero padding included)
+        window = self.r ** 2 if self.r is not None else (2 * (x.height or 1) - 1) * (2 * (x.width or 1) - 1)
         position = k * window * pixels * v + self.heads * pixels * k * v
         return projection + content + position
 
