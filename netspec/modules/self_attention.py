@@ -75,7 +75,7 @@ def attend_in_windows(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     position terms broadcast into the scores in place (``a_i`` along the key's row, ``b_i`` along its column), so
     no widened or padded query/key/value copies are made. At these sizes the scores are no larger than the
     widened copies SDPA would need (64 x 196 per block against (64 + 2 x 196) x 92), and two GEMMs beat the flash
-    kernel's blocked loop: training memory 0.97x timm's layout instead of 1.2x (benchmarks/self_attention.py)."""
+    kernel's blocked loop: training memory about timm's layout's instead of 1.15x (benchmarks/self_attention.py)."""
     n, length, _ = query.shape
     logits = torch.bmm(query, key.transpose(1, 2))  # bmm keeps its inputs for backward, not its output: in place
     along_rows, along_cols = positions.split([key_height, key_width], dim=-1)
@@ -189,8 +189,9 @@ class HaloAttention(nn.Module):
         k, v = torch.split(kv, [self.dim_head, self.dim_value], dim=-1)
         positions = position_features(q, self.pos_embed.height_rel, self.pos_embed.width_rel, height=qb, width=qb,
                                       key_height=self.window, key_width=self.window)
-        out = attend_in_windows(q, k, v, positions, scale=self.scale, scale_positions=self.scale_positions,
-                                key_height=self.window, key_width=self.window)
+        # contiguous k and v: views would keep the whole unfolded kv alive for backward beside bmm's own copies
+        out = attend_in_windows(q, k.contiguous(), v.contiguous(), positions, scale=self.scale,
+                                scale_positions=self.scale_positions, key_height=self.window, key_width=self.window)
         # (B*heads*blocks, qb*qb, e) -> (B, heads*e, H/s, W/s)
         out = out.reshape(batch, heads, rows, cols, qb, qb, self.dim_value).permute(0, 1, 6, 2, 4, 3, 5)
         out = out.reshape(batch, heads * self.dim_value, rows * qb, cols * qb)
