@@ -4,7 +4,8 @@ Names differ between codebases (torchvision's ``layer1.0.conv1`` is netspec's ``
 so weights are matched by architecture instead. Both sides are read as *units*: the tensors of one module
 (a state-dict key ``a.b.weight`` belongs to the unit ``a.b``), in state-dict order, which is module registration
 order: the order data flows through a torchvision/timm CNN and through a netspec model (``nn.Sequential`` or
-``torch.fx.GraphModule`` alike; a residual block's shortcut comes after its body in both). A unit's *family*
+``torch.fx.GraphModule`` alike; a residual block's shortcut comes after its body in both, timm's byobnet blocks
+are read so: :func:`shortcuts_last`). A unit's *family*
 (tensor names, ranks, a conv's kernel and depthwise-ness) is what it is whatever its width; its *signature* adds
 the shapes (a BN's ``num_batches_tracked`` is optional; a 1x1 conv's weight equals a linear one's). The two
 family sequences are aligned (issue 23: :func:`pairs_of`, :func:`same_places`) so that a module is paired only
@@ -135,7 +136,8 @@ def units_of(state: Mapping[str, "torch.Tensor"], kinds: Mapping[str, str] | Non
         prefix, local = _split(key)
         grouped.setdefault(prefix, {})[local] = tensor
     units = []
-    for prefix, tensors in grouped.items():
+    for prefix in shortcuts_last(list(grouped)):
+        tensors = grouped[prefix]
         unit = Unit(prefix, tensors, (kinds or {}).get(prefix) or _guess_kind(tensors))
         shapes = [(name, tuple(tensor.shape)) for name, tensor in tensors.items() if name not in OPTIONAL_TENSORS]
         shapes.sort()
@@ -143,6 +145,40 @@ def units_of(state: Mapping[str, "torch.Tensor"], kinds: Mapping[str, str] | Non
         unit.__dict__["family"] = tuple(_role(name, shape) for name, shape in shapes)  # properties, in one pass
         units.append(unit)
     return units
+
+
+SHORTCUT = "shortcut"
+"""A child of this name is a residual block's projection shortcut: it sees the block's input, not its body's output."""
+
+
+def shortcuts_last(prefixes: list[str]) -> list[str]:
+    """Module prefixes in the same depth-first order, except that a child named ``shortcut`` comes after its
+    siblings: timm's byobnet blocks (BoTNet, HaloNet, LambdaNet, RegNet-Z, ...) register the shortcut before the
+    body, torchvision's, timm's ResNets and netspec's after it; read both in the body-first order, their
+    skeletons align (the pairing is monotone, it cannot cross a block's shortcut over its body). Only that exact
+    name moves: ``downsample`` is a stage's first layer in ConvNeXt, so it stays where it is registered.
+    """
+    children: dict[str, list[str]] = {}
+    for prefix in prefixes:
+        parts = prefix.split(".") if prefix else []
+        for depth in range(len(parts) + 1):
+            node, parent = ".".join(parts[:depth]), ".".join(parts[:depth - 1]) if depth else None
+            if node not in children:
+                children[node] = []
+                if parent is not None:
+                    children[parent].append(node)
+    if not any(node.rpartition(".")[2] == SHORTCUT for node in children if node):
+        return prefixes  # nothing to move: the usual case, in one pass
+    own = set(prefixes)
+    ordered: list[str] = []
+    stack = [""]
+    while stack:
+        node = stack.pop()
+        if node in own:
+            ordered.append(node)
+        kids = children[node]
+        stack.extend(reversed(sorted(kids, key=lambda kid: kid.rpartition(".")[2] == SHORTCUT)))  # stable
+    return ordered
 
 
 def model_units(model: "nn.Module") -> list[Unit]:

@@ -132,14 +132,26 @@ class HaloAttn(nn.Module):
 
 class LambdaLayer(nn.Module):
     def __init__(self, dim: int, dim_out: int | None = None, stride: int = 1, num_heads: int = 4, dim_head: int = 16,
-                 r: int = 9, qkv_bias: bool = False) -> None:
+                 r: int | None = 9, qkv_bias: bool = False, feat_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         dim_out = dim_out or dim
         self.dim_qk, self.num_heads, self.dim_v = dim_head, num_heads, dim_out // num_heads
         self.qkv = nn.Conv2d(dim, num_heads * self.dim_qk + self.dim_qk + self.dim_v, kernel_size=1, bias=qkv_bias)
         self.norm_q = nn.BatchNorm2d(num_heads * self.dim_qk)
         self.norm_v = nn.BatchNorm2d(self.dim_v)
-        self.conv_lambda = nn.Conv3d(1, self.dim_qk, (r, r, 1), padding=(r // 2, r // 2, 0))
+        if r is not None:
+            self.conv_lambda = nn.Conv3d(1, self.dim_qk, (r, r, 1), padding=(r // 2, r // 2, 0))
+            self.pos_emb = None
+        else:  # relative position lambdas: a (2H-1, 2W-1, k) table gathered to (M, M, k) by relative offset
+            assert feat_size is not None
+            self.conv_lambda = None
+            self.pos_emb = nn.Parameter(torch.randn(2 * feat_size[0] - 1, 2 * feat_size[1] - 1, self.dim_qk) * .02)
+            rows, cols = torch.meshgrid(torch.arange(feat_size[0]), torch.arange(feat_size[1]), indexing="ij")
+            pos = torch.stack([rows, cols]).flatten(1)  # (2, M)
+            rel = pos[:, None, :] - pos[:, :, None]  # [d, m, n] = pos[d, n] - pos[d, m]
+            rel[0] += feat_size[0] - 1
+            rel[1] += feat_size[1] - 1
+            self.register_buffer("rel_pos_indices", rel, persistent=False)
         self.pool = nn.AvgPool2d(2, 2) if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,8 +162,12 @@ class LambdaLayer(nn.Module):
         v = self.norm_v(v).reshape(batch, self.dim_v, tokens).transpose(-1, -2)
         k = F.softmax(k.reshape(batch, self.dim_qk, tokens), dim=-1)
         content_out = q @ (k @ v).unsqueeze(1)
-        position_lam = self.conv_lambda(v.reshape(batch, 1, height, width, self.dim_v))
-        position_lam = position_lam.reshape(batch, 1, self.dim_qk, tokens, self.dim_v).transpose(2, 3)
+        if self.pos_emb is None:
+            position_lam = self.conv_lambda(v.reshape(batch, 1, height, width, self.dim_v))
+            position_lam = position_lam.reshape(batch, 1, self.dim_qk, tokens, self.dim_v).transpose(2, 3)
+        else:
+            pos_emb = self.pos_emb[self.rel_pos_indices[0], self.rel_pos_indices[1]].expand(batch, -1, -1, -1)
+            position_lam = (pos_emb.transpose(-1, -2) @ v.unsqueeze(1)).unsqueeze(1)  # (B, 1, M, k, v)
         position_out = (q.unsqueeze(-2) @ position_lam).squeeze(-2)
         out = (content_out + position_out).transpose(-1, -2).reshape(batch, channels, height, width)
         return self.pool(out)
@@ -265,22 +281,3 @@ def byoanet(name: str, size: int, num_classes: int = 1000) -> nn.Sequential:
     layers.add_module("fc", nn.Linear(chs, num_classes))
     return layers
 
-
-def shortcut_last(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A byobnet state dict with each block's shortcut moved after the block's body (netspec's data-flow order)."""
-    def block_of(key: str) -> str | None:
-        at = key.find(".shortcut.")
-        return key[:at] if at >= 0 else None
-
-    shortcuts: dict[str, list[str]] = {}
-    for key in state:
-        if block_of(key):
-            shortcuts.setdefault(block_of(key), []).append(key)  # type: ignore[arg-type]
-    body = [key for key in state if not block_of(key)]
-    ordered: list[str] = []
-    for index, key in enumerate(body):
-        ordered.append(key)
-        following = body[index + 1] if index + 1 < len(body) else ""
-        for block in [b for b in shortcuts if key.startswith(b + ".") and not following.startswith(b + ".")]:
-            ordered += shortcuts.pop(block)
-    return {key: state[key] for key in ordered}

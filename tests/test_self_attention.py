@@ -64,6 +64,23 @@ def test_bottleneck_attn_strided_in_a_block_equals_timm_layout() -> None:
     assert_same_function(official.BottleneckAttn(32, feat_size=(8, 6), num_heads=4, stride=2), module, (2, 32, 8, 6))
 
 
+def test_bottleneck_attn_keeps_no_token_by_token_matrix_for_backward() -> None:
+    """The relative positions folded into SDPA (flash attention on the CPU): what a training step saves for
+    backward is at most the padded queries/keys/values, never the (HW x HW) scores or probabilities of each head,
+    which timm's layout keeps."""
+    def largest_saved(module: torch.nn.Module, x: torch.Tensor) -> int:
+        saved: list[int] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            module(x)
+        return max(saved)
+
+    x = torch.randn(2, 64, 16, 16, requires_grad=True)
+    scores = 2 * 4 * 256 * 256  # batch x heads x tokens x tokens
+    mine = BottleneckAttn(heads=4).build(Shape(64, 16, 16), Context()).train()
+    assert largest_saved(official.BottleneckAttn(64, feat_size=(16, 16), num_heads=4), x) >= scores
+    assert largest_saved(mine, x) <= scores // 4
+
+
 @pytest.mark.parametrize("block, halo, stride, avg_down, heads", [
     (4, 1, 1, False, 4), (4, 2, 2, False, 2), (3, 1, 2, False, 4), (4, 1, 2, True, 8), (2, 0, 1, False, 1),
 ])
@@ -77,11 +94,15 @@ def test_halo_attn_equals_timm_layout(block: int, halo: int, stride: int, avg_do
     assert_same_function(reference, layer.build_attention(x, out=32, stride=stride), (2, *x.dims()))
 
 
-@pytest.mark.parametrize("heads, dim_head, r, stride", [(4, 16, 9, 1), (2, 8, 3, 2), (4, 4, 5, 1)])
-def test_lambda_equals_timm_layout(heads: int, dim_head: int, r: int, stride: int) -> None:
+@pytest.mark.parametrize("heads, dim_head, r, stride", [(4, 16, 9, 1), (2, 8, 3, 2), (4, 4, 5, 1), (4, 16, None, 1),
+                                                     (2, 8, None, 2)])
+def test_lambda_equals_timm_layout(heads: int, dim_head: int, r: int | None, stride: int) -> None:
+    """r: null is timm's relative-position variant (lambda_resnet26rpt): its gathered (M, M, k) table against
+    netspec's convolution with the embedding."""
     x = Shape(32, 7, 6) if stride == 1 else Shape(32, 8, 6)  # stride 2: even sizes, where timm's block works
     layer = Lambda(heads=heads, dim_head=dim_head, r=r)
-    reference = official.LambdaLayer(32, stride=stride, num_heads=heads, dim_head=dim_head, r=r)
+    reference = official.LambdaLayer(32, stride=stride, num_heads=heads, dim_head=dim_head, r=r,
+                                     feat_size=(x.height, x.width))
     assert layer.params_at(x, 32) == numel(reference)
     assert_same_function(reference, layer.build_attention(x, out=32, stride=stride), (2, *x.dims()))
 
@@ -98,6 +119,14 @@ def test_a_fixed_position_table_is_a_located_error_naming_the_size_it_needs() ->
                      "here is 8x8: set `size: [8, 8]` or leave it out"]
     found = problems("input: {channels: 16}\nlayers:\n  - bottleneck_attn\n")
     assert "needs a static input size" in found[0] and found[0].startswith("3:5: layers[0]")
+
+
+def test_relative_lambdas_without_a_static_size_are_a_located_error() -> None:
+    found = problems("input: {channels: 16}\nlayers:\n  - lambda: {r: null}\n")
+    assert found == ["3:17: layers[0].lambda.r: null (relative position lambdas) needs a static input size for the "
+                     "position table: give the spec `input: {size: ...}`, or set r for local lambdas"]
+    spec = netspec.loads("input: {channels: 16, size: [6, 5]}\nlayers:\n  - lambda: {r: null}\n")
+    assert netspec.summary(spec).params == numel(official.LambdaLayer(16, r=None, feat_size=(6, 5)))
 
 
 def test_halo_divisibility_and_heads_are_located_errors() -> None:
@@ -142,6 +171,29 @@ def test_byoanet_specs_have_timm_counts(name: str) -> None:
     assert numel(official.byoanet(name, 256)) == NETWORKS[name]
 
 
+def test_a_byobnet_block_with_its_shortcut_first_loads_strictly_into_a_stage() -> None:
+    """timm's byobnet registers a block's shortcut before its body; netspec after: load_weights reads both body
+    first, so timm's state dict loads as it is (no renaming, no reordering by the user)."""
+    torch.manual_seed(0)
+    reference = official.Block(16, 32, 2, 8, torch.nn.ReLU, self_attn=lambda c, s: official.BottleneckAttn(
+        c, feat_size=(8, 8), num_heads=2, stride=s))
+    assert next(iter(reference.state_dict())).startswith("shortcut.")
+    spec = netspec.loads("input: {channels: 16, size: 8}\nlayers:\n"
+                         "  - stage: {block: bottleneck, out: 32, width: 8, stride: 2, conv: {bottleneck_attn: {heads: 2}}}\n")
+    model = netspec.build(spec)
+    for module in reference.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1), module.running_var.uniform_(0.8, 1.2)
+            module.weight.data.uniform_(0.8, 1.2), module.bias.data.uniform_(-0.1, 0.1)
+    report = netspec.load_weights(model, reference.state_dict(), strict=True)
+    assert [source.name for _, source in report.matched][-2:] == ["shortcut.conv", "shortcut.bn"]
+    x = torch.randn(2, 16, 8, 8)
+    for training in (False, True):
+        model.train(training), reference.train(training)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
 SMALL = {"botnet26t": 64, "halonet26t": 256, "lambda_resnet26t": 64, "sebotnet33ts": 64}
 """The smallest inputs each network takes (halonet26t's 8x8 halo blocks on the last stage need 256)."""
 
@@ -158,7 +210,7 @@ def test_byoanet_specs_compute_the_reference_function(name: str) -> None:
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1), module.running_var.uniform_(0.8, 1.2)
             module.weight.data.uniform_(0.8, 1.2), module.bias.data.uniform_(-0.1, 0.1)
-    report = netspec.load_weights(model, official.shortcut_last(reference.state_dict()), strict=True)
+    report = netspec.load_weights(model, reference.state_dict(), strict=True)  # timm's order: shortcut first
     assert report.complete
     x = torch.randn(1, 3, size, size)
     for training in (False, True):

@@ -9,6 +9,7 @@ import torch
 
 import netspec
 import official_timm_attention as official
+from netspec.errors import Invalid
 from netspec.parsing import parse_entry
 from netspec.shapes import Shape
 from netspec.timm_attention import TIMM_ATTENTION
@@ -156,3 +157,57 @@ def test_the_catalogues_written_defaults_read_back_as_the_timm_name(name: str) -
     text = f"input: {{channels: 64}}\nlayers:\n  - {entry.kind}: {_written(entry.params)}\n  - timm:{name}\n"
     spec = netspec.loads(text)
     assert spec.layers[0] == spec.layers[1]
+
+
+# --- the catalogue's params formulas -----------------------------------------------------------------------
+
+
+def evaluate(formula: str, values: dict[str, int]) -> float:
+    """A catalogue formula (``2·C·rd + rd + C``) with its letters' values."""
+    expression = formula.replace("·", "*").replace("²", "**2").replace("−", "-")
+    return eval(expression, {"__builtins__": {}}, values)  # noqa: S307  (the catalogue's own strings)
+
+
+def test_every_attention_kind_has_a_params_formula() -> None:
+    from netspec.catalogue import FORMULAS
+    from netspec.parsing import kinds_of
+    from netspec.registry import builtin_kinds
+
+    assert sorted(FORMULAS) == sorted(kind for kind in kinds_of("attention") if kind in builtin_kinds())
+
+
+@pytest.mark.parametrize("kind", sorted({entry.kind for entry in TIMM_ATTENTION.values()}
+                                        | {"bam", "cam", "danet", "pam", "psa", "simam", "triplet"}))
+def test_the_catalogues_formula_is_the_kinds_count(kind: str) -> None:
+    """At netspec's defaults, at every timm name's params, and at params drawn from the kind's own strategy."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from netspec.catalogue import FORMULAS, symbols
+    from netspec.registry import builtin_kinds
+
+    cls = builtin_kinds()[kind]
+
+    def check(layer: netspec.layers.Layer, x: Shape) -> bool:
+        context = netspec.layers.Context()
+        try:
+            info = layer.infer(x, context)
+        except (netspec.SpecError, Invalid):  # params that do not fit this map
+            return False
+        if context.findings:
+            return False
+        assert evaluate(FORMULAS[kind](layer), symbols(layer, x)) == info.params, (layer, x)
+        return True
+
+    shapes = [Shape(c, h, w) for c, h, w in [(64, 16, 16), (96, 14, 14), (256, 56, 56), (200, 8, 24)]]
+    checked = 0
+    for params in [{}] + [entry.params for entry in TIMM_ATTENTION.values() if entry.kind == kind]:
+        checked += sum(check(cls.model_validate(params), x) for x in shapes)
+    assert checked >= 2
+
+    @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(shapes).flatmap(lambda x: st.tuples(cls.strategy(x), st.just(x))))
+    def drawn(case: tuple[netspec.layers.Layer, Shape]) -> None:
+        check(*case)
+
+    drawn()

@@ -527,3 +527,17 @@ def test_any_spec_loads_its_own_weights_by_architecture(tmp_path_factory: pytest
     loaded = netspec.load_model(path)
     assert netspec.weights.spec_of(loaded) == spec
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), source.state_dict().values()))
+
+
+def test_a_blocks_shortcut_is_read_after_its_body_and_nothing_else_moves() -> None:
+    from netspec.weights import shortcuts_last
+
+    timm_byobnet = ["stem.conv", "stages.0.0.shortcut.conv", "stages.0.0.shortcut.bn", "stages.0.0.conv1.conv",
+                    "stages.0.0.conv1.bn", "stages.0.1.conv1.conv", "head.fc"]
+    assert shortcuts_last(timm_byobnet) == ["stem.conv", "stages.0.0.conv1.conv", "stages.0.0.conv1.bn",
+                                            "stages.0.0.shortcut.conv", "stages.0.0.shortcut.bn",
+                                            "stages.0.1.conv1.conv", "head.fc"]
+    convnext = ["stem.0", "stages.1.downsample.0", "stages.1.downsample.1", "stages.1.blocks.0.conv_dw", ""]
+    assert shortcuts_last(convnext) == convnext  # a stage's downsample is its first layer: never moved
+    netspec_block = ["stage1.block1.body.conv1.conv", "stage1.block1.shortcut.conv", "stage1.block1.shortcut.norm"]
+    assert shortcuts_last(netspec_block) == netspec_block

@@ -74,10 +74,8 @@ class HaloAttn(SelfAttentionConv):
         window = self.window()
         projection = query_pixels * x.channels * self.heads * qk + pixels * x.channels * (self.heads * qk + out)
         positions = self.heads * query_pixels * qk * 2 * (2 * window - 1)
-        # softmax attention over query/key features widened by the 2 * window position features, the narrower of
-        # them and the values zero-padded to the other's width (the rewrite it runs)
-        width = max(qk + 2 * window, out // self.heads)
-        return projection + positions + query_pixels * window * window * self.heads * 2 * width
+        # scores q.k over each window and the softmax-weighted values (two GEMMs: attend_in_windows)
+        return projection + positions + query_pixels * window * window * self.heads * (qk + out // self.heads)
 
     def build_attention(self, x: Shape, *, out: int, stride: int) -> "nn.Module":
         from netspec.modules.self_attention import HaloAttention

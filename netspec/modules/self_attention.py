@@ -9,7 +9,10 @@ row h_j and its column w_j, so with ``a_i = (q_i.R_h[h - h_i])_h`` (H numbers) a
 (W numbers) the logit is the dot product of ``[s q_i, a_i, b_i]`` with ``[k_j, onehot(h_j), onehot(w_j)]``: an
 exact rewrite into plain softmax attention with H + W more query/key features; the narrower of the query/key and
 value widths is zero-padded to the other (exact), and :func:`netspec.modules.attention.attend` runs it on SDPA's
-fused kernels (flash attention on the CPU), so no (HW x HW) score or position matrix is kept for backward.
+fused kernels (flash attention on the CPU), so no (HW x HW) score or position matrix is kept for backward
+(BoTNet). HaloNet's windows are small (a 64 x 196 score block per 8x8 tile): there the same position terms are
+added to the scores in place and two GEMMs run (:func:`attend_in_windows`), which keeps less than the widened
+copies would.
 """
 from __future__ import annotations
 
@@ -64,6 +67,24 @@ def attend_with_positions(query: torch.Tensor, key: torch.Tensor, value: torch.T
         query, key = F.pad(query, (0, value_width - width)), F.pad(key, (0, value_width - width))
     out = attend(query, key, value, scale=scale if scale_positions else 1.0)
     return out if out.size(-1) == value_width else out[..., :value_width]
+
+
+def attend_in_windows(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, positions: torch.Tensor,
+                      *, scale: float, scale_positions: bool, key_height: int, key_width: int) -> torch.Tensor:
+    """:func:`attend_with_positions` for small windows (HaloNet's block x window scores): plain bmm + softmax, the
+    position terms broadcast into the scores in place (``a_i`` along the key's row, ``b_i`` along its column), so
+    no widened or padded query/key/value copies are made. At these sizes the scores are no larger than the
+    widened copies SDPA would need (64 x 196 per block against (64 + 2 x 196) x 92), and two GEMMs beat the flash
+    kernel's blocked loop: training memory about timm's layout's instead of 1.15x (benchmarks/self_attention.py)."""
+    n, length, _ = query.shape
+    logits = torch.bmm(query, key.transpose(1, 2))  # bmm keeps its inputs for backward, not its output: in place
+    along_rows, along_cols = positions.split([key_height, key_width], dim=-1)
+    grid = logits.view(n, length, key_height, key_width)
+    if scale_positions:  # softmax(s (q.k + pos))
+        grid.add_(along_rows.unsqueeze(-1)).add_(along_cols.unsqueeze(-2)).mul_(scale)
+    else:  # softmax(s q.k + pos)
+        grid.mul_(scale).add_(along_rows.unsqueeze(-1)).add_(along_cols.unsqueeze(-2))
+    return torch.bmm(torch.softmax(logits, dim=-1), value)
 
 
 def in_format_of(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -168,9 +189,9 @@ class HaloAttention(nn.Module):
         k, v = torch.split(kv, [self.dim_head, self.dim_value], dim=-1)
         positions = position_features(q, self.pos_embed.height_rel, self.pos_embed.width_rel, height=qb, width=qb,
                                       key_height=self.window, key_width=self.window)
-        out = attend_with_positions(q, k.contiguous(), v.contiguous(), positions, scale=self.scale,
-                                    scale_positions=self.scale_positions, key_height=self.window,
-                                    key_width=self.window)
+        # contiguous k and v: views would keep the whole unfolded kv alive for backward beside bmm's own copies
+        out = attend_in_windows(q, k.contiguous(), v.contiguous(), positions, scale=self.scale,
+                                scale_positions=self.scale_positions, key_height=self.window, key_width=self.window)
         # (B*heads*blocks, qb*qb, e) -> (B, heads*e, H/s, W/s)
         out = out.reshape(batch, heads, rows, cols, qb, qb, self.dim_value).permute(0, 1, 6, 2, 4, 3, 5)
         out = out.reshape(batch, heads * self.dim_value, rows * qb, cols * qb)
@@ -179,19 +200,32 @@ class HaloAttention(nn.Module):
 
 class LambdaLayer(nn.Module):
     """LambdaNets' lambda layer (intra-depth u = 1): a content lambda softmax(K) V^T shared by all positions plus
-    local position lambdas from a 3-D conv of radius r over V, applied to multi-query heads; 2x2 average pool when
-    ``stride`` is 2. Queries and values are batch-normalised, as timm's ``LambdaLayer``."""
+    local position lambdas from a 3-D conv of radius r over V (or, ``radius`` None, relative position lambdas from
+    a (2H-1, 2W-1, k) embedding ``pos_emb`` over the ``size`` map), applied to multi-query heads; 2x2 average pool
+    when ``stride`` is 2. Queries and values are batch-normalised, as timm's ``LambdaLayer``.
 
-    def __init__(self, in_channels: int, out_channels: int, *, heads: int, dim_head: int, radius: int,
-                 stride: int = 1, bias: bool = False) -> None:
+    The relative lambdas sum_n E[h_n - h_m, w_n - w_m] v_n are a cross-correlation of the value map with E (zero
+    outside the map): run as a 3-D conv with E as its kernel, they need no (M, M, k) gathered table."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, heads: int, dim_head: int, radius: int | None,
+                 size: tuple[int, int] = (1, 1), stride: int = 1, bias: bool = False) -> None:
         super().__init__()
         self.heads, self.dim_head, self.dim_value = heads, dim_head, out_channels // heads
         self.qkv = nn.Conv2d(in_channels, heads * dim_head + dim_head + self.dim_value, 1, bias=bias)
         self.norm_q = nn.BatchNorm2d(heads * dim_head)
         self.norm_v = nn.BatchNorm2d(self.dim_value)
-        self.conv_lambda = nn.Conv3d(1, dim_head, (radius, radius, 1), padding=(radius // 2, radius // 2, 0))
+        self.size = size
+        if radius is not None:
+            self.conv_lambda: nn.Conv3d | None = nn.Conv3d(1, dim_head, (radius, radius, 1),
+                                                           padding=(radius // 2, radius // 2, 0))
+            self.pos_emb = None
+        else:  # timm's relative variant: a parameter of the layer itself, as timm's (state-dict order unchanged)
+            self.conv_lambda = None
+            self.pos_emb = nn.Parameter(torch.empty(2 * size[0] - 1, 2 * size[1] - 1, dim_head))
+            nn.init.trunc_normal_(self.pos_emb, std=0.02)
         nn.init.trunc_normal_(self.qkv.weight, std=in_channels ** -0.5)
-        nn.init.trunc_normal_(self.conv_lambda.weight, std=dim_head ** -0.5)
+        if self.conv_lambda is not None:
+            nn.init.trunc_normal_(self.conv_lambda.weight, std=dim_head ** -0.5)
         self.pool = half_pool() if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +236,12 @@ class LambdaLayer(nn.Module):
         v = self.norm_v(v).reshape(batch, dv, tokens).transpose(-1, -2)  # (B, M, v)
         k = torch.softmax(k.reshape(batch, dk, tokens), dim=-1)  # (B, k, M)
         content = q @ (k @ v).unsqueeze(1)  # (B, heads, M, v)
-        position_lambdas = self.conv_lambda(v.reshape(batch, 1, height, width, dv))  # (B, k, H, W, v)
+        values = v.reshape(batch, 1, height, width, dv)
+        if self.conv_lambda is not None:
+            position_lambdas = self.conv_lambda(values)  # (B, k, H, W, v)
+        else:  # out[m] = sum_n E[n - m + (H-1, W-1)] v_n: a cross-correlation with E, zero-padded by H-1, W-1
+            kernel = self.pos_emb.permute(2, 0, 1).unsqueeze(1).unsqueeze(-1)  # (k, 1, 2H-1, 2W-1, 1)
+            position_lambdas = F.conv3d(values, kernel, padding=(self.size[0] - 1, self.size[1] - 1, 0))
         position_lambdas = position_lambdas.reshape(batch, 1, dk, tokens, dv).transpose(2, 3)  # (B, 1, M, k, v)
         position = (q.unsqueeze(-2) @ position_lambdas).squeeze(-2)  # (B, heads, M, v)
         out = (content + position).transpose(-1, -2).reshape(batch, heads * dv, height, width)
