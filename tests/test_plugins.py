@@ -1111,3 +1111,25 @@ def test_a_plugin_file_registers_a_block_and_one_that_fails_leaves_none(clean_bl
     with pytest.raises(PluginError, match="half way"):
         load_plugin(str(bad))
     assert "ext_twin_block" not in BLOCKS
+
+
+def test_a_plugin_blocks_own_channels_param_scales_with_the_spec(clean_blocks: None) -> None:
+    from netspec.blocks import BlockParams, register_block
+    from netspec.blocks.basic import Basic
+
+    class TwinParams(BlockParams):
+        side: Channels = 64
+        """channels of a side branch (here only read back): scaled with `scale.width` as `out` is"""
+
+    @register_block
+    class Twin(Basic):
+        """The basic block, with a channel count of its own."""
+
+        name = "ext_scaled_block"
+        Params = TwinParams
+
+    spec = netspec.loads("input: {channels: 3, size: 8}\nscale: {width: 0.5}\n"
+                         "layers:\n  - stage: {block: ext_scaled_block, out: 32, side: 64}\n")
+    [stage] = spec.scaled_layers()
+    assert (stage.out, stage.side) == (16, 32) and spec.layers[0].side == 64  # the spec itself is unchanged
+    assert netspec.loads(spec.to_yaml()) == spec

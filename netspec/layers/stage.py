@@ -1,6 +1,7 @@
 """``stage``: `depth` blocks of one registered block (netspec.blocks), with optional attention in each block."""
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, Strict, ValidationError, \
@@ -13,12 +14,14 @@ from netspec.layers.base import Context, Flag, Layer, OddInt, PositiveInt, _plai
 from netspec.ops import ActName, NormName
 from netspec.parsing import AttentionEntry, ConvEntry
 from netspec.registry import register
-from netspec.scaling import Channels, Depth
+from netspec.scaling import Channels, Depth, scaled_fields
 from netspec.shapes import LayerInfo, Shape, add_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
+
+    from netspec.scaling import Scale
 
 Ratio = Annotated[float, Strict(), Field(gt=0, le=64, allow_inf_nan=False)]
 MAX_BLOCKS = 1024
@@ -49,6 +52,12 @@ def _line_errors(error: ValidationError) -> list[InitErrorDetails]:
     """``error``'s errors, message and type kept, to raise again together with others (one ValidationError)."""
     return [InitErrorDetails(type=PydanticCustomError(item["type"], item["msg"], item.get("ctx")),  # type: ignore[arg-type]
                              loc=item["loc"], input=item["input"]) for item in error.errors(include_url=False)]
+
+
+@functools.cache
+def _field_keys(model: type[BaseModel]) -> frozenset[str]:
+    """``model``'s field names and aliases."""
+    return frozenset(model.model_fields) | {info.alias for info in model.model_fields.values() if info.alias}
 
 
 def _needs(users: list[str]) -> str:
@@ -173,8 +182,23 @@ class Stage(Layer):
         return stage
 
     @classmethod
-    def _stage_keys(cls) -> set[str]:
-        return set(cls.model_fields) | {info.alias for info in cls.model_fields.values() if info.alias}
+    def _stage_keys(cls) -> frozenset[str]:
+        """The stage's own field names and aliases (``from``)."""
+        return _field_keys(cls)
+
+    def rescaled(self, scale: "Scale") -> "Layer":
+        """Under ``scale``: the block's own :data:`Channels`/:data:`Depth` params scaled as the stage's are."""
+        own = self._block_params
+        updates: dict[str, int] = {}
+        for name, by in (scaled_fields(type(own)).items() if own is not None else ()):
+            value = getattr(own, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                updates[name] = scale.channels(value) if by == "channels" else scale.repeats(value)
+        if not updates:
+            return self
+        stage = self.model_copy()
+        stage._block_params = own.model_copy(update=updates)  # type: ignore[union-attr]
+        return stage
 
     @property
     def block_params(self) -> BlockParams | None:
