@@ -980,6 +980,14 @@ def test_a_plugin_blocks_own_param_round_trips_through_dump_and_overrides(clean_
     assert "depth_multiplier" not in at_default.to_yaml()  # a default is left out, as every param's
     changed = netspec.build(spec, overrides={"layers.1.depth_multiplier": 3})
     assert changed[1].block1[0].conv.out_channels == 24
+    stage = spec.layers[1]
+    assert stage.model_dump(exclude_defaults=True)["depth_multiplier"] == 2
+    assert type(stage).model_validate(stage.model_dump()) == stage  # pydantic's own dump validates back too
+    copy = stage.model_copy()
+    copy.depth_multiplier = 3  # assigned in the block's model, validated there
+    assert (copy.depth_multiplier, stage.depth_multiplier) == (3, 2)
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        copy.depth_multiplier = 0
 
 
 def test_a_plugin_blocks_own_param_mistakes_are_located_errors(clean_blocks: None) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, Strict, ValidationError, \
-    model_validator
+from pydantic import AfterValidator, BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, SerializationInfo, \
+    SerializerFunctionWrapHandler, Strict, ValidationError, model_serializer, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from netspec.blocks import BLOCKS, BlockParams, Site, block_names
@@ -141,8 +141,8 @@ class Stage(Layer):
         name = data.get("block", cls.model_fields["block"].default)
         names = cls._stage_keys()
         others = [key for key in data if isinstance(key, str) and key not in names]
-        if isinstance(name, str) and name not in BLOCKS and others:
-            block_names()  # loads the installed plugins, one of which may register it
+        if isinstance(name, str) and name not in BLOCKS:
+            block_names()  # loads the installed plugins, one of which may register it (with params of its own)
         block = BLOCKS.get(name) if isinstance(name, str) else None
         params_model = block.Params if block is not None else None
         if not others and params_model is None:
@@ -219,6 +219,25 @@ class Stage(Layer):
                 if own is not None and name in type(own).model_fields:
                     return getattr(own, name)
                 raise
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A block's own param is assigned (and validated) in its model, as a stage field is in the stage."""
+        own = (self.__pydantic_private__ or {}).get("_block_params")
+        if own is not None and name in type(own).model_fields:
+            data = {key: getattr(own, key) for key in own.model_fields_set}
+            self._block_params = type(own).model_validate({**data, name: value})
+            return
+        super().__setattr__(name, value)
+
+    @model_serializer(mode="wrap")
+    def _dump_block_params(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """``model_dump`` writes the block's own params beside the stage's, so that it validates back."""
+        data = handler(self)
+        own = self._block_params
+        if isinstance(data, dict) and own is not None:
+            data.update(own.model_dump(mode=info.mode, exclude_defaults=info.exclude_defaults,
+                                       exclude_none=info.exclude_none, exclude_unset=info.exclude_unset))
+        return data
 
     def __repr_args__(self) -> Any:
         yield from super().__repr_args__()
