@@ -209,13 +209,16 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             description = param_description(cls, name)
             print(f"  {name}: {default}" + (f" - {description}" if description else ""))
     from netspec.blocks import BLOCKS, block_names
-    from netspec.blocks.base import COMMON
 
     print("stage blocks (`stage: {block: NAME}`), each reading out, depth, stride, norm, act and its own params:")
     for name in block_names():
         block = BLOCKS[name]
-        options = ", ".join(sorted(block.options - COMMON)) or "none"
+        options = ", ".join(block.param_names()) or "none"
         print(f"  {name}: {block.describe()}" + (f" ({block.paper})" if block.paper else "") + f"; params: {options}")
+        for param, info in (block.Params.model_fields.items() if block.Params is not None else ()):
+            default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+            description = param_description(block.Params, param)
+            print(f"    {param}: {default}" + (f" - {description}" if description else "") + f" ({name} only)")
     print("an entry `repeat: NAME` (with name and from) instantiates the sub-graph `define: {NAME: {inputs, layers, "
           "outputs}}`, its entries named <instance>_<entry>; see docs/how-to/write-a-graph.md (define and repeat)")
     print("every entry also takes, beside its kind: name (a name others refer to) and from (what it reads: an "

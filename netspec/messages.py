@@ -58,7 +58,7 @@ def findings_from_validation(error: ValidationError, prefix: Path, model: type[B
                                     on_key=True))
         elif kind == "extra_forbidden":
             name = str(loc[-1])
-            known = _fields_at(model, loc[:-1])
+            known = list((item.get("ctx") or {}).get("known") or _fields_at(model, loc[:-1]))  # ctx: a model's own list
             hint = did_you_mean(name, known) if known else ""
             listing = f"; known: {', '.join(known)}" if known else ""
             findings.append(Finding(prefix + loc, f"unknown field {name!r}{hint}{listing}", on_key=True))

@@ -99,8 +99,8 @@ def apply_overrides(spec: Spec, overrides: Mapping[str, Any]) -> Spec:
             params = entry[kind] = {}
         if rest[0] in ("name", "from"):
             _set(entry, rest, value)
-        elif rest[0] not in type(spec.layers[index]).param_fields():
-            known = ", ".join(type(spec.layers[index]).param_fields())
+        elif rest[0] not in spec.layers[index].entry_params():
+            known = ", ".join(spec.layers[index].entry_params())
             problems.append(_bad(key, f"{kind} has no param {rest[0]!r} (params: {known})"))
         else:
             _set(params, rest, value)

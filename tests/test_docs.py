@@ -45,6 +45,8 @@ def test_the_kinds_page_is_generated_from_the_registry(hooks) -> None:
     blocks = hooks.stage_blocks()
     for name in block_names():
         assert f"| `{name}` |" in blocks
+    assert "| `convnext` | `grn` | `False` | ConvNeXt V2's Global Response Norm" in blocks  # a block's own params
+    assert "| `regnet` | `group_width` | `None` | channels in each group" in blocks
 
 
 def test_a_new_kind_appears_without_editing_a_page(hooks) -> None:

@@ -260,7 +260,16 @@ def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.C
 
     assert main(["blocks"]) == 0
     listing = capsys.readouterr().out.split("stage blocks (`stage: {block: NAME}`)")[1]
-    lines = {line.split(":")[0].strip(): line for line in listing.splitlines()[1:] if line.startswith("  ")}
+    lines = {line.split(":")[0].strip(): line for line in listing.splitlines()[1:]
+             if line.startswith("  ") and not line.startswith("    ")}
+    own = [line.strip() for line in listing.splitlines() if line.startswith("    ")]  # a block's own params
+    assert own == [
+        "group_width: default None - channels in each group of the 3x3 group conv (groups = width / group_width; "
+        "default one group) (regnet only)",
+        "ls_init: default None - initial value of the layer scale gamma (default 1e-6; with `grn` none); 0: no layer "
+        "scale (convnext only)",
+        "grn: default False - ConvNeXt V2's Global Response Norm in the MLP (and no layer scale unless `ls_init` is "
+        "given) (convnext only)"]
     assert list(lines) == ["plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convnext"]
     assert lines["convnext"].endswith("params: attention, expand, grn, kernel, ls_init")
     assert lines["regnet"].endswith("params: attention, group_width, width")

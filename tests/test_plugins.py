@@ -898,6 +898,176 @@ def test_a_registered_blocks_options_and_mistakes_are_located_errors(clean_block
     assert "(did you mean 'ext_pointwise_block'?)" in message
 
 
+def _separable_block() -> type:
+    """A plugin block with a param of its own: MobileNetV1's depthwise-separable conv, the depthwise conv giving
+    `depth_multiplier` channels per input channel (Keras' MobileNet ``depth_multiplier``)."""
+    from hypothesis import strategies as st
+    from pydantic import Field
+
+    from netspec.blocks import Block, BlockParams, register_block
+    from netspec.layers.conv import conv_info
+    from netspec.modules.conv import ConvNormAct
+
+    class SeparableParams(BlockParams):
+        depth_multiplier: int = Field(1, ge=1, le=8)
+        """channels the depthwise conv gives per input channel"""
+
+    @register_block
+    class Separable(Block):
+        """Depthwise 3x3 conv (x `depth_multiplier` channels, the stride), then 1x1 conv to `out`."""
+
+        name = "ext_separable_block"
+        Params = SeparableParams
+
+        def infer(self, stage: Any, x: Shape, ctx: Context, site: Any) -> LayerInfo:
+            convs = dict(bias=site.bias, norm=site.norm)
+            depthwise = conv_info(x, ctx, out=x.channels * stage.depth_multiplier, kernel=3, stride=site.stride,
+                                  padding=1, groups=x.channels, **convs)
+            return depthwise.then(conv_info(depthwise.shape, ctx, out=stage.out, kernel=1, **convs))
+
+        def build(self, stage: Any, x: Shape, ctx: Context, site: Any) -> torch.nn.Module:
+            convs = dict(bias=site.bias, norm=site.norm, act=site.act)
+            mid = x.channels * stage.depth_multiplier
+            return torch.nn.Sequential(
+                ConvNormAct(x.channels, mid, kernel=3, stride=site.stride, padding=1, groups=x.channels, **convs),
+                ConvNormAct(mid, stage.out, kernel=1, **convs))
+
+        def draw(self, draw: Any, stage: type[Any], x: Shape) -> Any:
+            return stage(block=self.name, out=draw(st.integers(1, 8)), depth=draw(st.integers(1, 2)),
+                         stride=draw(st.sampled_from([1, 2])), depth_multiplier=draw(st.integers(1, 3)))
+
+    return Separable
+
+
+SEPARABLE_SPEC = """\
+input: {channels: 3, size: 8}
+layers:
+  - conv: {out: 8}
+  - stage: {block: ext_separable_block, out: 16, depth: 2, stride: 2, depth_multiplier: 2}
+"""
+
+
+def _stage_problems(text: str) -> list[str]:
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(netspec.loads(text, name="sep.yaml"))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_plugin_blocks_own_param_validates_counts_and_builds(clean_blocks: None) -> None:
+    _separable_block()
+    spec = netspec.loads(SEPARABLE_SPEC)
+    stage = spec.layers[1]
+    assert stage.depth_multiplier == 2 and stage.block_params.depth_multiplier == 2
+    model = netspec.build(spec, seed=0)
+    summary = netspec.summary(spec)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    # block 1: depthwise 8 -> 16 (16 * 9 + BN 32), 1x1 16 -> 16 (256 + 32); block 2: 16 -> 32 (288 + 64), 32 -> 16
+    assert summary.params - (8 * 3 * 9 + 16) == (144 + 32 + 256 + 32) + (288 + 64 + 512 + 32)
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 16, 4, 4)
+    at_default = netspec.loads(SEPARABLE_SPEC.replace(", depth_multiplier: 2", ""))
+    assert at_default.layers[1].depth_multiplier == 1
+    assert netspec.summary(at_default).params < summary.params
+
+
+def test_a_plugin_blocks_own_param_round_trips_through_dump_and_overrides(clean_blocks: None) -> None:
+    _separable_block()
+    spec = netspec.loads(SEPARABLE_SPEC)
+    text = spec.to_yaml()
+    assert "depth_multiplier: 2" in text
+    assert netspec.loads(text) == spec and netspec.loads(text).layers[1] == spec.layers[1]
+    assert netspec.loads(text).layers[1] != netspec.loads(SEPARABLE_SPEC.replace("multiplier: 2", "multiplier: 3")).layers[1]
+    at_default = netspec.loads(SEPARABLE_SPEC.replace(", depth_multiplier: 2", ""))
+    assert "depth_multiplier" not in at_default.to_yaml()  # a default is left out, as every param's
+    changed = netspec.build(spec, overrides={"layers.1.depth_multiplier": 3})
+    assert changed[1].block1[0].conv.out_channels == 24
+    stage = spec.layers[1]
+    assert stage.model_dump(exclude_defaults=True)["depth_multiplier"] == 2
+    assert type(stage).model_validate(stage.model_dump()) == stage  # pydantic's own dump validates back too
+    copy = stage.model_copy()
+    copy.depth_multiplier = 3  # assigned in the block's model, validated there
+    assert (copy.depth_multiplier, stage.depth_multiplier) == (3, 2)
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        copy.depth_multiplier = 0
+
+
+def test_a_plugin_blocks_own_param_mistakes_are_located_errors(clean_blocks: None) -> None:
+    _separable_block()
+    [wrong] = _stage_problems(SEPARABLE_SPEC.replace("multiplier: 2", "multiplier: 0"))
+    assert wrong == "sep.yaml:4:89: layers[1].stage.depth_multiplier: input should be greater than or equal to 1 (got 0)"
+    [strict] = _stage_problems(SEPARABLE_SPEC.replace("multiplier: 2", "multiplier: '2'"))
+    assert strict.startswith("sep.yaml:4:89: layers[1].stage.depth_multiplier: input should be a valid integer")
+    [misspelt] = _stage_problems(SEPARABLE_SPEC.replace("depth_multiplier", "depth_multiplyer"))
+    assert misspelt.startswith("sep.yaml:4:71: layers[1].stage.depth_multiplyer: unknown field 'depth_multiplyer' "
+                               "(did you mean 'depth_multiplier'?); known: out, block, depth,")
+    assert misspelt.endswith(", padding, depth_multiplier")
+    [elsewhere] = _stage_problems(SEPARABLE_SPEC.replace("ext_separable_block", "basic"))
+    assert elsewhere.startswith("sep.yaml:4:75: layers[1].stage.depth_multiplier: only for block: ext_separable_block "
+                                "(block: basic does not use it)")
+    [own_not_stage] = _stage_problems(SEPARABLE_SPEC.replace("block: ext_separable_block", "block: regnet"))
+    assert "layers[1].stage.depth_multiplier: only for block: ext_separable_block (block: regnet" in own_not_stage
+    both = _stage_problems(SEPARABLE_SPEC.replace("depth: 2", "depth: 0").replace("multiplier: 2", "multiplier: 9"))
+    assert [p.split(": ")[1] for p in both] == ["layers[1].stage.depth", "layers[1].stage.depth_multiplier"]
+    with pytest.raises(netspec.SpecError, match="layers.1.depth_multiplyer: stage has no param 'depth_multiplyer'"):
+        netspec.build(netspec.loads(SEPARABLE_SPEC), overrides={"layers.1.depth_multiplyer": 3})
+
+
+def test_a_plugin_blocks_own_param_is_in_netspec_blocks_and_the_schema(clean_blocks: None,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _separable_block()
+    assert cli.main(["blocks"]) == 0
+    listing = capsys.readouterr().out.split("stage blocks (`stage: {block: NAME}`)")[1].splitlines()
+    line = next(index for index, text in enumerate(listing) if text.startswith("  ext_separable_block: "))
+    assert listing[line].endswith("; params: depth_multiplier")
+    assert listing[line + 1] == ("    depth_multiplier: default 1 - channels the depthwise conv gives per input "
+                                 "channel (ext_separable_block only)")
+    schema = spec_schema()
+    prop = schema["definitions"]["kind.stage"]["properties"]["depth_multiplier"]
+    assert prop["type"] == "integer" and prop["minimum"] == 1 and prop["maximum"] == 8 and prop["default"] == 1
+    assert prop["description"] == "ext_separable_block: channels the depthwise conv gives per input channel"
+    assert "depth_multiplier" not in spec_schema(builtin_kinds())["definitions"]["kind.stage"]["properties"]
+    jsonschema.validate(yaml.safe_load(SEPARABLE_SPEC), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(SEPARABLE_SPEC.replace("multiplier: 2", "multiplier: 0")), schema)
+
+
+def test_a_plugin_blocks_draw_sets_its_own_param(clean_blocks: None) -> None:
+    from hypothesis import given, settings, strategies as st
+
+    from netspec.layers.stage import Stage
+
+    block = _separable_block()()
+    seen: set[int] = set()
+
+    @settings(max_examples=25, deadline=None, database=None)
+    @given(st.composite(lambda draw: block.draw(draw, Stage, Shape(4, 8, 8)))())
+    def round_trips(stage: Any) -> None:
+        seen.add(stage.depth_multiplier)
+        text = yaml.safe_dump({"input": {"channels": 4, "size": 8}, "layers": [stage.to_entry()]})
+        spec = netspec.loads(text)
+        assert spec.layers[0] == stage
+        assert netspec.summary(spec).params == sum(p.numel() for p in netspec.build(spec).parameters())
+
+    round_trips()
+    assert seen == {1, 2, 3}
+
+
+def test_a_block_cannot_redeclare_a_stage_param(clean_blocks: None) -> None:
+    from netspec.blocks import Block, BlockParams, register_block
+
+    class KernelParams(BlockParams):
+        kernel: int = 3
+
+    class Clash(Block):
+        name = "ext_clash_block"
+        Params = KernelParams
+
+    with pytest.raises(TypeError, match="redeclares stage params kernel: list them in `options`"):
+        register_block(Clash)
+    Clash.Params = dict  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="Params must be a pydantic model"):
+        register_block(Clash)
+
+
 def test_a_plugin_blocks_own_bug_is_a_located_problem_naming_it(clean_blocks: None) -> None:
     block = _pointwise_block()
 
@@ -949,3 +1119,25 @@ def test_a_plugin_file_registers_a_block_and_one_that_fails_leaves_none(clean_bl
     with pytest.raises(PluginError, match="half way"):
         load_plugin(str(bad))
     assert "ext_twin_block" not in BLOCKS
+
+
+def test_a_plugin_blocks_own_channels_param_scales_with_the_spec(clean_blocks: None) -> None:
+    from netspec.blocks import BlockParams, register_block
+    from netspec.blocks.basic import Basic
+
+    class TwinParams(BlockParams):
+        side: Channels = 64
+        """channels of a side branch (here only read back): scaled with `scale.width` as `out` is"""
+
+    @register_block
+    class Twin(Basic):
+        """The basic block, with a channel count of its own."""
+
+        name = "ext_scaled_block"
+        Params = TwinParams
+
+    spec = netspec.loads("input: {channels: 3, size: 8}\nscale: {width: 0.5}\n"
+                         "layers:\n  - stage: {block: ext_scaled_block, out: 32, side: 64}\n")
+    [stage] = spec.scaled_layers()
+    assert (stage.out, stage.side) == (16, 32) and spec.layers[0].side == 64  # the spec itself is unchanged
+    assert netspec.loads(spec.to_yaml()) == spec

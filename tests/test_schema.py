@@ -185,11 +185,12 @@ def test_nested_entry_fields_accept_only_their_role() -> None:
 def test_every_param_is_described_with_its_default(kind: str) -> None:
     cls = KINDS[kind]
     params = spec_schema()["definitions"][f"kind.{kind}"]
-    assert set(params["properties"]) == set(cls.param_fields())
+    further = {name: info for model in cls.further_params().values() for name, info in model.model_fields.items()}
+    assert set(params["properties"]) == set(cls.param_fields()) | set(further)  # a stage's: its blocks' own params
     assert params["additionalProperties"] is False
     assert params.get("description"), f"{kind} has no docstring"
     assert set(params.get("required", [])) == {n for n, f in cls.param_fields().items() if f.is_required()}
-    for name, info in cls.param_fields().items():
+    for name, info in {**further, **cls.param_fields()}.items():
         prop = params["properties"][name]
         assert prop.get("description"), f"{kind}.{name} has no description: give it a Field(description=...)"
         if not info.is_required():

@@ -147,11 +147,17 @@ def kinds_reference(kinds: dict[str, Any] | None = None) -> str:
 def stage_blocks() -> str:
     from netspec.blocks import BLOCKS, block_names
     from netspec.blocks.base import COMMON
+    from netspec.schema import param_description
 
     out = ["| `block:` | what it is | paper | stage params it reads (besides " + ", ".join(sorted(COMMON)) + ") |",
            "|---|---|---|---|"]
+    own = ["", "A block's own params (its `Params`, declared in its file), written in the stage like the others:", "",
+           "| `block:` | param | default | description |", "|---|---|---|---|"]
     for name in block_names():
         block = BLOCKS[name]
-        options = ", ".join(f"`{option}`" for option in sorted(block.options - COMMON)) or "none"
+        options = ", ".join(f"`{option}`" for option in block.param_names()) or "none"
         out.append(f"| `{name}` | {_cell(block.describe())} | {_cell(block.paper or '')} | {options} |")
-    return "\n".join(out) + "\n"
+        for param, info in (block.Params.model_fields.items() if block.Params is not None else ()):
+            default = "required" if info.is_required() else f"`{info.get_default(call_default_factory=True)!r}`"
+            own.append(f"| `{name}` | `{param}` | {_cell(default)} | {_cell(param_description(block.Params, param))} |")
+    return "\n".join(out + (own if len(own) > 5 else [])) + "\n"

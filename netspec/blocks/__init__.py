@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from netspec.blocks.base import BLOCKS, Block, Site, block_names, register_block, unregister_block
+from netspec.blocks.base import BLOCKS, Block, BlockParams, Site, block_names, register_block, unregister_block
 
 BUILTIN = ("plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convnext")
 """The built-in blocks in the order the schema and error messages list them."""
@@ -14,4 +14,4 @@ BUILTIN = ("plain", "basic", "bottleneck", "inverted", "fused", "regnet", "convn
 for _name in BUILTIN:
     importlib.import_module(f"{__name__}.{_name}")
 
-__all__ = ["BLOCKS", "Block", "Site", "block_names", "register_block", "unregister_block"]
+__all__ = ["BLOCKS", "Block", "BlockParams", "Site", "block_names", "register_block", "unregister_block"]

@@ -2,8 +2,9 @@
 :data:`netspec.registry.BLOCKS`, the one registry of kinds and blocks).
 
 A ``stage`` repeats one block ``depth`` times; the block says what one of them is. A block is one file: subclass
-:class:`Block`, set ``name``, ``paper`` and ``options`` (the stage params it reads besides the ones every block
-has), implement ``infer`` (static shape, params, MACs of one block, its projection shortcut included), ``build``
+:class:`Block`, set ``name``, ``paper``, ``options`` (the stage params shared by several blocks that it reads
+besides the ones every block has) and ``Params`` (a :class:`BlockParams` model of the params only it has: written
+flat in the stage, ``stage: {block: regnet, out: 64, group_width: 8}``, read as ``stage.group_width``), implement ``infer`` (static shape, params, MACs of one block, its projection shortcut included), ``build``
 (its ``torch.nn.Module``), ``units`` and ``draw`` (hypothesis examples), and decorate with :func:`register_block`.
 Plugins register blocks the same way (``netspec --plugin FILE``, an installed plugin module, user code).
 """
@@ -13,6 +14,8 @@ import contextlib
 import contextvars
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from netspec.errors import Invalid
 from netspec.registry import BLOCKS, KINDS
@@ -29,6 +32,15 @@ StageParams = Any
 so that blocks never import the stage module (which imports them)."""
 COMMON = frozenset({"out", "block", "depth", "stride", "norm", "act", "name", "inputs"})
 """Stage params every block reads: the rest are a block's ``options``."""
+
+
+class BlockParams(BaseModel):
+    """Base of a block's own params (:attr:`Block.Params`): strict, unknown names forbidden, as a kind's params.
+
+    Fields are declared as on a kind (type, default, a docstring under the field for `netspec blocks` and the JSON
+    Schema); the stage validates the keys its block declares with this model, errors located in the stage."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,10 @@ class Block:
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     options: ClassVar[frozenset[str]] = frozenset()
-    """Stage params this block reads besides :data:`COMMON`; a stage that sets another one is an error."""
+    """Shared stage params this block reads besides :data:`COMMON`; a stage that sets another one is an error."""
+    Params: ClassVar[type[BlockParams] | None] = None
+    """The params only this block has (a :class:`BlockParams` model; ``None``: none): written flat in the stage,
+    validated by this model, read as stage attributes (``stage.group_width``) like the shared ones."""
     drop_path_to_last: ClassVar[bool] = False
     """Stochastic depth as timm's ``linspace(0, drop_path, N)`` over the network's N blocks (the last block drops
     with the full rate: ConvNeXt, RegNet), instead of EfficientNet's drop_path * i / N."""
@@ -91,6 +106,11 @@ class Block:
         raise NotImplementedError(f"block {self.name!r} has no hypothesis strategy")
 
     @classmethod
+    def param_names(cls) -> list[str]:
+        """Every stage param the block reads besides :data:`COMMON`: its shared ``options`` and its own ``Params``."""
+        return sorted((set(cls.options) | set(own_params(cls))) - COMMON)
+
+    @classmethod
     def describe(cls) -> str:
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else ""
@@ -108,6 +128,12 @@ def register_block(cls: BlockType) -> BlockType:
         raise TypeError(f"{cls.__name__}.name must be an identifier string, got {name!r}")
     if not all(isinstance(option, str) for option in cls.options):
         raise TypeError(f"{cls.__name__}.options must name stage params, got {cls.options!r}")
+    params = cls.Params
+    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise TypeError(f"{cls.__name__}.Params must be a pydantic model (netspec.blocks.BlockParams), got {params!r}")
+    taken = sorted(set(own_params(cls)) & stage_fields())
+    if taken:
+        raise TypeError(f"{cls.__name__}.Params redeclares stage params {', '.join(taken)}: list them in `options`")
     existing = BLOCKS.get(name)
     if existing is not None and type(existing) is not cls:
         same = (type(existing).__module__, type(existing).__qualname__) == (cls.__module__, cls.__qualname__)
@@ -148,8 +174,25 @@ def block_names(*, builtin_only: bool = False) -> list[str]:
 
 
 def users_of(option: str) -> list[str]:
-    """The blocks that read stage param ``option``."""
-    return [name for name, block in BLOCKS.items() if option in block.options]
+    """The blocks that read stage param ``option`` (a shared one in their ``options``, or one of their own)."""
+    return [name for name, block in BLOCKS.items() if option in block.options or option in own_params(type(block))]
+
+
+def own_params(block: "Block | type[Block]") -> dict[str, Any]:
+    """The fields of a block's own :attr:`Block.Params` (none: ``{}``)."""
+    params = block.Params
+    return dict(params.model_fields) if params is not None else {}
+
+
+def stage_fields() -> set[str]:
+    """The stage's own fields and their aliases (``from``), which a block's ``Params`` cannot redeclare. Empty while
+    netspec's own blocks register (the stage module, which imports them, is not defined yet)."""
+    import sys
+
+    stage = getattr(sys.modules.get("netspec.layers.stage"), "Stage", None)
+    if stage is None:
+        return set(COMMON)
+    return set(COMMON) | set(stage.model_fields) | {info.alias for info in stage.model_fields.values() if info.alias}
 
 
 def plugin_block_call(block: Block, what: str, ctx: "Context", call: Any) -> Any:

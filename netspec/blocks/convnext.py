@@ -10,10 +10,12 @@ Layout as timm's ``ConvNeXtBlock`` (netspec.modules.convnext), so timm's weights
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from netspec.blocks.base import Block, Site, StageParams, register_block
-from netspec.layers.base import Context
+from pydantic import Field, Strict
+
+from netspec.blocks.base import Block, BlockParams, Site, StageParams, register_block
+from netspec.layers.base import Context, Flag
 from netspec.parsing import kinds_of
 from netspec.shapes import LayerInfo, Shape, scale_macs
 
@@ -33,6 +35,15 @@ def layer_scale(stage: StageParams) -> float | None:
     return None if stage.grn else DEFAULT_LS_INIT
 
 
+class ConvNeXtParams(BlockParams):
+    """The params only the convnext block has."""
+
+    ls_init: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
+    """initial value of the layer scale gamma (default 1e-6; with `grn` none); 0: no layer scale"""
+    grn: Flag = False
+    """ConvNeXt V2's Global Response Norm in the MLP (and no layer scale unless `ls_init` is given)"""
+
+
 @register_block
 class ConvNeXt(Block):
     """Depthwise 7x7 conv, LayerNorm, MLP (4C, GELU, [GRN]), attention, layer scale, plus the input."""
@@ -40,7 +51,8 @@ class ConvNeXt(Block):
     name = "convnext"
     paper = "Liu et al. A ConvNet for the 2020s. CVPR 2022 (arXiv:2201.03545)"
     drop_path_to_last = True  # timm's convnext.py: linspace(0, drop_path_rate, sum(depths))
-    options = frozenset({"kernel", "expand", "ls_init", "grn", "attention"})
+    options = frozenset({"kernel", "expand", "attention"})
+    Params = ConvNeXtParams
 
     def hidden(self, stage: StageParams, channels: int) -> int:
         return max(int((DEFAULT_EXPAND if stage.expand is None else stage.expand) * channels), 1)

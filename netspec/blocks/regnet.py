@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec.blocks.base import StageParams, register_block
+from netspec.blocks.base import BlockParams, StageParams, register_block
 from netspec.blocks.resnet import ResNetBlock
-from netspec.layers.base import Context
+from netspec.layers.base import Context, PositiveInt
 from netspec.shapes import Shape
+
+
+class RegNetParams(BlockParams):
+    """The params only the regnet block has."""
+
+    group_width: PositiveInt | None = None
+    """channels in each group of the 3x3 group conv (groups = width / group_width; default one group)"""
 
 
 @register_block
@@ -23,7 +30,8 @@ class RegNet(ResNetBlock):
     name = "regnet"
     paper = "Radosavovic et al. Designing Network Design Spaces. CVPR 2020 (arXiv:2003.13678)"
     drop_path_to_last = True  # timm's regnet.py: linspace(0, drop_path_rate, sum(depths))
-    options = frozenset({"width", "group_width", "attention"})
+    options = frozenset({"width", "attention"})
+    Params = RegNetParams
     convs = 3
     attention_in_body = 1
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 from netspec.errors import Finding, Invalid, Path
 from netspec.messages import SpecModel, one_line, short
@@ -124,6 +124,16 @@ class Layer(SpecModel):
     def param_fields(cls) -> dict[str, Any]:
         """The kind's own params (its pydantic fields without the graph wiring ``name`` and ``from``)."""
         return {name: info for name, info in cls.model_fields.items() if name not in WIRING}
+
+    @classmethod
+    def further_params(cls) -> dict[str, type[BaseModel]]:
+        """Params models whose fields an entry of this kind may also carry, by what brings them (a stage's blocks'
+        own params, by block): the JSON Schema lists their fields beside the kind's own."""
+        return {}
+
+    def entry_params(self) -> list[str]:
+        """The params this entry may carry: the kind's own (:meth:`param_fields`), and a stage's block's."""
+        return list(type(self).param_fields())
 
     @property
     def wired(self) -> bool:

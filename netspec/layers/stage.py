@@ -1,23 +1,27 @@
 """``stage``: `depth` blocks of one registered block (netspec.blocks), with optional attention in each block."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+import functools
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, Strict
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, SerializationInfo, \
+    SerializerFunctionWrapHandler, Strict, ValidationError, model_serializer, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from netspec.blocks import BLOCKS, Site, block_names
-from netspec.blocks.base import COMMON, plugin_block_call, users_of
-from netspec.layers.base import Context, Flag, Layer, OddInt, PositiveInt
+from netspec.blocks import BLOCKS, BlockParams, Site, block_names
+from netspec.blocks.base import COMMON, own_params, plugin_block_call, users_of
+from netspec.layers.base import Context, Flag, Layer, OddInt, PositiveInt, _plain
 from netspec.ops import ActName, NormName
 from netspec.parsing import AttentionEntry, ConvEntry
 from netspec.registry import register
-from netspec.scaling import Channels, Depth
+from netspec.scaling import Channels, Depth, scaled_fields
 from netspec.shapes import LayerInfo, Shape, add_macs
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
     from torch import nn
+
+    from netspec.scaling import Scale
 
 Ratio = Annotated[float, Strict(), Field(gt=0, le=64, allow_inf_nan=False)]
 MAX_BLOCKS = 1024
@@ -42,6 +46,23 @@ def _block_enum(schema: dict) -> None:  # type: ignore[type-arg]
 
 BlockName = Annotated[str, Strict(), AfterValidator(_known_block)]
 """A registered block (``netspec.blocks``): plain, basic, bottleneck, inverted, or a plugin's."""
+
+
+def _line_errors(error: ValidationError) -> list[InitErrorDetails]:
+    """``error``'s errors, message and type kept, to raise again together with others (one ValidationError)."""
+    return [InitErrorDetails(type=PydanticCustomError(item["type"], item["msg"], item.get("ctx")),  # type: ignore[arg-type]
+                             loc=item["loc"], input=item["input"]) for item in error.errors(include_url=False)]
+
+
+@functools.cache
+def _field_keys(model: type[BaseModel]) -> frozenset[str]:
+    """``model``'s field names and aliases."""
+    return frozenset(model.model_fields) | {info.alias for info in model.model_fields.values() if info.alias}
+
+
+def _needs(users: list[str]) -> str:
+    """``plain, basic or bottleneck``: the blocks that read a param."""
+    return (", ".join(users[:-1]) + " or " if len(users) > 1 else "") + users[-1] if users else "another block"
 
 
 def _repeat_last_block(total: LayerInfo, block_start: LayerInfo, times: int) -> LayerInfo:
@@ -71,6 +92,8 @@ class Stage(Layer):
     `inverted` is MobileNetV2/V3's inverted residual and EfficientNet's MBConv: 1x1 expansion to `width` (or
     `expand` x the input), depthwise `kernel` conv with the stride, `attention`, linear 1x1 projection; the input
     is added only at stride 1 with unchanged channels. A param the block does not use is an error.
+    A block's own params (its `Params`: regnet's `group_width`, convnext's `ls_init` and `grn`, a plugin block's)
+    are written here flat like the others, validated by the block's model, and read as attributes (`stage.grn`).
     """
 
     kind = "stage"
@@ -104,12 +127,147 @@ class Stage(Layer):
     padding: Literal["same"] | None = None
     """inverted, fused: `same` pads the k x k convs as TensorFlow's SAME (ceil(size / stride) out, the odd pixel
     right/bottom: timm's tf_ EfficientNets); default (k - 1) // 2 on each side"""
-    group_width: PositiveInt | None = None
-    """regnet: channels in each group of the 3x3 group conv (groups = width / group_width; default one group)"""
-    ls_init: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
-    """convnext: initial value of the layer scale gamma (default 1e-6; with `grn` none); 0: no layer scale"""
-    grn: Flag = False
-    """convnext: ConvNeXt V2's Global Response Norm in the MLP (and no layer scale unless `ls_init` is given)"""
+    _block_params: BlockParams | None = PrivateAttr(None)
+    """the block's own params (``Block.Params``), validated from the keys of the stage that it declares"""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _split_block_params(cls, data: Any, handler: ModelWrapValidatorHandler["Stage"]) -> "Stage":
+        """Validate the keys the chosen block's ``Params`` declares with that model, the rest as the stage's fields;
+        a key neither declares is an unknown field (known: the stage's params and the block's), or, when another
+        block declares it, a param this block does not use. Every problem is reported at once, at its key."""
+        if not isinstance(data, dict):
+            return handler(data)
+        name = data.get("block", cls.model_fields["block"].default)
+        names = cls._stage_keys()
+        others = [key for key in data if isinstance(key, str) and key not in names]
+        if isinstance(name, str) and name not in BLOCKS:
+            block_names()  # loads the installed plugins, one of which may register it (with params of its own)
+        block = BLOCKS.get(name) if isinstance(name, str) else None
+        params_model = block.Params if block is not None else None
+        if not others and params_model is None:
+            return handler(data)
+        declared = own_params(block) if block is not None else {}
+        errors: list[InitErrorDetails] = []
+        for key in others:
+            if key in declared:
+                continue
+            users = users_of(key)
+            if users and block is None:  # the stage's `block` is wrong: its error is the one to fix
+                continue
+            if users:
+                message = f"only for block: {_needs(users)} (block: {name} does not use it)"
+                errors.append(InitErrorDetails(type=PydanticCustomError("block_param", message), loc=(key,),
+                                               input=data[key]))
+            else:
+                known = [*cls.param_fields(), *declared]
+                errors.append(InitErrorDetails(type=PydanticCustomError(
+                    "extra_forbidden", "Extra inputs are not permitted", {"known": known}), loc=(key,), input=data[key]))
+        stage, params, failures = None, None, []
+        try:
+            stage = handler({key: value for key, value in data.items() if key not in others})
+        except ValidationError as error:
+            failures.append(error)
+        if params_model is not None:
+            try:
+                params = params_model.model_validate({key: data[key] for key in others if key in declared})
+            except ValidationError as error:
+                failures.append(error)
+        if len(failures) == 1 and not errors:
+            raise failures[0]
+        if failures or errors:
+            raise ValidationError.from_exception_data(cls.__name__, [*sum(map(_line_errors, failures), []), *errors])
+        assert stage is not None
+        stage._block_params = params
+        return stage
+
+    @classmethod
+    def _stage_keys(cls) -> frozenset[str]:
+        """The stage's own field names and aliases (``from``)."""
+        return _field_keys(cls)
+
+    def rescaled(self, scale: "Scale") -> "Layer":
+        """Under ``scale``: the block's own :data:`Channels`/:data:`Depth` params scaled as the stage's are."""
+        own = self._block_params
+        updates: dict[str, int] = {}
+        for name, by in (scaled_fields(type(own)).items() if own is not None else ()):
+            value = getattr(own, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                updates[name] = scale.channels(value) if by == "channels" else scale.repeats(value)
+        if not updates:
+            return self
+        stage = self.model_copy()
+        stage._block_params = own.model_copy(update=updates)  # type: ignore[union-attr]
+        return stage
+
+    @property
+    def block_params(self) -> BlockParams | None:
+        """The block's own params (its ``Params`` model; ``None`` when it has none), also read as attributes."""
+        return self._block_params
+
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            """A block's own param reads as the stage's (``stage.group_width``), as the shared ones do."""
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                try:
+                    params = object.__getattribute__(self, "__pydantic_private__") or {}
+                except AttributeError:
+                    raise AttributeError(name) from None
+                own = params.get("_block_params")
+                if own is not None and name in type(own).model_fields:
+                    return getattr(own, name)
+                raise
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A block's own param is assigned (and validated) in its model, as a stage field is in the stage."""
+        own = (self.__pydantic_private__ or {}).get("_block_params")
+        if own is not None and name in type(own).model_fields:
+            data = {key: getattr(own, key) for key in own.model_fields_set}
+            self._block_params = type(own).model_validate({**data, name: value})
+            return
+        super().__setattr__(name, value)
+
+    @model_serializer(mode="wrap")
+    def _dump_block_params(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """``model_dump`` writes the block's own params beside the stage's, so that it validates back."""
+        data = handler(self)
+        own = self._block_params
+        if isinstance(data, dict) and own is not None:
+            data.update(own.model_dump(mode=info.mode, exclude_defaults=info.exclude_defaults,
+                                       exclude_none=info.exclude_none, exclude_unset=info.exclude_unset))
+        return data
+
+    def __repr_args__(self) -> Any:
+        yield from super().__repr_args__()
+        own = self._block_params
+        if own is not None:
+            yield from ((name, getattr(own, name)) for name in type(own).model_fields if name in own.model_fields_set)
+
+    def entry_params(self) -> list[str]:
+        return [*super().entry_params(), *own_params(BLOCKS[self.block])]
+
+    def to_entry(self) -> str | dict[str, Any]:
+        """As every kind's, with the block's own params (those away from their defaults) beside the stage's."""
+        entry = super().to_entry()
+        own = self._block_params
+        if own is None:
+            return entry
+        extra = {name: _plain(getattr(own, name)) for name, info in type(own).model_fields.items()
+                 if getattr(own, name) != info.get_default(call_default_factory=True)}
+        if not extra:
+            return entry
+        if isinstance(entry, str):
+            return {self.kind: extra}
+        entry[self.kind] = {**entry[self.kind], **extra}
+        return entry
+
+    @classmethod
+    def further_params(cls) -> dict[str, type[BaseModel]]:
+        """The registered blocks' own ``Params`` by block (only the built-in ones under ``netspec schema --builtin``)."""
+        models = {name: BLOCKS[name].Params for name in block_names()}
+        return {name: model for name, model in models.items() if model is not None}
 
     def block_count(self) -> int:
         return self.depth
@@ -129,9 +287,7 @@ class Stage(Layer):
         fields = type(self).model_fields
         for name in sorted(self.model_fields_set - COMMON - block.options - block.explained, key=list(fields).index):
             if getattr(self, name) != fields[name].get_default(call_default_factory=True):
-                users = users_of(name)
-                needs = (", ".join(users[:-1]) + " or " if len(users) > 1 else "") + users[-1] if users else "another block"
-                ctx.error(name, f"only for block: {needs} (block: {self.block} does not use it)")
+                ctx.error(name, f"only for block: {_needs(users_of(name))} (block: {self.block} does not use it)")
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         if self.depth > MAX_BLOCKS:
