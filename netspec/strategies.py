@@ -384,8 +384,13 @@ class _Graph:
         every = [*from_sources, *layer.references().values()]
         context = Context(norm=self.ctx.norm, act=self.ctx.act, path=("layers", len(self.layers), layer.kind),
                           input_names=tuple(every))
-        info, findings = infer_node(layer, [self.shapes[source] for source in every], context)
+        inputs = [self.shapes[source] for source in every]
+        info, findings = infer_node(layer, inputs, context)
         if info is None or findings:
+            if self.ctx.norm != "batch" or self.ctx.act != "relu":
+                plain = Context(path=context.path, input_names=context.input_names)
+                if not infer_node(layer, inputs, plain)[1]:
+                    reject()  # valid, but not under these defaults (e.g. instance norm on a 1x1 map)
             raise StrategyError(f"{type(layer).__name__} drew {layer!r} on "
                                 f"{[str(self.shapes[s]) for s in every]}, which is invalid: {_describe(findings)}")
         self.layers.append(layer)
