@@ -112,6 +112,10 @@ def test_a_spec_that_does_not_reproduce_the_module_is_refused() -> None:
     with pytest.raises(ConversionError, match="parameters"):
         verify_spec(bigger, source, input_size=8)
 
+    source[0].weight.data.fill_(3e38)  # finite weights, an output that overflows to inf: it proves nothing
+    with pytest.raises(ConversionError, match="not finite"):
+        verify_spec(spec, source, input_size=8)
+
 
 def test_cli_import_refuses_an_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:
     from netspec.cli import main

@@ -369,6 +369,65 @@ def read_timm_twin(module: Any, site: Site) -> list[Layer]:
     return options
 
 
+def _self_attention_common(module: Any, site: Site, qk_conv: Any, out: int) -> tuple[int, bool]:
+    """What timm's self-attention layers share as an attention (C -> C, stride 1): their bias and input side."""
+    conv = _conv(qk_conv, "its projection")
+    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or not _identity(getattr(module, "pool", None)):
+        raise Unmappable("a stride (as an attention it keeps its input's shape; as a block's conv it is not read)")
+    channels = conv.in_channels
+    if (site.channels and channels != site.channels) or out != channels:
+        raise Unmappable(f"it maps {channels} -> {out} channels (as an attention netspec keeps the width)")
+    return channels, conv.bias is not None
+
+
+def _dim_head(channels: int, heads: int, dim_head: int) -> int | None:
+    """``dim_head`` as the spec writes it: left out (``None``) when timm's rule from the width gives it."""
+    from netspec.layers._self_attention import head_dim
+
+    return None if head_dim(channels, heads, None, 1.0) == dim_head else dim_head
+
+
+def read_lambda(module: Any, site: Site) -> list[Layer]:
+    """timm ``LambdaLayer`` (``get_attn("lambda")``) with local position lambdas (``r``): ``lambda``."""
+    from netspec.layers.lambda_layer import Lambda
+
+    if module.conv_lambda is None:
+        raise Unmappable("relative position lambdas (r unset; netspec's lambda has timm's local `r` variant only)")
+    out = module.num_heads * module.dim_v
+    channels, bias = _self_attention_common(module, site, module.qkv, out)
+    for name in ("norm_q", "norm_v"):
+        _plain_bn(getattr(module, name), name)
+    r = module.conv_lambda.kernel_size[0]
+    return _options(Lambda, [dict(heads=module.num_heads, dim_head=module.dim_qk, r=r, bias=bias)],
+                    lambda layer: True)
+
+
+def read_halo(module: Any, site: Site) -> list[Layer]:
+    """timm ``HaloAttn`` (``get_attn("halo")``): ``halo_attn``."""
+    from netspec.layers.halo_attn import HaloAttn
+
+    out = module.num_heads * module.dim_head_v
+    channels, bias = _self_attention_common(module, site, module.q, out)
+    grid = [dict(heads=module.num_heads, dim_head=_dim_head(channels, module.num_heads, module.dim_head_qk),
+                 block_size=module.block_size, halo_size=module.halo_size, scale_pos=module.scale_pos_embed,
+                 bias=bias)]
+    return _options(HaloAttn, grid, lambda layer: True)
+
+
+def read_bottleneck_attn(module: Any, site: Site) -> list[Layer]:
+    """timm ``BottleneckAttn`` (``get_attn("bottleneck")``, built with its ``feat_size``): ``bottleneck_attn``
+    with that size."""
+    from netspec.layers.bottleneck_attn import BottleneckAttn
+
+    out = module.num_heads * module.dim_head_v
+    channels, bias = _self_attention_common(module, site, module.qkv, out)
+    table = module.pos_embed
+    size = table.height if table.height == table.width else [table.height, table.width]
+    grid = [dict(heads=module.num_heads, dim_head=_dim_head(channels, module.num_heads, module.dim_head_qk),
+                 size=size, scale_pos=module.scale_pos_embed, bias=bias)]
+    return _options(BottleneckAttn, grid, lambda layer: True)
+
+
 ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.squeeze_excite.SEModule": read_se_module,
     "timm.layers.squeeze_excite.EffectiveSEModule": read_effective_se,
@@ -388,6 +447,9 @@ ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.coord_attn.EfficientLocalAttn": read_timm_twin,
     "timm.layers.coord_attn.StripAttn": read_timm_twin,
     "timm.layers.non_local_attn.BatNonLocalAttn": read_timm_twin,
+    "timm.layers.lambda_layer.LambdaLayer": read_lambda,
+    "timm.layers.halo_attn.HaloAttn": read_halo,
+    "timm.layers.bottleneck_attn.BottleneckAttn": read_bottleneck_attn,
 }
 """Attention classes (module.ClassName) -> reader."""
 
@@ -967,7 +1029,8 @@ def _channels_into(module: Any) -> int:
     """The channels an attention module is built for (its first conv's input side); 0 when none says."""
     if _is(module, "SelectiveKernel", "SplitAttn"):
         return module.in_channels if _is(module, "SelectiveKernel") else module.conv.in_channels
-    names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h")
+    names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h",
+             "qkv", "q")
     for name in names:  # conv_h last: CoordAttn's maps mip -> C (its conv1 says C), ELA's and StripAttn's C -> C
         part = getattr(module, name, None)
         if part is not None:
@@ -1207,7 +1270,11 @@ def verify_spec(spec: Spec, module: "nn.Module", *, input_size: Any = None) -> V
         if theirs_out.shape != ours_out.shape:
             raise _fail(f"{type(module).__name__}: output shape {tuple(ours_out.shape)}, the module gives "
                         f"{tuple(theirs_out.shape)}", label)
-        difference = max(difference, float((theirs_out - ours_out).abs().max()))
+        if not bool(torch.isfinite(theirs_out).all()):
+            raise _fail(f"{type(module).__name__}: the module's own output is not finite (inf or NaN) on a seeded "
+                        f"{tuple(size)} input, so nothing can be compared (check its weights, or pass another "
+                        "input_size; --no-verify skips the proof)", label)
+        difference = max(difference, float((theirs_out - ours_out).abs().max().nan_to_num(nan=math.inf)))
         scale = max(scale, float(theirs_out.abs().max()))
     if not difference <= TOLERANCE * max(scale, 1.0):
         raise _fail(f"{type(module).__name__}: the spec's output differs from the module's by {difference:.3g} "
