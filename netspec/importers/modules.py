@@ -83,17 +83,32 @@ def _identity(module: Any) -> bool:
 def _conv(module: Any, what: str) -> "nn.Conv2d":
     from torch import nn
 
-    if type(module) is not nn.Conv2d:
+    if type(module) is not nn.Conv2d and not _tf_same(module):
         raise Unmappable(f"{what} is a {type(module).__name__}, not a plain Conv2d")
+    if _tf_same(module) and module.padding[0] != 0:
+        raise Unmappable(f"{what} pads twice (TensorFlow's SAME and {module.padding})")
     if module.padding_mode != "zeros" or len(set(module.kernel_size)) != 1 or len(set(module.stride)) != 1 \
             or len(set(module.padding)) != 1 or len(set(module.dilation)) != 1:
         raise Unmappable(f"{what} has non-square kernel/stride/padding/dilation or {module.padding_mode} padding")
     return module
 
 
+def _tf_same(conv: Any) -> bool:
+    """timm's ``Conv2dSame``: TensorFlow's SAME padding computed per input (the tf_ ports), netspec's `same`."""
+    return class_key(conv) == "timm.layers.conv2d_same.Conv2dSame"
+
+
 def _same(conv: "nn.Conv2d") -> bool:
-    """Whether a conv pads (k-1)/2 * dilation, netspec's default."""
-    return conv.padding[0] == (conv.kernel_size[0] - 1) // 2 * conv.dilation[0]
+    """Whether a conv pads (k-1)/2 * dilation, netspec's default (TensorFlow's SAME, netspec's `same`, too)."""
+    return _tf_same(conv) or conv.padding[0] == (conv.kernel_size[0] - 1) // 2 * conv.dilation[0]
+
+
+def _tf_padding(module: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """A block holding a ``Conv2dSame`` pads as TensorFlow: its stage's `padding: same` (netspec's SAME equals
+    the symmetric (k - 1) / 2 at stride 1 with odd kernels, so the rest of a tf_ stage reads the same)."""
+    if any(_tf_same(part) for part in module.modules()):
+        params["padding"] = "same"
+    return params
 
 
 def _norm_act(module: Any, what: str) -> str:
@@ -724,7 +739,59 @@ def read_timm_inverted(module: Any) -> Block:
         mid = in_channels
     params = _inverted_params(in_channels=in_channels, mid=mid, out=project.out_channels, dw=dw, act=act,
                               skip=module.has_skip)
-    return Block(params, read_attention(module.se, Site(mid, in_channels), "se"), in_channels, act)
+    return Block(_tf_padding(module, params), read_attention(module.se, Site(mid, in_channels), "se"), in_channels,
+                 act)
+
+
+def _fused_params(*, in_channels: int, mid: int, out: int, conv: "nn.Conv2d", act: str, skip: bool) -> dict[str, Any]:
+    from netspec.blocks.fused import DEFAULT_KERNEL
+
+    if conv.groups != 1 or conv.bias is not None or not _same(conv) or conv.dilation[0] != 1:
+        raise Unmappable("its first conv is not a bias-free full conv with 'same' padding and no dilation")
+    stride = conv.stride[0]
+    if skip != (stride == 1 and in_channels == out):
+        raise Unmappable("it adds its input where netspec's fused block would not, or the reverse (noskip)")
+    params: dict[str, Any] = dict(block="fused", out=out, stride=stride, act=act)
+    if conv.kernel_size[0] != DEFAULT_KERNEL:
+        params["kernel"] = conv.kernel_size[0]
+    ratio = round(mid / in_channels, 6)
+    if max(int(round(in_channels * ratio)), 1) == mid:
+        params["expand"] = float(ratio)
+    else:
+        params["width"] = mid
+    return params
+
+
+def read_edge_residual(module: Any) -> Block:
+    """timm ``EdgeResidual`` (EfficientNetV2's Fused-MBConv): ``block: fused``."""
+    if not _identity(module.aa):
+        raise Unmappable("anti-aliasing (netspec's fused block has none)")
+    conv = _conv(module.conv_exp, "conv_exp")
+    project = _pointwise(module.conv_pwl, "conv_pwl")
+    act = _norm_act(module.bn1, "bn1")
+    if _norm_act(module.bn2, "bn2") != "none":
+        raise Unmappable("its projection has an activation")
+    in_channels, mid = conv.in_channels, conv.out_channels
+    if mid == in_channels:
+        raise Unmappable("it expands by 1 with a projection that netspec's fused block leaves out")
+    params = _fused_params(in_channels=in_channels, mid=mid, out=project.out_channels, conv=conv, act=act,
+                           skip=module.has_skip)
+    return Block(_tf_padding(module, params), read_attention(module.se, Site(mid, in_channels), "se"), in_channels,
+                 act)
+
+
+def read_conv_bn_act(module: Any) -> Block | None:
+    """timm ``ConvBnAct`` with its skip (EfficientNetV2's first stage): ``block: fused`` with `expand: 1`; without
+    a skip it is no block (``None``) but a ``conv`` entry (:func:`read_leaf`)."""
+    if not module.has_skip:
+        return None
+    if not _identity(module.aa):
+        raise Unmappable("anti-aliasing (netspec's fused block has none)")
+    conv = _conv(module.conv, "conv")
+    act = _norm_act(module.bn1, "bn1")
+    params = _fused_params(in_channels=conv.in_channels, mid=conv.in_channels, out=conv.out_channels, conv=conv,
+                           act=act, skip=True)
+    return Block(_tf_padding(module, params), [None], conv.in_channels, act)
 
 
 def _conv_norm_act_parts(unit: Any) -> tuple["nn.Conv2d", str]:
@@ -768,7 +835,91 @@ def read_torchvision_inverted(module: Any) -> Block:
     return Block(params, read_attention(se, Site(mid, in_channels), "its SE"), in_channels, act)
 
 
-BLOCK_READERS: dict[str, Callable[[Any], Block]] = {
+def _conv_norm_act(unit: Any, what: str) -> tuple["nn.Conv2d", str]:
+    """timm ``ConvNormAct`` (conv, BatchNormAct2d, no anti-aliasing): the conv and the activation its norm applies."""
+    if not _identity(getattr(unit, "aa", None)):
+        raise Unmappable(f"{what} has anti-aliasing (netspec's conv has none)")
+    conv = _conv(unit.conv, f"{what}.conv")
+    if conv.bias is not None or not _same(conv):
+        raise Unmappable(f"{what}.conv has a bias or padding other than (k - 1) / 2 x dilation")
+    return conv, _norm_act(unit.bn, f"{what}.bn")
+
+
+def read_regnet_block(module: Any) -> Block:
+    """timm RegNet ``Bottleneck``: 1x1, 3x3 group conv (stride), SE on the mid width squeezing the block's input
+    channels, 1x1 without act, projection shortcut, the act after the addition (``block: regnet``)."""
+    conv1, act = _conv_norm_act(module.conv1, "conv1")
+    conv2, act2 = _conv_norm_act(module.conv2, "conv2")
+    conv3, act3 = _conv_norm_act(module.conv3, "conv3")
+    final = act_name(module.act3)
+    if act2 != act or act3 != "none" or final != act:
+        raise Unmappable("its activations are not act, act, none, then act after the addition (linear_out)")
+    if conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1 or conv2.kernel_size[0] != 3 \
+            or conv1.stride[0] != 1 or conv3.stride[0] != 1 or conv2.dilation[0] != 1:
+        raise Unmappable("its convs are not 1x1, 3x3 (the stride, no dilation), 1x1")
+    if module.downsample is None:
+        raise Unmappable("no shortcut (netspec's regnet block always adds one)")
+    in_channels, mid, out, stride = conv1.in_channels, conv1.out_channels, conv3.out_channels, conv2.stride[0]
+    shortcut = module.downsample
+    if not _identity(shortcut):
+        if not _is(shortcut, "ConvNormAct"):
+            raise Unmappable(f"its shortcut is a {type(shortcut).__name__}, not a 1x1 conv + norm")
+        projection, shortcut_act = _conv_norm_act(shortcut, "downsample")
+        if projection.kernel_size[0] != 1 or projection.stride[0] != stride or shortcut_act != "none":
+            raise Unmappable("its shortcut is not a 1x1 conv at the block's stride + norm (downsample 'avg')")
+    elif stride != 1 or in_channels != out:
+        raise Unmappable("its shortcut is the identity where the block changes shape")
+    params: dict[str, Any] = dict(block="regnet", out=out, stride=stride, act=act)
+    if mid != out:
+        params["width"] = mid
+    if conv2.groups != 1:
+        params["group_width"] = mid // conv2.groups
+    attention = read_attention(module.se, Site(mid, in_channels), "se")
+    return Block(params, attention, in_channels, act)
+
+
+def read_convnext_block(module: Any) -> Block:
+    """timm ``ConvNeXtBlock`` (V1, and V2 with GRN; linear or 1x1-conv MLP): ``block: convnext``."""
+    from netspec.blocks.convnext import DEFAULT_EXPAND, DEFAULT_KERNEL
+
+    conv = _conv(module.conv_dw, "conv_dw")
+    channels = conv.in_channels
+    if conv.groups != channels or conv.out_channels != channels or conv.stride[0] != 1 or conv.dilation[0] != 1 \
+            or conv.bias is None or not _same(conv):
+        raise Unmappable("conv_dw is not a stride-1 depthwise conv with bias and 'same' padding (netspec's "
+                         "convnext block keeps its input's shape)")
+    if not _identity(module.shortcut):
+        raise Unmappable("its shortcut is not the identity")
+    if not _is(module.norm, "LayerNorm", "LayerNorm2d") or not math.isclose(module.norm.eps, 1e-6) \
+            or not module.norm.elementwise_affine:
+        raise Unmappable("its norm is not a LayerNorm over the channels with eps 1e-6")
+    mlp = module.mlp
+    grn = _is(mlp, "GlobalResponseNormMlp")
+    if not grn and not _is(mlp, "Mlp"):
+        raise Unmappable(f"its mlp is a {type(mlp).__name__} (netspec's convnext: Mlp or GlobalResponseNormMlp)")
+    if not _identity(getattr(mlp, "norm", None)) or any(getattr(mlp, name).p != 0 for name in ("drop1", "drop2")) \
+            or mlp.fc1.bias is None or mlp.fc2.bias is None:
+        raise Unmappable("its MLP has a norm, dropout or a bias-free layer")
+    hidden = mlp.fc1.out_channels if hasattr(mlp.fc1, "out_channels") else mlp.fc1.out_features
+    act = act_name(mlp.act)
+    params: dict[str, Any] = dict(block="convnext", out=channels, stride=1, norm="layer", act=act)
+    if conv.kernel_size[0] != DEFAULT_KERNEL:
+        params["kernel"] = conv.kernel_size[0]
+    if hidden != max(int(DEFAULT_EXPAND * channels), 1):
+        expand = hidden / channels
+        if max(int(expand * channels), 1) != hidden:
+            raise Unmappable(f"its MLP width {hidden} is no multiple of {channels} netspec's expand gives")
+        params["expand"] = expand
+    if grn:
+        params["grn"] = True
+        if module.gamma is not None:
+            params["ls_init"] = float(module.gamma.detach().reshape(-1)[0]) or 1e-6
+    elif module.gamma is None:
+        params["ls_init"] = 0.0
+    return Block(params, [None], channels, act)
+
+
+BLOCK_READERS: dict[str, Callable[[Any], Block | None]] = {
     "timm.models.resnet.BasicBlock": read_resnet_block,
     "timm.models.resnet.Bottleneck": read_resnet_block,
     "timm.models.resnest.ResNestBottleneck": read_resnest_block,
@@ -776,13 +927,18 @@ BLOCK_READERS: dict[str, Callable[[Any], Block]] = {
     "timm.models.sknet.SelectiveKernelBottleneck": read_sk_block,
     "timm.models._efficientnet_blocks.DepthwiseSeparableConv": read_timm_inverted,
     "timm.models._efficientnet_blocks.InvertedResidual": read_timm_inverted,
+    "timm.models._efficientnet_blocks.EdgeResidual": read_edge_residual,
+    "timm.models._efficientnet_blocks.ConvBnAct": read_conv_bn_act,
+    "timm.models.regnet.Bottleneck": read_regnet_block,
+    "timm.models.convnext.ConvNeXtBlock": read_convnext_block,
     "torchvision.models.resnet.BasicBlock": read_resnet_block,
     "torchvision.models.resnet.Bottleneck": read_resnet_block,
     "torchvision.models.mobilenetv2.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.mobilenetv3.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.efficientnet.MBConv": read_torchvision_inverted,
 }
-"""Residual/inverted block classes (module.ClassName) -> reader into one-block stage params."""
+"""Residual/inverted block classes (module.ClassName) -> reader into one-block stage params (``None``: this one is
+no block, read it as a leaf)."""
 
 
 # --- the other leaves: each reads into an Item of the entry list ---------------------------------------------
@@ -808,7 +964,8 @@ def class_key(module: Any) -> str:
 
 def _conv_item(conv: Any) -> dict[str, Any]:
     conv = _conv(conv, "the conv")
-    return dict(out=conv.out_channels, kernel=conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0],
+    padding = "same" if _tf_same(conv) else conv.padding[0]
+    return dict(out=conv.out_channels, kernel=conv.kernel_size[0], stride=conv.stride[0], padding=padding,
                 dilation=conv.dilation[0], groups=conv.groups, bias=conv.bias is not None, norm="none", act="none")
 
 
@@ -817,10 +974,14 @@ def read_leaf(module: Any) -> tuple[str, dict[str, Any]]:
     from torch import nn
 
     kind = type(module)
-    if kind is nn.Conv2d:
+    if kind is nn.Conv2d or _tf_same(module):
         return "conv", _conv_item(module)
     if kind is nn.BatchNorm2d or _is(module, "BatchNormAct2d"):
         return "norm", dict(act=_norm_act(module, "the norm"))
+    if class_key(module) == "timm.layers.norm.LayerNorm2d":
+        if not module.elementwise_affine or module.bias is None:
+            raise Unmappable("a LayerNorm2d without affine weight and bias")
+        return "lnorm", dict(eps=float(module.eps))
     if kind is nn.Linear or class_key(module) == "timm.layers.linear.Linear":
         return "linear", dict(out=module.out_features, bias=module.bias is not None, act="none")
     if kind in (nn.Identity, nn.Flatten) and (kind is nn.Identity or (module.start_dim, module.end_dim) == (1, -1)):
@@ -841,8 +1002,8 @@ def read_leaf(module: Any) -> tuple[str, dict[str, Any]]:
             raise Unmappable(f"pool type {module.pool_type!r} (netspec's avgpool is 'avg')")
         return "avgpool", {} if _is(module.flatten, "Flatten") or getattr(module.pool, "flatten", False) else dict(size=1)
     if _is(module, "ConvBnAct"):  # timm's EfficientNet/MobileNetV3 conv block
-        if module.has_skip or not _identity(module.aa):
-            raise Unmappable("a skip or anti-aliasing (netspec's conv has neither)")
+        if not _identity(module.aa):
+            raise Unmappable("anti-aliasing (netspec's conv has none)")
         params = _conv_item(module.conv)
         params.update(norm="batch", act=_norm_act(module.bn1, "bn1"))
         return "conv", params
@@ -861,6 +1022,7 @@ def _single(value: Any) -> int:
 
 
 LEAF_CLASSES = ("timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d", "timm.layers.norm_act.BatchNormAct2d",
+                "timm.layers.norm.LayerNorm2d", "timm.layers.conv2d_same.Conv2dSame",
                 "timm.models._efficientnet_blocks.ConvBnAct", "timm.layers.linear.Linear")
 """Classes outside ``torch.nn`` read as one leaf by :func:`read_leaf`."""
 
@@ -975,8 +1137,8 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
                 owner = f"{type(child).__name__} at {node.target}"
                 key = class_key(child)
                 inputs = [real(arg) for arg in node.args if isinstance(arg, fx.Node)]
-                if key in BLOCK_READERS:
-                    block = BLOCK_READERS[key](child)
+                block = BLOCK_READERS[key](child) if key in BLOCK_READERS else None
+                if block is not None:
                     items.append(Item("stage", dict(block.params), node, inputs, owner, block=block,
                                       attention=block.attention))
                     continue
@@ -1060,6 +1222,14 @@ def _fuse(items: list[Item], outputs: list[Any]) -> list[Item]:
             previous.params.update(norm="batch", act=item.params["act"])
             previous.node = item.node
             continue
+        if single and item.kind == "lnorm" and previous.kind == "conv" and previous.params["norm"] == "none" \
+                and previous.params["act"] == "none" and math.isclose(item.params["eps"], 1e-6):
+            previous.params["norm"] = "layer"  # conv + LayerNorm2d: `norm: layer` (its eps 1e-6, timm's)
+            previous.node = item.node
+            continue
+        if item.kind == "lnorm":  # alone (before a downsampling conv, in a head): a `layernorm` entry
+            item.kind = "layernorm"
+            item.params = {} if math.isclose(item.params["eps"], 1e-6) else dict(item.params)
         if single and item.kind == "act" and previous.kind in ("conv", "linear") and previous.params["act"] == "none":
             previous.params["act"] = item.params["act"]
             previous.node = item.node
@@ -1082,7 +1252,7 @@ def _compatible(first: Item, second: Item) -> list[Layer | None]:
     if second.params["stride"] != 1:
         return []
     later = dict(second.params)
-    for name in ("avg_down", "avd"):  # they only act where a block strides or projects: the others read the same
+    for name in ("avg_down", "avd", "padding"):  # they act only where a block strides or projects: the rest agree
         if name in first.params:
             later.setdefault(name, first.params[name])
     if {**first.params, "stride": 1} != later:
