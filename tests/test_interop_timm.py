@@ -16,13 +16,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import netspec  # noqa: E402
-from netspec.importers.modules import ConversionError, verify_spec  # noqa: E402
+from netspec.importers.modules import ConversionError, source_state_dict, verify_spec  # noqa: E402
 
 SIZE = 64
 """Input side of every verification pass: small, each network still reaches a 2x2 map."""
 
 MODELS = ["resnet18", "resnet50", "resnet50d", "resnext50_32x4d", "seresnet50", "ecaresnet50d", "skresnet34",
-          "resnest50d", "mobilenetv3_large_100", "efficientnet_b0"]
+          "resnest50d", "gcresnet50t", "mobilenetv3_large_100", "efficientnet_b0"]
 ATTENTION = {"se": "se", "ese": "ese", "eca": "eca", "ceca": "eca", "coord": "coord", "cbam": "cbam", "gc": "gc",
              "gca": "gc", "nl": "nonlocal", "ecam": "ecam", "lcbam": "lcbam", "scoord": "scoord", "ela": "ela",
              "strip": "strip", "sk": "sk", "splat": "splat", "bat": "bat", "lambda": "lambda", "halo": "halo_attn"}
@@ -63,7 +63,7 @@ def check_equal(source: nn.Module, spec: netspec.Spec, size: int = SIZE) -> None
     assert netspec.summary(spec).params == expected
     model = netspec.build(spec)
     assert sum(p.numel() for p in model.parameters()) == expected
-    report = netspec.load_weights(model, source.state_dict(), strict=True)
+    report = netspec.load_weights(model, source_state_dict(source), strict=True)  # byobnet's shortcuts moved last
     assert report.complete
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -101,6 +101,23 @@ def test_later_kinds_convert_with_equal_outputs(name: str) -> None:
         assert spec.layers[0].norm == "layer" and "layernorm" in [layer.kind for layer in spec.layers]
     if name.startswith("tf_"):
         assert spec.layers[0].padding == "same"
+
+
+BYOANET = {"botnet26t_256": ("bottleneck_attn", 256), "eca_botnext26ts_256": ("bottleneck_attn", 256),
+           "halonet26t": ("halo_attn", 256), "lambda_resnet26t": ("lambda", 64)}
+"""timm's self-attention networks (byobnet's SelfAttnBlock: the layer in place of the 3x3 conv), the `conv` kind
+their attention stages read as, and the input (BoTNet's position tables are fixed at 256; HaloNet's 8x8 blocks)."""
+
+
+@pytest.mark.parametrize("name", sorted(BYOANET))
+def test_self_attention_networks_convert_with_equal_outputs(name: str) -> None:
+    kind, size = BYOANET[name]
+    torch.manual_seed(0)
+    source = shuffle_norms(timm.create_model(name), 0.5).eval()  # lambdas are cubic in their input: see ATTENTION_GAIN
+    spec = netspec.from_module(source, input_size=size)
+    check_equal(source, spec, size=size)
+    convs = {layer.conv.kind for layer in spec.layers if layer.kind == "stage" and layer.conv is not None}
+    assert convs == {kind}
 
 
 @pytest.mark.parametrize("attention", sorted(ATTENTION))
@@ -163,6 +180,16 @@ def test_cli_import_writes_a_verified_spec(tmp_path, capsys) -> None:
     assert main(["build", str(out), "--weights", str(weights), "--strict"]) == 0
     assert main(["import", "timm:resnet26d", "--args", '{"block_args": {"attn_layer": "ge"}}']) == 1
     assert "timm.create_model('resnet26d'" in capsys.readouterr().err  # timm 1.0.31's own GatherExcite bug
+
+
+def test_cli_weights_of_shortcut_first_blocks_load_strictly(tmp_path, capsys) -> None:
+    """byobnet's blocks register their shortcut first: --weights-out writes the tensors in the spec's order."""
+    from netspec.cli import main
+
+    out, weights = tmp_path / "g.yaml", tmp_path / "g.pt"
+    assert main(["import", "timm:gcresnet50t", "--size", "64", "-o", str(out), "--weights-out", str(weights)]) == 0
+    assert main(["build", str(out), "--weights", str(weights), "--strict"]) == 0
+    assert "attention_at: mid" in out.read_text()
 
 
 def test_unknown_timm_name_suggests() -> None:

@@ -384,13 +384,26 @@ def read_timm_twin(module: Any, site: Site) -> list[Layer]:
     return options
 
 
-def _self_attention_common(module: Any, site: Site, qk_conv: Any, out: int) -> tuple[int, bool]:
-    """What timm's self-attention layers share as an attention (C -> C, stride 1): their bias and input side."""
+def _self_attention_stride(module: Any) -> int:
+    """The stride of a timm self-attention layer: 2 where it average-pools its output or subsamples its queries."""
+    pool = getattr(module, "pool", None)
+    if not _identity(pool):
+        if not (_is(pool, "AvgPool2d") and _single(pool.kernel_size) == 2 and _single(pool.stride) == 2):
+            raise Unmappable("its pool is not a 2x2 average pool")
+        return 2
+    query = getattr(module, "q", None)
+    return query.stride[0] if query is not None else 1
+
+
+def _self_attention_common(module: Any, site: Site, qk_conv: Any, out: int, *, as_conv: bool) -> tuple[int, bool]:
+    """What timm's self-attention layers share: their input side and bias. As an attention they keep the shape
+    (C -> C, stride 1); as a block's conv (``as_conv``, byobnet's SelfAttnBlock) they may stride."""
     conv = _conv(qk_conv, "its projection")
-    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or not _identity(getattr(module, "pool", None)):
-        raise Unmappable("a stride (as an attention it keeps its input's shape; as a block's conv it is not read)")
+    stride = _self_attention_stride(module)
+    if conv.kernel_size[0] != 1 or stride not in (1, 2) or (stride != 1 and not as_conv):
+        raise Unmappable("a stride (as an attention netspec keeps its input's shape)")
     channels = conv.in_channels
-    if (site.channels and channels != site.channels) or out != channels:
+    if not as_conv and ((site.channels and channels != site.channels) or out != channels):
         raise Unmappable(f"it maps {channels} -> {out} channels (as an attention netspec keeps the width)")
     return channels, conv.bias is not None
 
@@ -402,14 +415,14 @@ def _dim_head(channels: int, heads: int, dim_head: int) -> int | None:
     return None if head_dim(channels, heads, None, 1.0) == dim_head else dim_head
 
 
-def read_lambda(module: Any, site: Site) -> list[Layer]:
+def read_lambda(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
     """timm ``LambdaLayer`` (``get_attn("lambda")``) with local position lambdas (``r``): ``lambda``."""
     from netspec.layers.lambda_layer import Lambda
 
     if module.conv_lambda is None:
         raise Unmappable("relative position lambdas (r unset; netspec's lambda has timm's local `r` variant only)")
     out = module.num_heads * module.dim_v
-    channels, bias = _self_attention_common(module, site, module.qkv, out)
+    channels, bias = _self_attention_common(module, site, module.qkv, out, as_conv=as_conv)
     for name in ("norm_q", "norm_v"):
         _plain_bn(getattr(module, name), name)
     r = module.conv_lambda.kernel_size[0]
@@ -417,30 +430,39 @@ def read_lambda(module: Any, site: Site) -> list[Layer]:
                     lambda layer: True)
 
 
-def read_halo(module: Any, site: Site) -> list[Layer]:
+def read_halo(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
     """timm ``HaloAttn`` (``get_attn("halo")``): ``halo_attn``."""
     from netspec.layers.halo_attn import HaloAttn
 
     out = module.num_heads * module.dim_head_v
-    channels, bias = _self_attention_common(module, site, module.q, out)
-    grid = [dict(heads=module.num_heads, dim_head=_dim_head(channels, module.num_heads, module.dim_head_qk),
+    channels, bias = _self_attention_common(module, site, module.q, out, as_conv=as_conv)
+    avg_down = not _identity(module.pool) and module.block_size % 2 == 0  # pooled where it could subsample
+    grid = [dict(heads=module.num_heads, dim_head=_dim_head(out, module.num_heads, module.dim_head_qk),
                  block_size=module.block_size, halo_size=module.halo_size, scale_pos=module.scale_pos_embed,
-                 bias=bias)]
+                 bias=bias, avg_down=avg_down)]
     return _options(HaloAttn, grid, lambda layer: True)
 
 
-def read_bottleneck_attn(module: Any, site: Site) -> list[Layer]:
-    """timm ``BottleneckAttn`` (``get_attn("bottleneck")``, built with its ``feat_size``): ``bottleneck_attn``
-    with that size."""
+def read_bottleneck_attn(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
+    """timm ``BottleneckAttn`` (``get_attn("bottleneck")``, built with its ``feat_size``): ``bottleneck_attn``.
+    Its position tables cover the map it sees, netspec's default `size` (the input's static size): the spec
+    leaves `size` out, so the blocks of a stage agree; the verification proves the sizes (timm's forward asserts
+    its feat_size, and another table size changes the parameter count)."""
     from netspec.layers.bottleneck_attn import BottleneckAttn
 
     out = module.num_heads * module.dim_head_v
-    channels, bias = _self_attention_common(module, site, module.qkv, out)
-    table = module.pos_embed
-    size = table.height if table.height == table.width else [table.height, table.width]
-    grid = [dict(heads=module.num_heads, dim_head=_dim_head(channels, module.num_heads, module.dim_head_qk),
-                 size=size, scale_pos=module.scale_pos_embed, bias=bias)]
+    channels, bias = _self_attention_common(module, site, module.qkv, out, as_conv=as_conv)
+    grid = [dict(heads=module.num_heads, dim_head=_dim_head(out, module.num_heads, module.dim_head_qk),
+                 scale_pos=module.scale_pos_embed, bias=bias)]
     return _options(BottleneckAttn, grid, lambda layer: True)
+
+
+SELF_ATTENTION_CONVS: dict[str, Callable[..., list[Layer]]] = {
+    "timm.layers.lambda_layer.LambdaLayer": read_lambda,
+    "timm.layers.halo_attn.HaloAttn": read_halo,
+    "timm.layers.bottleneck_attn.BottleneckAttn": read_bottleneck_attn,
+}
+"""timm's self-attention layers, which byobnet's SelfAttnBlock runs in place of the bottleneck's kxk conv."""
 
 
 ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
@@ -878,6 +900,105 @@ def read_regnet_block(module: Any) -> Block:
     return Block(params, attention, in_channels, act)
 
 
+def _byob_shortcut(module: Any, in_channels: int, out: int, stride: int) -> bool:
+    """byobnet's ``create_shortcut``: the identity, a 1x1 ConvNormAct at the stride, or ``DownsampleAvg`` (a 2x2
+    average pool in ceil mode without padding counts, then a 1x1 ConvNormAct): whether it is the last (avg_down)."""
+    if module is None:
+        raise Unmappable("no shortcut (netspec's blocks always add one)")
+    if _identity(module):
+        if stride != 1 or in_channels != out:
+            raise Unmappable("its shortcut is the identity where the block changes shape")
+        return False
+    avg_down = _is(module, "DownsampleAvg")
+    unit = module.conv if avg_down else module
+    if not _is(unit, "ConvNormAct"):
+        raise Unmappable(f"its shortcut is a {type(module).__name__}, not a 1x1 conv + norm")
+    conv, act = _conv_norm_act(unit, "shortcut")
+    if avg_down:
+        pool = module.pool
+        if stride != 1 and not (_is(pool, "AvgPool2d") and _single(pool.kernel_size) == 2
+                                and _single(pool.stride) == stride and pool.ceil_mode and not pool.count_include_pad):
+            raise Unmappable("its shortcut pool is not netspec's avg_down pool (2x2, ceil mode, padding excluded)")
+    if conv.kernel_size[0] != 1 or conv.stride[0] != (1 if avg_down else stride) or act != "none":
+        raise Unmappable("its shortcut conv is not a 1x1 projection at the block's stride without act")
+    return avg_down
+
+
+def read_byob_bottleneck(module: Any) -> Block:
+    """timm byobnet's ``BottleneckBlock`` (attention on the mid width, netspec's `attention_at: mid`, or last) and
+    ``SelfAttnBlock`` (a self-attention layer in place of the kxk conv: the stage's `conv`): ``block: bottleneck``."""
+    conv1, act = _conv_norm_act(module.conv1_1x1, "conv1_1x1")
+    conv3, act3 = _conv_norm_act(module.conv3_1x1, "conv3_1x1")
+    if act3 != "none" or act_name(module.act) != act or conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1:
+        raise Unmappable("its 1x1 convs or activations differ from netspec's bottleneck (linear_out)")
+    in_channels, mid, out = conv1.in_channels, conv1.out_channels, conv3.out_channels
+    self_attn = getattr(module, "self_attn", None)
+    params: dict[str, Any]
+    if self_attn is None:
+        conv2, act2 = _conv_norm_act(module.conv2_kxk, "conv2_kxk")
+        _check_conv(conv2, kernel=3, what="conv2_kxk")
+        if act2 != act or not _identity(module.conv2b_kxk):
+            raise Unmappable("a second kxk conv, or a kxk conv with another activation")
+        stride = conv2.stride[0]
+        params = _resnet_params(out=out, block="bottleneck", mid=mid, groups=conv2.groups, stride=stride, act=act)
+    else:
+        reader = SELF_ATTENTION_CONVS.get(class_key(self_attn))
+        if reader is None:
+            raise Unmappable(f"its self_attn is a {class_key(self_attn)}, which netspec does not know (known: "
+                             f"{', '.join(sorted(key.rsplit('.', 1)[1] for key in SELF_ATTENTION_CONVS))})")
+        if not _identity(module.conv2_kxk):
+            raise Unmappable("a kxk conv before its self-attention (netspec's `conv` replaces it)")
+        if _identity(module.post_attn) or _norm_act(module.post_attn, "post_attn") != act:
+            raise Unmappable("no norm + act after its self-attention (netspec's block conv has them)")
+        try:
+            options = reader(self_attn, Site(mid), as_conv=True)
+        except Unmappable as error:
+            raise Unmappable(f"its self_attn ({type(self_attn).__name__}): {error}") from None
+        stride = _self_attention_stride(self_attn)
+        params = _resnet_params(out=out, block="bottleneck", mid=mid, groups=1, stride=stride, act=act)
+        params["conv"] = options[0]
+    if _byob_shortcut(module.shortcut, in_channels, out, stride):
+        params["avg_down"] = True
+    attention: list[Layer | None] = [None]
+    mid_attention, last_attention = getattr(module, "attn", None), getattr(module, "attn_last", None)
+    if not _identity(mid_attention):
+        attention = read_attention(mid_attention, Site(mid, in_channels), "attn")
+        params["attention_at"] = "mid"
+    elif not _identity(last_attention):
+        attention = read_attention(last_attention, Site(out, in_channels), "attn_last")
+    return Block(params, attention, in_channels, act)
+
+
+SHORTCUT_FIRST = ("timm.models.byobnet.BottleneckBlock", "timm.models.byobnet.SelfAttnBlock")
+"""Block classes that register their shortcut before their body (netspec's blocks, and the data flow, after)."""
+
+
+def source_state_dict(module: "nn.Module") -> dict[str, Any]:
+    """``module.state_dict()`` in netspec's order, the one its weights load by: in the blocks that register their
+    shortcut first (:data:`SHORTCUT_FIRST`), the shortcut's tensors after the body's."""
+    state = module.state_dict()
+    blocks = [name + "." for name, part in module.named_modules() if class_key(part) in SHORTCUT_FIRST]
+    if not blocks:
+        return state
+    order: list[str] = []
+    moved: dict[str, list[str]] = {}
+    for key in state:
+        block = next((prefix for prefix in blocks if key.startswith(prefix)), None)
+        if block is not None and key.startswith(block + "shortcut."):
+            moved.setdefault(block, []).append(key)
+            continue
+        order.append(key)
+    result: list[str] = []
+    for index, key in enumerate(order):
+        result.append(key)
+        following = order[index + 1] if index + 1 < len(order) else ""
+        for block in [prefix for prefix in moved if key.startswith(prefix) and not following.startswith(prefix)]:
+            result += moved.pop(block)
+    for keys in moved.values():  # a block with nothing but its shortcut: keep the tensors
+        result += keys
+    return {key: state[key] for key in result}
+
+
 def read_convnext_block(module: Any) -> Block:
     """timm ``ConvNeXtBlock`` (V1, and V2 with GRN; linear or 1x1-conv MLP): ``block: convnext``."""
     from netspec.blocks.convnext import DEFAULT_EXPAND, DEFAULT_KERNEL
@@ -930,6 +1051,8 @@ BLOCK_READERS: dict[str, Callable[[Any], Block | None]] = {
     "timm.models._efficientnet_blocks.EdgeResidual": read_edge_residual,
     "timm.models._efficientnet_blocks.ConvBnAct": read_conv_bn_act,
     "timm.models.regnet.Bottleneck": read_regnet_block,
+    "timm.models.byobnet.BottleneckBlock": read_byob_bottleneck,
+    "timm.models.byobnet.SelfAttnBlock": read_byob_bottleneck,
     "timm.models.convnext.ConvNeXtBlock": read_convnext_block,
     "torchvision.models.resnet.BasicBlock": read_resnet_block,
     "torchvision.models.resnet.Bottleneck": read_resnet_block,
@@ -1421,7 +1544,7 @@ def verify_spec(spec: Spec, module: "nn.Module", *, input_size: Any = None) -> V
     ours = sum(p.numel() for p in model.parameters())
     if theirs != ours:
         raise _fail(f"{type(module).__name__}: the spec builds {ours:,} parameters, the module has {theirs:,}", label)
-    load_weights(model, module.state_dict(), strict=True)
+    load_weights(model, source_state_dict(module), strict=True)
     size = _input_size(module, input_size, spec.input.channels)
     was_training = module.training
     try:
