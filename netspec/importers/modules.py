@@ -1040,6 +1040,25 @@ def read_convnext_block(module: Any) -> Block:
     return Block(params, [None], channels, act)
 
 
+def read_torchvision_fused(module: Any) -> Block:
+    """torchvision ``FusedMBConv`` (EfficientNetV2): ``block: fused`` (one kxk conv when it does not expand)."""
+    units = list(module.block.children())
+    first, act = _conv_norm_act_parts(units[0])
+    if len(units) == 2:
+        project, project_act = _conv_norm_act_parts(units[1])
+        _pointwise(project, "the projection")
+        if project_act != "none":
+            raise Unmappable("its projection has an activation")
+        out, mid = project.out_channels, first.out_channels
+    elif len(units) == 1:
+        out, mid = first.out_channels, first.in_channels  # no expansion: netspec's single conv straight to out
+    else:
+        raise Unmappable("its layers are not expand conv [, project]")
+    params = _fused_params(in_channels=first.in_channels, mid=mid, out=out, conv=first, act=act,
+                           skip=module.use_res_connect)
+    return Block(params, [None], first.in_channels, act)
+
+
 BLOCK_READERS: dict[str, Callable[[Any], Block | None]] = {
     "timm.models.resnet.BasicBlock": read_resnet_block,
     "timm.models.resnet.Bottleneck": read_resnet_block,
@@ -1059,6 +1078,7 @@ BLOCK_READERS: dict[str, Callable[[Any], Block | None]] = {
     "torchvision.models.mobilenetv2.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.mobilenetv3.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.efficientnet.MBConv": read_torchvision_inverted,
+    "torchvision.models.efficientnet.FusedMBConv": read_torchvision_fused,
 }
 """Residual/inverted block classes (module.ClassName) -> reader into one-block stage params (``None``: this one is
 no block, read it as a leaf)."""
