@@ -199,7 +199,8 @@ def test_unknown_timm_name_suggests() -> None:
         import_source("timm:resnet5O")
 
 
-TORCHVISION = ["resnet18", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s"]
+TORCHVISION = ["resnet18", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
+               "efficientnet_v2_s"]
 
 
 @pytest.mark.parametrize("name", TORCHVISION)
