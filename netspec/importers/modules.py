@@ -1263,6 +1263,8 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
 
     for node in graph.nodes:
         if node.op == "placeholder":
+            if node.args:  # an optional argument (its default as the node's arg): an op that uses it is reported
+                continue
             if placeholder is not None:
                 problems.append(f"{type(module).__name__}: its forward takes more than one input")
             placeholder = node
@@ -1272,7 +1274,10 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
             outputs = [real(value) for value in (result if isinstance(result, (tuple, list)) else [result])]
             continue
         if node.op == "get_attr":
-            problems.append(f"{_owner(node, module)}: reads the tensor {node.target} directly (no netspec kind does)")
+            owner = _owner(node, module)
+            path = owner.partition(" at ")[2]
+            own = node.target[len(path) + 1:] if path and node.target.startswith(path + ".") else node.target
+            problems.append(f"{owner}: reads its tensor {own} directly (no netspec kind does)")
             continue
         try:
             if node.op == "call_module":
@@ -1310,7 +1315,12 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
                 if node.op == "call_module" else _owner(node, module)
             problems.append(f"{owner}: {error}")
     if problems:
-        raise ConversionError([Problem((), message) for message in _collapse(problems)])
+        known = (f"netspec knows these blocks: {', '.join(known_classes())}, and torch.nn's Conv2d, BatchNorm2d, "
+                 "activations, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear, Dropout, Flatten, Identity")
+        lines = _collapse(problems)
+        if not any("netspec knows these blocks" in line for line in lines):
+            lines.append(known)
+        raise ConversionError([Problem((), message) for message in lines])
     if placeholder is None:
         raise _fail(f"{type(module).__name__}: its forward takes no input")
     return items, placeholder, outputs
