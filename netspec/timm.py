@@ -257,4 +257,8 @@ def netspec(pretrained: bool = False, **kwargs: Any) -> NetspecModel:
     """``timm.create_model("netspec", spec=...)`` (timm keys a model by its entrypoint's name)."""
     if "spec" not in kwargs:
         raise TypeError('timm.create_model("netspec", spec=...): give the spec (a YAML path, YAML text or a Spec)')
-    return build_model_with_cfg(NetspecModel, "netspec", pretrained, feature_cfg=dict(feature_cls="getter"), **kwargs)
+    # features_only's default out_indices: every feature point (timm's own default, 0-4, assumes five)
+    points = len(feature_points(_with_head(_as_spec(kwargs["spec"]), None, kwargs.get("in_chans"))))
+    kwargs["spec"] = _as_spec(kwargs["spec"])
+    return build_model_with_cfg(NetspecModel, "netspec", pretrained,
+                                feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(points))), **kwargs)

@@ -112,3 +112,16 @@ def test_reset_classifier_and_forward_head_as_timm() -> None:
     assert all(torch.equal(kept[key], value) for key, value in trunk.items())  # the trunk keeps its weights
     spec = netspec.weights.spec_of(model.net)
     assert spec.layers[-1].out == 3 and netspec.summary(spec).params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("spec, name", [
+    ("efficientnet_b0", "efficientnet_b0"), ("mobilenet_v3_large", "mobilenetv3_large_100"),
+    ("mobilenet_v2", "mobilenetv2_100"), ("resnet18", "resnet18"), ("convnext_tiny", "convnext_tiny"),
+    ("regnety_016", "regnety_016"), ("efficientnetv2_b0", "tf_efficientnetv2_b0"),
+])
+def test_default_features_index_as_timm_for_the_same_network(spec: str, name: str) -> None:
+    """features_only with no out_indices: every feature point, the channels and reductions of timm's own
+    features_only model of the same network (mobilenet_v3_large marks its points with `features:`)."""
+    ours = timm.create_model("netspec", spec=f"specs/{spec}.yaml", features_only=True).feature_info
+    theirs = timm.create_model(name, features_only=True).feature_info
+    assert (ours.channels(), ours.reduction()) == (theirs.channels(), theirs.reduction())
