@@ -2,7 +2,7 @@
 
 timm needs torchvision, and this project's torchvision wheel imports only beside torch 2.14.1, not beside the
 torch 2.13.0 of the main test environment: here every test skips, saying so. CI runs this file in a second
-environment with torch 2.14.1, torchvision 0.29.1 and timm 1.0.31 (``.ci/run``; README, "Bring your model").
+environment with torch 2.14.1, torchvision 0.29.1 and timm 1.0.31 (``.ci/run``; docs/development/tests.md).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ SIZE = 64
 """Input side of every verification pass: small, each network still reaches a 2x2 map."""
 
 MODELS = ["resnet18", "resnet50", "resnet50d", "resnext50_32x4d", "seresnet50", "ecaresnet50d", "skresnet34",
-          "resnest50d", "gcresnet50t", "mobilenetv3_large_100", "efficientnet_b0"]
+          "resnest50d", "gcresnet50t", "mobilenetv3_large_100", "efficientnet_b0", "resnet26t"]
 ATTENTION = {"se": "se", "ese": "ese", "eca": "eca", "ceca": "eca", "coord": "coord", "cbam": "cbam", "gc": "gc",
              "gca": "gc", "nl": "nonlocal", "ecam": "ecam", "lcbam": "lcbam", "scoord": "scoord", "ela": "ela",
              "strip": "strip", "sk": "sk", "splat": "splat", "bat": "bat", "lambda": "lambda", "halo": "halo_attn"}
@@ -144,6 +144,17 @@ def test_timm_attention_without_a_netspec_kind_is_a_named_error() -> None:
         netspec.from_module(source, verify=False)
     message = str(caught.value)
     assert "Bottleneck at layer1.0" in message and "relative position lambdas" in message
+
+
+def test_anti_aliasing_is_a_named_error() -> None:
+    """aa_layer (BlurPool) has no netspec param: each block that has one is named, and nothing is returned."""
+    from timm.layers import BlurPool2d
+
+    with pytest.raises(ConversionError) as caught:
+        netspec.from_module(timm.create_model("resnet18", aa_layer=BlurPool2d), verify=False)
+    message = str(caught.value)
+    assert "BasicBlock at layer2.0 (and 2 more like it): its aa layer has no netspec param" in message
+    assert "BlurPool2d at maxpool.1" in message and "netspec knows these blocks" in message
 
 
 def test_seresnet50_spec_reads_as_written_by_hand() -> None:
