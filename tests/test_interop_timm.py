@@ -211,7 +211,7 @@ def test_unknown_timm_name_suggests() -> None:
 
 
 TORCHVISION = ["resnet18", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
-               "efficientnet_v2_s"]
+               "efficientnet_v2_s", "regnet_y_400mf", "regnet_x_400mf", "convnext_tiny"]
 
 
 @pytest.mark.parametrize("name", TORCHVISION)

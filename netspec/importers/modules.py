@@ -969,22 +969,38 @@ def read_byob_bottleneck(module: Any) -> Block:
     return Block(params, attention, in_channels, act)
 
 
-SHORTCUT_FIRST = ("timm.models.byobnet.BottleneckBlock", "timm.models.byobnet.SelfAttnBlock")
-"""Block classes that register their shortcut before their body (netspec's blocks, and the data flow, after)."""
+SHORTCUT_FIRST = {"timm.models.byobnet.BottleneckBlock": "shortcut", "timm.models.byobnet.SelfAttnBlock": "shortcut",
+                  "torchvision.models.regnet.ResBottleneckBlock": "proj"}
+"""Block classes that register their shortcut (the named child) before their body (netspec's blocks, and the
+data flow, after)."""
+
+
+FLATTENED = {"torchvision.models.convnext.CNBlock": {"layer_scale": "gamma"}}
+"""Per-channel tensors a block keeps as (C, 1, 1) under another name where netspec's keeps (C,) (torchvision
+ConvNeXt's layer scale, timm's and netspec's gamma)."""
 
 
 def source_state_dict(module: "nn.Module") -> dict[str, Any]:
-    """``module.state_dict()`` in netspec's order, the one its weights load by: in the blocks that register their
-    shortcut first (:data:`SHORTCUT_FIRST`), the shortcut's tensors after the body's."""
+    """``module.state_dict()`` in netspec's order and shapes, the ones its weights load by: in the blocks that
+    register their shortcut first (:data:`SHORTCUT_FIRST`), the shortcut's tensors after the body's; the
+    per-channel tensors of :data:`FLATTENED` as (C,), named as netspec's."""
     state = module.state_dict()
-    blocks = [name + "." for name, part in module.named_modules() if class_key(part) in SHORTCUT_FIRST]
+    renamed: dict[str, str] = {}
+    for name, part in module.named_modules():
+        for tensor, ours in FLATTENED.get(class_key(part), {}).items():
+            renamed[f"{name}.{tensor}" if name else tensor] = f"{name}.{ours}" if name else ours
+    if renamed:
+        state = type(state)((renamed.get(key, key), value.reshape(-1) if key in renamed else value)
+                            for key, value in state.items())
+    blocks = {name + ".": SHORTCUT_FIRST[class_key(part)] for name, part in module.named_modules()
+              if class_key(part) in SHORTCUT_FIRST}
     if not blocks:
         return state
     order: list[str] = []
     moved: dict[str, list[str]] = {}
     for key in state:
         block = next((prefix for prefix in blocks if key.startswith(prefix)), None)
-        if block is not None and key.startswith(block + "shortcut."):
+        if block is not None and key.startswith(block + blocks[block] + "."):
             moved.setdefault(block, []).append(key)
             continue
         order.append(key)
@@ -997,6 +1013,60 @@ def source_state_dict(module: "nn.Module") -> dict[str, Any]:
     for keys in moved.values():  # a block with nothing but its shortcut: keep the tensors
         result += keys
     return {key: state[key] for key in result}
+
+
+def read_torchvision_regnet(module: Any) -> Block:
+    """torchvision RegNet ``ResBottleneckBlock`` (its ``proj`` shortcut, ``f``: a, b, [se], c; ReLU after the
+    addition): ``block: regnet``."""
+    f = module.f
+    conv1, act = _conv_norm_act_parts(f.a)
+    conv2, act2 = _conv_norm_act_parts(f.b)
+    conv3, act3 = _conv_norm_act_parts(f.c)
+    if act2 != act or act3 != "none" or act_name(module.activation) != act:
+        raise Unmappable("its activations are not act, act, none, then act after the addition")
+    if conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1 or conv2.kernel_size[0] != 3 or conv2.dilation[0] != 1 \
+            or any(conv.bias is not None for conv in (conv1, conv2, conv3)) or not _same(conv2):
+        raise Unmappable("its convs are not bias-free 1x1, 3x3 (the stride), 1x1")
+    in_channels, mid, out, stride = conv1.in_channels, conv1.out_channels, conv3.out_channels, conv2.stride[0]
+    if module.proj is not None:
+        projection, shortcut_act = _conv_norm_act_parts(module.proj)
+        if projection.kernel_size[0] != 1 or projection.stride[0] != stride or shortcut_act != "none" \
+                or projection.bias is not None:
+            raise Unmappable("its shortcut is not a 1x1 conv at the block's stride + norm")
+    elif stride != 1 or in_channels != out:
+        raise Unmappable("no projection where the block changes shape")
+    params: dict[str, Any] = dict(block="regnet", out=out, stride=stride, act=act)
+    if mid != out:
+        params["width"] = mid
+    if conv2.groups != 1:
+        params["group_width"] = mid // conv2.groups
+    attention = read_attention(getattr(f, "se", None), Site(mid, in_channels), "f.se")
+    return Block(params, attention, in_channels, act)
+
+
+def read_torchvision_cnblock(module: Any) -> Block:
+    """torchvision ConvNeXt ``CNBlock`` (depthwise conv, LayerNorm and MLP on channels last, layer scale):
+    ``block: convnext``."""
+    from netspec.blocks.convnext import DEFAULT_EXPAND, DEFAULT_KERNEL
+
+    parts = list(module.block.children())
+    names = [type(part).__name__ for part in parts]
+    if names != ["Conv2d", "Permute", "LayerNorm", "Linear", names[4], "Linear", "Permute"]:
+        raise Unmappable(f"its block is {', '.join(names)} (netspec's convnext: Conv2d, Permute, LayerNorm, Linear, "
+                         "act, Linear, Permute)")
+    conv, norm, fc1, act_module, fc2 = parts[0], parts[2], parts[3], parts[4], parts[5]
+    conv = _conv(conv, "block.0")
+    channels = conv.in_channels
+    if conv.groups != channels or conv.out_channels != channels or conv.stride[0] != 1 or conv.bias is None \
+            or not _same(conv) or not math.isclose(norm.eps, 1e-6) or fc1.bias is None or fc2.bias is None:
+        raise Unmappable("its depthwise conv, LayerNorm (eps 1e-6) or MLP differ from netspec's convnext block")
+    act, hidden = act_name(act_module), fc1.out_features
+    params: dict[str, Any] = dict(block="convnext", out=channels, stride=1, norm="layer", act=act)
+    if conv.kernel_size[0] != DEFAULT_KERNEL:
+        params["kernel"] = conv.kernel_size[0]
+    if hidden != max(int(DEFAULT_EXPAND * channels), 1):
+        params["expand"] = hidden / channels
+    return Block(params, [None], channels, act)
 
 
 def read_convnext_block(module: Any) -> Block:
@@ -1079,6 +1149,8 @@ BLOCK_READERS: dict[str, Callable[[Any], Block | None]] = {
     "torchvision.models.mobilenetv3.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.efficientnet.MBConv": read_torchvision_inverted,
     "torchvision.models.efficientnet.FusedMBConv": read_torchvision_fused,
+    "torchvision.models.regnet.ResBottleneckBlock": read_torchvision_regnet,
+    "torchvision.models.convnext.CNBlock": read_torchvision_cnblock,
 }
 """Residual/inverted block classes (module.ClassName) -> reader into one-block stage params (``None``: this one is
 no block, read it as a leaf)."""
@@ -1121,7 +1193,7 @@ def read_leaf(module: Any) -> tuple[str, dict[str, Any]]:
         return "conv", _conv_item(module)
     if kind is nn.BatchNorm2d or _is(module, "BatchNormAct2d"):
         return "norm", dict(act=_norm_act(module, "the norm"))
-    if class_key(module) == "timm.layers.norm.LayerNorm2d":
+    if class_key(module) in ("timm.layers.norm.LayerNorm2d", "torchvision.models.convnext.LayerNorm2d"):
         if not module.elementwise_affine or module.bias is None:
             raise Unmappable("a LayerNorm2d without affine weight and bias")
         return "lnorm", dict(eps=float(module.eps))
@@ -1166,6 +1238,7 @@ def _single(value: Any) -> int:
 
 LEAF_CLASSES = ("timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d", "timm.layers.norm_act.BatchNormAct2d",
                 "timm.layers.norm.LayerNorm2d", "timm.layers.conv2d_same.Conv2dSame",
+                "torchvision.models.convnext.LayerNorm2d",
                 "timm.models._efficientnet_blocks.ConvBnAct", "timm.layers.linear.Linear")
 """Classes outside ``torch.nn`` read as one leaf by :func:`read_leaf`."""
 
