@@ -28,8 +28,9 @@ ATTENTION = {"se": "se", "ese": "ese", "eca": "eca", "ceca": "eca", "coord": "co
              "strip": "strip", "sk": "sk", "splat": "splat", "bat": "bat", "lambda": "lambda", "halo": "halo_attn"}
 """timm attn_layer names whose module a netspec attention kind computes exactly (resnet26d's block_args), and
 that kind. Of timm's get_attn names two are left out, both for timm's reasons: 1.0.31's ``ge`` (GatherExcite)
-fails to construct (a duplicate act_layer argument), and ``bottleneck`` (BottleneckAttn) needs a feat_size that
-create_attn never passes; both modules read as netspec kinds alone (tests below)."""
+fails to construct (a duplicate act_layer argument; its class without MLP is tested in resnet26d below), and
+``bottleneck`` (BottleneckAttn) needs a feat_size that create_attn never passes (it reads alone, and in
+botnet26t below)."""
 ATTENTION_SIZE = {"bat": 224, "halo": 256}
 """Inputs where the kind's tiles fit every stage's map (BAT's blocks of 7, HaloAttn's 8x8 query blocks)."""
 ATTENTION_GAIN = {"lambda": 0.5}
@@ -130,6 +131,23 @@ def test_resnet26d_with_each_attention_kind(attention: str) -> None:
     check_equal(source, spec, size=size)
     kinds = {layer.attention.kind for layer in spec.layers if layer.kind == "stage"}
     assert kinds == {ATTENTION[attention]}
+
+
+@pytest.mark.parametrize("extent", [0, 2])
+def test_resnet26d_with_gather_excite(extent: int) -> None:
+    """``ge``: timm 1.0.31's ``attn_layer="ge"`` fails to build (GatherExcite's MLP), so the module is passed
+    as timm's own class without its MLP, which builds, and reads as netspec's ``ge``."""
+    from functools import partial
+
+    from timm.layers import GatherExcite
+
+    torch.manual_seed(0)
+    attn = partial(GatherExcite, use_mlp=False, extent=extent)
+    source = shuffle_norms(timm.create_model("resnet26d", block_args=dict(attn_layer=attn))).eval()
+    spec = netspec.from_module(source, input_size=SIZE)
+    check_equal(source, spec)
+    assert {(layer.attention.kind, layer.attention.extent) for layer in spec.layers if layer.kind == "stage"} \
+        == {("ge", extent)}
 
 
 def test_timm_attention_without_a_netspec_kind_is_a_named_error() -> None:
