@@ -98,8 +98,9 @@ def test_later_kinds_convert_with_equal_outputs(name: str) -> None:
     check_equal(source, spec)
     blocks = {layer.block for layer in spec.layers if layer.kind == "stage"}
     assert LATER_KINDS[name] in blocks
-    if name.startswith("convnext"):  # the stem's LayerNorm joins its conv; the head's stays an entry
-        assert spec.layers[0].norm == "layer" and "layernorm" in [layer.kind for layer in spec.layers]
+    if name.startswith("convnext"):  # LayerNorm the default, the stem's joins its conv; the others are entries
+        assert spec.defaults.norm == "layer" and spec.layers[0].norm is None and spec.layers[0].act == "none"
+        assert [layer.kind for layer in spec.layers][-3:] == ["avgpool", "layernorm", "linear"]
     if name.startswith("tf_"):
         assert spec.layers[0].padding == "same"
 
@@ -173,6 +174,24 @@ def test_anti_aliasing_is_a_named_error() -> None:
     message = str(caught.value)
     assert "BasicBlock at layer2.0 (and 2 more like it): its aa layer has no netspec param" in message
     assert "BlurPool2d at maxpool.1" in message and "netspec knows these blocks" in message
+
+
+@pytest.mark.parametrize("name, shipped, size", [
+    ("regnety_016", "regnety_016", 224), ("convnext_atto", "convnext_atto", 224),
+    ("convnextv2_tiny", "convnextv2_tiny", 224), ("botnet26t_256", "botnet26t", 256),
+    ("halonet26t", "halonet26t", 256), ("lambda_resnet26t", "lambda_resnet26t", 256),
+])
+def test_later_networks_read_as_the_shipped_specs(name: str, shipped: str, size: int) -> None:
+    """The spec read from timm's model has the shipped spec's entries, defaults and summary (kinds, shapes,
+    parameters; the shipped specs spell out some defaults, e.g. `padding: 1`)."""
+    ours = netspec.from_module(timm.create_model(name), input_size=size, verify=False)
+    hand = netspec.load(f"specs/{shipped}.yaml")
+    assert ours.defaults == hand.defaults
+    rows = [[(row.layer.kind, row.info.shape, row.info.params) for row in netspec.summary(spec).rows]
+            for spec in (ours, hand)]
+    assert rows[0] == rows[1]
+    if name == "regnety_016":
+        assert ours.layers == hand.layers  # entry for entry
 
 
 def test_seresnet50_spec_reads_as_written_by_hand() -> None:

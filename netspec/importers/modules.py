@@ -1464,6 +1464,13 @@ def _fuse(items: list[Item], outputs: list[Any]) -> list[Item]:
             previous.params = {}
             previous.node = item.node
             continue
+        pool = fused[-2] if len(fused) > 1 else None
+        if single and item.kind == "flatten" and previous.kind == "layernorm" and pool is not None \
+                and pool.kind == "avgpool" and pool.params == {"size": 1} and previous.inputs == [pool.node] \
+                and _users(pool.node, items) == 1 and pool.node not in outputs:
+            pool.params = {}  # pool, LayerNorm over C, flatten (timm's NormMlpClassifierHead): pool to (N, C), norm
+            previous.node = item.node
+            continue
         if item.kind in ("norm", "act"):
             raise _fail(f"{item.owner}: a {'norm' if item.kind == 'norm' else 'activation'} that does not follow a "
                         f"conv (or linear) it could join; netspec has no kind for it alone")
@@ -1501,7 +1508,7 @@ def _group(items: list[Item], outputs: list[Any], all_items: list[Item]) -> list
     return grouped
 
 
-def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any) -> Layer:
+def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any, defaults_norm: str = "batch") -> Layer:
     from netspec.layers.conv import same_padding
     from netspec.registry import KINDS
 
@@ -1515,7 +1522,9 @@ def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any) -> Laye
             params["padding"] = None
         if params["bias"] == (params["norm"] == "none"):
             params["bias"] = None
-        params["norm"] = None if params["norm"] == "batch" else params["norm"]
+        params["norm"] = None if params["norm"] == defaults_norm else params["norm"]
+    if item.kind == "stage" and params.get("norm") == defaults_norm:
+        params["norm"] = None
     if item.kind == "stage":
         params["depth"] = item.depth
         if item.attention[0] is not None:
@@ -1584,10 +1593,13 @@ def spec_of_module(module: "nn.Module", *, input_size: Any = None, name: str | N
     size = _input_size(module, input_size, channels)
     fused = _fuse(items, outputs)
     grouped = _group(fused, outputs, fused)
-    acts = Counter(item.params["act"] for item in grouped if item.kind in ("conv", "stage"))
+    # the spec's defaults: the commonest activation of its convs and stages (those without one keep `act: none`),
+    # and LayerNorm where the network has no BatchNorm but convs or stages with LayerNorm (ConvNeXt)
+    acts = Counter(item.params["act"] for item in grouped if item.kind in ("conv", "stage")
+                   and item.params["act"] != "none")
     default_act = acts.most_common(1)[0][0] if acts else "relu"
-    if default_act == "none":
-        default_act = "relu"
+    norms = {item.params.get("norm", "batch") for item in grouped if item.kind in ("conv", "stage")} - {"none"}
+    default_norm = "layer" if norms == {"layer"} else "batch"
     eps, momentum = _norm_statistics(module)
     # wiring: an entry reads the previous one implicitly; any other input is named with `from:`
     produced: dict[Any, int] = {placeholder: -1}
@@ -1619,10 +1631,10 @@ def spec_of_module(module: "nn.Module", *, input_size: Any = None, name: str | N
         sources = wiring[index]
         inputs = None if sources is None else (ref(sources[0]) if len(sources) == 1 and item.kind not in
                                                ("add", "mul", "concat") else tuple(ref(s) for s in sources))
-        layers.append(_layer(item, default_act, names.get(index), inputs))
+        layers.append(_layer(item, default_act, names.get(index), inputs, default_norm))
     spec = Spec(
         name=name, input=Input(channels=size[0], size=[size[1], size[2]] if size[1] != size[2] else size[1]),
-        defaults=Defaults(act=default_act, eps=eps, momentum=momentum), layers=layers,
+        defaults=Defaults(act=default_act, norm=default_norm, eps=eps, momentum=momentum), layers=layers,
         outputs=None if output_indices == [len(grouped) - 1] else [ref(index) for index in output_indices],
     )
     from netspec.spec import loads
