@@ -343,8 +343,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
         import torch
 
+        from netspec.importers.modules import source_state_dict
+
         buffer = io.BytesIO()
-        torch.save(imported.source_model.state_dict(), buffer)
+        torch.save(source_state_dict(imported.source_model), buffer)  # in the order the spec's weights load by
         write_bytes_atomic(args.weights_out, buffer.getvalue())
     for note in imported.notes:
         print(printable(f"netspec import: {note}"), file=sys.stderr)

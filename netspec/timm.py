@@ -170,11 +170,72 @@ class NetspecModel(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_intermediates(x, indices=1)[0]
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """timm's ``forward_head``: the entries after the final feature map (``forward_features``' output), without
+        the last ``linear`` with ``pre_logits``. A Sequential spec only (a graph's head may read earlier entries)."""
+        if not isinstance(self.net, nn.Sequential):
+            raise NotImplementedError("netspec model: forward_head on a graph spec; call the model itself")
+        names = list(self.net._modules)
+        head = names[names.index(self._final_name()) + 1:]
+        if pre_logits and head and self.spec.layers[-1].kind == "linear":
+            head = head[:-1]
+        for name in head:
+            x = self.net.get_submodule(name)(x)
+        return x
+
     def prune_intermediate_layers(self, indices: int | list[int] | tuple[int, ...] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
-        """The indices timm's FeatureGetterNet asks for, normalised (nothing is removed: entries may be shared)."""
-        take, _ = feature_take_indices(len(self._points), indices)
+        """timm's pruning (``features_only`` asks for it): the entries after the last feature point wanted go, the
+        head with them, so a backbone holds no parameter its forward leaves unused (DDP would stop on one). The
+        spec is cut with the model (``netspec.weights.spec_of`` stays true). A graph spec (a ``GraphModule``)
+        keeps its entries: one after the point may feed it. Returns the indices, normalised."""
+        from netspec.api import remember_spec
+
+        take, last_index = feature_take_indices(len(self._points), indices)
+        if not prune_head or not isinstance(self.net, nn.Sequential):
+            return take
+        names = list(self.net._modules)
+        keep = names.index(self._points[last_index]) + 1
+        if keep < len(names):
+            spec = self.spec.model_copy(update={"layers": list(self.spec.layers[:keep])})
+            net = self.net[:keep]
+            remember_spec(net, spec)
+            self.spec, self.net = spec, net
+            self._points = self._points[:last_index + 1]
+            self.feature_info = self.feature_info[:last_index + 1]
+            self.num_classes = 0
         return take
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """timm's ``reset_classifier``: the last ``linear`` entry gets ``num_classes`` outputs, a new layer
+        initialised as netspec builds it (0 removes it: the model gives the pooled features; a model without one
+        gets one again); the rest keeps its weights. The pooling is the spec's (``global_pool``: None or 'avg')."""
+        from netspec.api import remember_spec
+        from netspec.registry import KINDS
+
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"netspec model: global_pool {global_pool!r}; the spec's pooling is an avgpool entry")
+        last = self.spec.layers[-1]
+        sequential = isinstance(self.net, nn.Sequential)
+        if last.kind == "linear" and last.name is None:
+            spec = _with_head(self.spec, num_classes, None)
+        elif num_classes > 0 and sequential and _rows(self.spec)[-1].info.shape.flat:
+            spec = self.spec.model_copy(update={"layers": [*self.spec.layers, KINDS["linear"](out=num_classes)]})
+        else:
+            raise ValueError("netspec model: reset_classifier needs a spec that ends with an unnamed linear entry "
+                             "(or, for a new one, with pooled (N, C) features)")
+        if spec is not self.spec:
+            if len(spec.layers) < len(self.spec.layers):
+                if not sequential:
+                    raise ValueError("netspec model: reset_classifier(0) on a graph spec: remove its linear entry "
+                                     "in the spec instead")
+                del self.net._modules[list(self.net._modules)[-1]]  # by name: Sequential's del renumbers the rest
+            else:
+                name = _rows(spec)[-1].name
+                setattr(self.net, name, ns.build(spec).get_submodule(name))  # replaces, or appends to a Sequential
+            remember_spec(self.net, spec)
+            self.spec = spec
+        self.num_classes = num_classes
 
     def get_classifier(self) -> nn.Module:
         last = self.spec.layers[-1]
@@ -196,4 +257,8 @@ def netspec(pretrained: bool = False, **kwargs: Any) -> NetspecModel:
     """``timm.create_model("netspec", spec=...)`` (timm keys a model by its entrypoint's name)."""
     if "spec" not in kwargs:
         raise TypeError('timm.create_model("netspec", spec=...): give the spec (a YAML path, YAML text or a Spec)')
-    return build_model_with_cfg(NetspecModel, "netspec", pretrained, feature_cfg=dict(feature_cls="getter"), **kwargs)
+    # features_only's default out_indices: every feature point (timm's own default, 0-4, assumes five)
+    points = len(feature_points(_with_head(_as_spec(kwargs["spec"]), None, kwargs.get("in_chans"))))
+    kwargs["spec"] = _as_spec(kwargs["spec"])
+    return build_model_with_cfg(NetspecModel, "netspec", pretrained,
+                                feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(points))), **kwargs)

@@ -83,6 +83,40 @@ def test_an_unknown_module_is_named_with_its_class_and_place_and_the_known_class
     assert "PixelShuffle at 1" in message and "Bottleneck" in message and "SEModule" in message
 
 
+class Scaled(nn.Module):
+    """Reads its own parameter in its forward (no netspec kind does); takes an optional second argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4, 1, 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x * self.scale
+
+
+def test_unknown_ops_are_one_line_per_reason_with_the_known_classes() -> None:
+    source = nn.Sequential(nn.Conv2d(3, 4, 3), Scaled(), nn.Conv2d(4, 4, 3), Scaled())
+    with pytest.raises(ConversionError) as caught:
+        netspec.from_module(source, verify=False)
+    lines = [str(problem) for problem in caught.value.problems]
+    assert any("Scaled at 1 (and 1 more like it): reads its tensor scale directly" in line for line in lines), lines
+    assert "netspec knows these blocks" in lines[-1] and "Bottleneck" in lines[-1]
+
+
+class OptionalArgument(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_an_unused_optional_forward_argument_is_not_a_second_input() -> None:
+    spec = netspec.from_module(OptionalArgument(), input_size=8)  # verified
+    assert [layer.kind for layer in spec.layers] == ["conv"]
+
+
 class DataDependent(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -111,6 +145,10 @@ def test_a_spec_that_does_not_reproduce_the_module_is_refused() -> None:
     bigger = netspec.loads(spec.to_yaml().replace("out: 4", "out: 5"))
     with pytest.raises(ConversionError, match="parameters"):
         verify_spec(bigger, source, input_size=8)
+
+    source[0].weight.data.fill_(3e38)  # finite weights, an output that overflows to inf: it proves nothing
+    with pytest.raises(ConversionError, match="not finite"):
+        verify_spec(spec, source, input_size=8)
 
 
 def test_cli_import_refuses_an_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,6 +55,35 @@ model:
     assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10)
 
 
+def _docs_hydra_config() -> str:
+    """The Hydra config block of docs/how-to/pretrained-weights.md, as the page shows it."""
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "how-to" / "pretrained-weights.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in page.split("```yaml\n")[1:]]
+    found = [block for block in blocks if "_target_: netspec.build" in block]
+    assert len(found) == 1, "the page shows one Hydra config"
+    return found[0]
+
+
+def test_hydra_instantiates_the_documented_config() -> None:
+    """hydra.utils.instantiate on the docs' config: the model the page says, and a sweep's override of it.
+    Needs hydra-core (the `hydra` extra; .ci/run installs it in the interop environment and runs this file there)."""
+    pytest.importorskip("hydra", reason="hydra-core is not installed here (the `hydra` extra): .ci/run runs this "
+                                        "file again in the interop environment, which has it")
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create(_docs_hydra_config())
+    model = instantiate(config.model)
+    assert isinstance(model, torch.nn.Module)
+    assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+    spec = netspec.weights.spec_of(model)
+    assert spec.scale.width == 0.5 and spec.layers[-1].out == 10
+    swept = OmegaConf.merge(config, OmegaConf.from_dotlist(["model.spec=specs/mobilenet_v2.yaml"]))
+    assert netspec.weights.spec_of(instantiate(swept.model)).layers[-1].out == 10  # the same overrides, another spec
+
+
 def test_save_and_load_pretrained_folder(tmp_path) -> None:
     pytest.importorskip("safetensors")
     model = netspec.build("specs/resnet18.yaml", overrides={"linear.out": 3}, seed=4).eval()

@@ -79,3 +79,49 @@ def test_pretrained_cfg_overlay() -> None:
     model = timm.create_model("netspec", spec="specs/resnet18.yaml",
                               pretrained_cfg_overlay=dict(input_size=(3, 96, 96), mean=(0.5, 0.5, 0.5)))
     assert model.pretrained_cfg["input_size"] == (3, 96, 96) and model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+
+
+def test_features_only_prunes_the_head_as_timm() -> None:
+    """timm's features_only prunes what follows the last feature point: the same parameters as timm's own
+    ResNet-50 backbone (no unused head parameter for DDP to stop on), and the spec cut with the model."""
+    backbone = timm.create_model("netspec", spec="specs/resnet50.yaml", features_only=True, out_indices=(1, 2, 3))
+    theirs = timm.create_model("resnet50", features_only=True, out_indices=(1, 2, 3))
+    assert sum(p.numel() for p in backbone.parameters()) == sum(p.numel() for p in theirs.parameters())
+    maps = backbone(X)
+    sum(m.sum() for m in maps).backward()
+    assert all(p.grad is not None for p in backbone.parameters())  # every parameter is used
+    inner = backbone.model
+    assert [layer.kind for layer in netspec.weights.spec_of(inner.net).layers][-1] == "stage"
+    assert netspec.summary(netspec.weights.spec_of(inner.net)).params == sum(p.numel() for p in inner.parameters())
+
+
+def test_reset_classifier_and_forward_head_as_timm() -> None:
+    model = timm.create_model("netspec", spec="specs/resnet18.yaml").eval()
+    trunk = {key: value.clone() for key, value in model.state_dict().items() if "linear" not in key}
+    with torch.no_grad():
+        features = model.forward_features(X)
+        torch.testing.assert_close(model.forward_head(features), model(X))
+        assert model.forward_head(features, pre_logits=True).shape == (2, 512)
+        model.reset_classifier(7)
+        assert model(X).shape == (2, 7) and model.get_classifier().out_features == 7 and model.num_classes == 7
+        model.reset_classifier(0)
+        assert model(X).shape == (2, 512) and model.num_classes == 0
+        model.reset_classifier(3)
+        assert model(X).shape == (2, 3)
+    kept = model.state_dict()
+    assert all(torch.equal(kept[key], value) for key, value in trunk.items())  # the trunk keeps its weights
+    spec = netspec.weights.spec_of(model.net)
+    assert spec.layers[-1].out == 3 and netspec.summary(spec).params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("spec, name", [
+    ("efficientnet_b0", "efficientnet_b0"), ("mobilenet_v3_large", "mobilenetv3_large_100"),
+    ("mobilenet_v2", "mobilenetv2_100"), ("resnet18", "resnet18"), ("convnext_tiny", "convnext_tiny"),
+    ("regnety_016", "regnety_016"), ("efficientnetv2_b0", "tf_efficientnetv2_b0"),
+])
+def test_default_features_index_as_timm_for_the_same_network(spec: str, name: str) -> None:
+    """features_only with no out_indices: every feature point, the channels and reductions of timm's own
+    features_only model of the same network (mobilenet_v3_large marks its points with `features:`)."""
+    ours = timm.create_model("netspec", spec=f"specs/{spec}.yaml", features_only=True).feature_info
+    theirs = timm.create_model(name, features_only=True).feature_info
+    assert (ours.channels(), ours.reduction()) == (theirs.channels(), theirs.reduction())

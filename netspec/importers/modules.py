@@ -83,17 +83,32 @@ def _identity(module: Any) -> bool:
 def _conv(module: Any, what: str) -> "nn.Conv2d":
     from torch import nn
 
-    if type(module) is not nn.Conv2d:
+    if type(module) is not nn.Conv2d and not _tf_same(module):
         raise Unmappable(f"{what} is a {type(module).__name__}, not a plain Conv2d")
+    if _tf_same(module) and module.padding[0] != 0:
+        raise Unmappable(f"{what} pads twice (TensorFlow's SAME and {module.padding})")
     if module.padding_mode != "zeros" or len(set(module.kernel_size)) != 1 or len(set(module.stride)) != 1 \
             or len(set(module.padding)) != 1 or len(set(module.dilation)) != 1:
         raise Unmappable(f"{what} has non-square kernel/stride/padding/dilation or {module.padding_mode} padding")
     return module
 
 
+def _tf_same(conv: Any) -> bool:
+    """timm's ``Conv2dSame``: TensorFlow's SAME padding computed per input (the tf_ ports), netspec's `same`."""
+    return class_key(conv) == "timm.layers.conv2d_same.Conv2dSame"
+
+
 def _same(conv: "nn.Conv2d") -> bool:
-    """Whether a conv pads (k-1)/2 * dilation, netspec's default."""
-    return conv.padding[0] == (conv.kernel_size[0] - 1) // 2 * conv.dilation[0]
+    """Whether a conv pads (k-1)/2 * dilation, netspec's default (TensorFlow's SAME, netspec's `same`, too)."""
+    return _tf_same(conv) or conv.padding[0] == (conv.kernel_size[0] - 1) // 2 * conv.dilation[0]
+
+
+def _tf_padding(module: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """A block holding a ``Conv2dSame`` pads as TensorFlow: its stage's `padding: same` (netspec's SAME equals
+    the symmetric (k - 1) / 2 at stride 1 with odd kernels, so the rest of a tf_ stage reads the same)."""
+    if any(_tf_same(part) for part in module.modules()):
+        params["padding"] = "same"
+    return params
 
 
 def _norm_act(module: Any, what: str) -> str:
@@ -369,6 +384,87 @@ def read_timm_twin(module: Any, site: Site) -> list[Layer]:
     return options
 
 
+def _self_attention_stride(module: Any) -> int:
+    """The stride of a timm self-attention layer: 2 where it average-pools its output or subsamples its queries."""
+    pool = getattr(module, "pool", None)
+    if not _identity(pool):
+        if not (_is(pool, "AvgPool2d") and _single(pool.kernel_size) == 2 and _single(pool.stride) == 2):
+            raise Unmappable("its pool is not a 2x2 average pool")
+        return 2
+    query = getattr(module, "q", None)
+    return query.stride[0] if query is not None else 1
+
+
+def _self_attention_common(module: Any, site: Site, qk_conv: Any, out: int, *, as_conv: bool) -> tuple[int, bool]:
+    """What timm's self-attention layers share: their input side and bias. As an attention they keep the shape
+    (C -> C, stride 1); as a block's conv (``as_conv``, byobnet's SelfAttnBlock) they may stride."""
+    conv = _conv(qk_conv, "its projection")
+    stride = _self_attention_stride(module)
+    if conv.kernel_size[0] != 1 or stride not in (1, 2) or (stride != 1 and not as_conv):
+        raise Unmappable("a stride (as an attention netspec keeps its input's shape)")
+    channels = conv.in_channels
+    if not as_conv and ((site.channels and channels != site.channels) or out != channels):
+        raise Unmappable(f"it maps {channels} -> {out} channels (as an attention netspec keeps the width)")
+    return channels, conv.bias is not None
+
+
+def _dim_head(channels: int, heads: int, dim_head: int) -> int | None:
+    """``dim_head`` as the spec writes it: left out (``None``) when timm's rule from the width gives it."""
+    from netspec.layers._self_attention import head_dim
+
+    return None if head_dim(channels, heads, None, 1.0) == dim_head else dim_head
+
+
+def read_lambda(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
+    """timm ``LambdaLayer`` (``get_attn("lambda")``) with local position lambdas (``r``): ``lambda``."""
+    from netspec.layers.lambda_layer import Lambda
+
+    if module.conv_lambda is None:
+        raise Unmappable("relative position lambdas (r unset; netspec's lambda has timm's local `r` variant only)")
+    out = module.num_heads * module.dim_v
+    channels, bias = _self_attention_common(module, site, module.qkv, out, as_conv=as_conv)
+    for name in ("norm_q", "norm_v"):
+        _plain_bn(getattr(module, name), name)
+    r = module.conv_lambda.kernel_size[0]
+    return _options(Lambda, [dict(heads=module.num_heads, dim_head=module.dim_qk, r=r, bias=bias)],
+                    lambda layer: True)
+
+
+def read_halo(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
+    """timm ``HaloAttn`` (``get_attn("halo")``): ``halo_attn``."""
+    from netspec.layers.halo_attn import HaloAttn
+
+    out = module.num_heads * module.dim_head_v
+    channels, bias = _self_attention_common(module, site, module.q, out, as_conv=as_conv)
+    avg_down = not _identity(module.pool) and module.block_size % 2 == 0  # pooled where it could subsample
+    grid = [dict(heads=module.num_heads, dim_head=_dim_head(out, module.num_heads, module.dim_head_qk),
+                 block_size=module.block_size, halo_size=module.halo_size, scale_pos=module.scale_pos_embed,
+                 bias=bias, avg_down=avg_down)]
+    return _options(HaloAttn, grid, lambda layer: True)
+
+
+def read_bottleneck_attn(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
+    """timm ``BottleneckAttn`` (``get_attn("bottleneck")``, built with its ``feat_size``): ``bottleneck_attn``.
+    Its position tables cover the map it sees, netspec's default `size` (the input's static size): the spec
+    leaves `size` out, so the blocks of a stage agree; the verification proves the sizes (timm's forward asserts
+    its feat_size, and another table size changes the parameter count)."""
+    from netspec.layers.bottleneck_attn import BottleneckAttn
+
+    out = module.num_heads * module.dim_head_v
+    channels, bias = _self_attention_common(module, site, module.qkv, out, as_conv=as_conv)
+    grid = [dict(heads=module.num_heads, dim_head=_dim_head(out, module.num_heads, module.dim_head_qk),
+                 scale_pos=module.scale_pos_embed, bias=bias)]
+    return _options(BottleneckAttn, grid, lambda layer: True)
+
+
+SELF_ATTENTION_CONVS: dict[str, Callable[..., list[Layer]]] = {
+    "timm.layers.lambda_layer.LambdaLayer": read_lambda,
+    "timm.layers.halo_attn.HaloAttn": read_halo,
+    "timm.layers.bottleneck_attn.BottleneckAttn": read_bottleneck_attn,
+}
+"""timm's self-attention layers, which byobnet's SelfAttnBlock runs in place of the bottleneck's kxk conv."""
+
+
 ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.squeeze_excite.SEModule": read_se_module,
     "timm.layers.squeeze_excite.EffectiveSEModule": read_effective_se,
@@ -388,6 +484,9 @@ ATTENTION_READERS: dict[str, Callable[[Any, Site], list[Layer]]] = {
     "timm.layers.coord_attn.EfficientLocalAttn": read_timm_twin,
     "timm.layers.coord_attn.StripAttn": read_timm_twin,
     "timm.layers.non_local_attn.BatNonLocalAttn": read_timm_twin,
+    "timm.layers.lambda_layer.LambdaLayer": read_lambda,
+    "timm.layers.halo_attn.HaloAttn": read_halo,
+    "timm.layers.bottleneck_attn.BottleneckAttn": read_bottleneck_attn,
 }
 """Attention classes (module.ClassName) -> reader."""
 
@@ -662,7 +761,59 @@ def read_timm_inverted(module: Any) -> Block:
         mid = in_channels
     params = _inverted_params(in_channels=in_channels, mid=mid, out=project.out_channels, dw=dw, act=act,
                               skip=module.has_skip)
-    return Block(params, read_attention(module.se, Site(mid, in_channels), "se"), in_channels, act)
+    return Block(_tf_padding(module, params), read_attention(module.se, Site(mid, in_channels), "se"), in_channels,
+                 act)
+
+
+def _fused_params(*, in_channels: int, mid: int, out: int, conv: "nn.Conv2d", act: str, skip: bool) -> dict[str, Any]:
+    from netspec.blocks.fused import DEFAULT_KERNEL
+
+    if conv.groups != 1 or conv.bias is not None or not _same(conv) or conv.dilation[0] != 1:
+        raise Unmappable("its first conv is not a bias-free full conv with 'same' padding and no dilation")
+    stride = conv.stride[0]
+    if skip != (stride == 1 and in_channels == out):
+        raise Unmappable("it adds its input where netspec's fused block would not, or the reverse (noskip)")
+    params: dict[str, Any] = dict(block="fused", out=out, stride=stride, act=act)
+    if conv.kernel_size[0] != DEFAULT_KERNEL:
+        params["kernel"] = conv.kernel_size[0]
+    ratio = round(mid / in_channels, 6)
+    if max(int(round(in_channels * ratio)), 1) == mid:
+        params["expand"] = float(ratio)
+    else:
+        params["width"] = mid
+    return params
+
+
+def read_edge_residual(module: Any) -> Block:
+    """timm ``EdgeResidual`` (EfficientNetV2's Fused-MBConv): ``block: fused``."""
+    if not _identity(module.aa):
+        raise Unmappable("anti-aliasing (netspec's fused block has none)")
+    conv = _conv(module.conv_exp, "conv_exp")
+    project = _pointwise(module.conv_pwl, "conv_pwl")
+    act = _norm_act(module.bn1, "bn1")
+    if _norm_act(module.bn2, "bn2") != "none":
+        raise Unmappable("its projection has an activation")
+    in_channels, mid = conv.in_channels, conv.out_channels
+    if mid == in_channels:
+        raise Unmappable("it expands by 1 with a projection that netspec's fused block leaves out")
+    params = _fused_params(in_channels=in_channels, mid=mid, out=project.out_channels, conv=conv, act=act,
+                           skip=module.has_skip)
+    return Block(_tf_padding(module, params), read_attention(module.se, Site(mid, in_channels), "se"), in_channels,
+                 act)
+
+
+def read_conv_bn_act(module: Any) -> Block | None:
+    """timm ``ConvBnAct`` with its skip (EfficientNetV2's first stage): ``block: fused`` with `expand: 1`; without
+    a skip it is no block (``None``) but a ``conv`` entry (:func:`read_leaf`)."""
+    if not module.has_skip:
+        return None
+    if not _identity(module.aa):
+        raise Unmappable("anti-aliasing (netspec's fused block has none)")
+    conv = _conv(module.conv, "conv")
+    act = _norm_act(module.bn1, "bn1")
+    params = _fused_params(in_channels=conv.in_channels, mid=conv.in_channels, out=conv.out_channels, conv=conv,
+                           act=act, skip=True)
+    return Block(_tf_padding(module, params), [None], conv.in_channels, act)
 
 
 def _conv_norm_act_parts(unit: Any) -> tuple["nn.Conv2d", str]:
@@ -706,7 +857,279 @@ def read_torchvision_inverted(module: Any) -> Block:
     return Block(params, read_attention(se, Site(mid, in_channels), "its SE"), in_channels, act)
 
 
-BLOCK_READERS: dict[str, Callable[[Any], Block]] = {
+def _conv_norm_act(unit: Any, what: str) -> tuple["nn.Conv2d", str]:
+    """timm ``ConvNormAct`` (conv, BatchNormAct2d, no anti-aliasing): the conv and the activation its norm applies."""
+    if not _identity(getattr(unit, "aa", None)):
+        raise Unmappable(f"{what} has anti-aliasing (netspec's conv has none)")
+    conv = _conv(unit.conv, f"{what}.conv")
+    if conv.bias is not None or not _same(conv):
+        raise Unmappable(f"{what}.conv has a bias or padding other than (k - 1) / 2 x dilation")
+    return conv, _norm_act(unit.bn, f"{what}.bn")
+
+
+def read_regnet_block(module: Any) -> Block:
+    """timm RegNet ``Bottleneck``: 1x1, 3x3 group conv (stride), SE on the mid width squeezing the block's input
+    channels, 1x1 without act, projection shortcut, the act after the addition (``block: regnet``)."""
+    conv1, act = _conv_norm_act(module.conv1, "conv1")
+    conv2, act2 = _conv_norm_act(module.conv2, "conv2")
+    conv3, act3 = _conv_norm_act(module.conv3, "conv3")
+    final = act_name(module.act3)
+    if act2 != act or act3 != "none" or final != act:
+        raise Unmappable("its activations are not act, act, none, then act after the addition (linear_out)")
+    if conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1 or conv2.kernel_size[0] != 3 \
+            or conv1.stride[0] != 1 or conv3.stride[0] != 1 or conv2.dilation[0] != 1:
+        raise Unmappable("its convs are not 1x1, 3x3 (the stride, no dilation), 1x1")
+    if module.downsample is None:
+        raise Unmappable("no shortcut (netspec's regnet block always adds one)")
+    in_channels, mid, out, stride = conv1.in_channels, conv1.out_channels, conv3.out_channels, conv2.stride[0]
+    shortcut = module.downsample
+    if not _identity(shortcut):
+        if not _is(shortcut, "ConvNormAct"):
+            raise Unmappable(f"its shortcut is a {type(shortcut).__name__}, not a 1x1 conv + norm")
+        projection, shortcut_act = _conv_norm_act(shortcut, "downsample")
+        if projection.kernel_size[0] != 1 or projection.stride[0] != stride or shortcut_act != "none":
+            raise Unmappable("its shortcut is not a 1x1 conv at the block's stride + norm (downsample 'avg')")
+    elif stride != 1 or in_channels != out:
+        raise Unmappable("its shortcut is the identity where the block changes shape")
+    params: dict[str, Any] = dict(block="regnet", out=out, stride=stride, act=act)
+    if mid != out:
+        params["width"] = mid
+    if conv2.groups != 1:
+        params["group_width"] = mid // conv2.groups
+    attention = read_attention(module.se, Site(mid, in_channels), "se")
+    return Block(params, attention, in_channels, act)
+
+
+def _byob_shortcut(module: Any, in_channels: int, out: int, stride: int) -> bool:
+    """byobnet's ``create_shortcut``: the identity, a 1x1 ConvNormAct at the stride, or ``DownsampleAvg`` (a 2x2
+    average pool in ceil mode without padding counts, then a 1x1 ConvNormAct): whether it is the last (avg_down)."""
+    if module is None:
+        raise Unmappable("no shortcut (netspec's blocks always add one)")
+    if _identity(module):
+        if stride != 1 or in_channels != out:
+            raise Unmappable("its shortcut is the identity where the block changes shape")
+        return False
+    avg_down = _is(module, "DownsampleAvg")
+    unit = module.conv if avg_down else module
+    if not _is(unit, "ConvNormAct"):
+        raise Unmappable(f"its shortcut is a {type(module).__name__}, not a 1x1 conv + norm")
+    conv, act = _conv_norm_act(unit, "shortcut")
+    if avg_down:
+        pool = module.pool
+        if stride != 1 and not (_is(pool, "AvgPool2d") and _single(pool.kernel_size) == 2
+                                and _single(pool.stride) == stride and pool.ceil_mode and not pool.count_include_pad):
+            raise Unmappable("its shortcut pool is not netspec's avg_down pool (2x2, ceil mode, padding excluded)")
+    if conv.kernel_size[0] != 1 or conv.stride[0] != (1 if avg_down else stride) or act != "none":
+        raise Unmappable("its shortcut conv is not a 1x1 projection at the block's stride without act")
+    return avg_down
+
+
+def read_byob_bottleneck(module: Any) -> Block:
+    """timm byobnet's ``BottleneckBlock`` (attention on the mid width, netspec's `attention_at: mid`, or last) and
+    ``SelfAttnBlock`` (a self-attention layer in place of the kxk conv: the stage's `conv`): ``block: bottleneck``."""
+    conv1, act = _conv_norm_act(module.conv1_1x1, "conv1_1x1")
+    conv3, act3 = _conv_norm_act(module.conv3_1x1, "conv3_1x1")
+    if act3 != "none" or act_name(module.act) != act or conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1:
+        raise Unmappable("its 1x1 convs or activations differ from netspec's bottleneck (linear_out)")
+    in_channels, mid, out = conv1.in_channels, conv1.out_channels, conv3.out_channels
+    self_attn = getattr(module, "self_attn", None)
+    params: dict[str, Any]
+    if self_attn is None:
+        conv2, act2 = _conv_norm_act(module.conv2_kxk, "conv2_kxk")
+        _check_conv(conv2, kernel=3, what="conv2_kxk")
+        if act2 != act or not _identity(module.conv2b_kxk):
+            raise Unmappable("a second kxk conv, or a kxk conv with another activation")
+        stride = conv2.stride[0]
+        params = _resnet_params(out=out, block="bottleneck", mid=mid, groups=conv2.groups, stride=stride, act=act)
+    else:
+        reader = SELF_ATTENTION_CONVS.get(class_key(self_attn))
+        if reader is None:
+            raise Unmappable(f"its self_attn is a {class_key(self_attn)}, which netspec does not know (known: "
+                             f"{', '.join(sorted(key.rsplit('.', 1)[1] for key in SELF_ATTENTION_CONVS))})")
+        if not _identity(module.conv2_kxk):
+            raise Unmappable("a kxk conv before its self-attention (netspec's `conv` replaces it)")
+        if _identity(module.post_attn) or _norm_act(module.post_attn, "post_attn") != act:
+            raise Unmappable("no norm + act after its self-attention (netspec's block conv has them)")
+        try:
+            options = reader(self_attn, Site(mid), as_conv=True)
+        except Unmappable as error:
+            raise Unmappable(f"its self_attn ({type(self_attn).__name__}): {error}") from None
+        stride = _self_attention_stride(self_attn)
+        params = _resnet_params(out=out, block="bottleneck", mid=mid, groups=1, stride=stride, act=act)
+        params["conv"] = options[0]
+    if _byob_shortcut(module.shortcut, in_channels, out, stride):
+        params["avg_down"] = True
+    attention: list[Layer | None] = [None]
+    mid_attention, last_attention = getattr(module, "attn", None), getattr(module, "attn_last", None)
+    if not _identity(mid_attention):
+        attention = read_attention(mid_attention, Site(mid, in_channels), "attn")
+        params["attention_at"] = "mid"
+    elif not _identity(last_attention):
+        attention = read_attention(last_attention, Site(out, in_channels), "attn_last")
+    return Block(params, attention, in_channels, act)
+
+
+SHORTCUT_FIRST = {"timm.models.byobnet.BottleneckBlock": "shortcut", "timm.models.byobnet.SelfAttnBlock": "shortcut",
+                  "torchvision.models.regnet.ResBottleneckBlock": "proj"}
+"""Block classes that register their shortcut (the named child) before their body (netspec's blocks, and the
+data flow, after)."""
+
+
+FLATTENED = {"torchvision.models.convnext.CNBlock": {"layer_scale": "gamma"}}
+"""Per-channel tensors a block keeps as (C, 1, 1) under another name where netspec's keeps (C,) (torchvision
+ConvNeXt's layer scale, timm's and netspec's gamma)."""
+
+
+def source_state_dict(module: "nn.Module") -> dict[str, Any]:
+    """``module.state_dict()`` in netspec's order and shapes, the ones its weights load by: in the blocks that
+    register their shortcut first (:data:`SHORTCUT_FIRST`), the shortcut's tensors after the body's; the
+    per-channel tensors of :data:`FLATTENED` as (C,), named as netspec's."""
+    state = module.state_dict()
+    renamed: dict[str, str] = {}
+    for name, part in module.named_modules():
+        for tensor, ours in FLATTENED.get(class_key(part), {}).items():
+            renamed[f"{name}.{tensor}" if name else tensor] = f"{name}.{ours}" if name else ours
+    if renamed:
+        state = type(state)((renamed.get(key, key), value.reshape(-1) if key in renamed else value)
+                            for key, value in state.items())
+    blocks = {name + ".": SHORTCUT_FIRST[class_key(part)] for name, part in module.named_modules()
+              if class_key(part) in SHORTCUT_FIRST}
+    if not blocks:
+        return state
+    order: list[str] = []
+    moved: dict[str, list[str]] = {}
+    for key in state:
+        block = next((prefix for prefix in blocks if key.startswith(prefix)), None)
+        if block is not None and key.startswith(block + blocks[block] + "."):
+            moved.setdefault(block, []).append(key)
+            continue
+        order.append(key)
+    result: list[str] = []
+    for index, key in enumerate(order):
+        result.append(key)
+        following = order[index + 1] if index + 1 < len(order) else ""
+        for block in [prefix for prefix in moved if key.startswith(prefix) and not following.startswith(prefix)]:
+            result += moved.pop(block)
+    for keys in moved.values():  # a block with nothing but its shortcut: keep the tensors
+        result += keys
+    return {key: state[key] for key in result}
+
+
+def read_torchvision_regnet(module: Any) -> Block:
+    """torchvision RegNet ``ResBottleneckBlock`` (its ``proj`` shortcut, ``f``: a, b, [se], c; ReLU after the
+    addition): ``block: regnet``."""
+    f = module.f
+    conv1, act = _conv_norm_act_parts(f.a)
+    conv2, act2 = _conv_norm_act_parts(f.b)
+    conv3, act3 = _conv_norm_act_parts(f.c)
+    if act2 != act or act3 != "none" or act_name(module.activation) != act:
+        raise Unmappable("its activations are not act, act, none, then act after the addition")
+    if conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1 or conv2.kernel_size[0] != 3 or conv2.dilation[0] != 1 \
+            or any(conv.bias is not None for conv in (conv1, conv2, conv3)) or not _same(conv2):
+        raise Unmappable("its convs are not bias-free 1x1, 3x3 (the stride), 1x1")
+    in_channels, mid, out, stride = conv1.in_channels, conv1.out_channels, conv3.out_channels, conv2.stride[0]
+    if module.proj is not None:
+        projection, shortcut_act = _conv_norm_act_parts(module.proj)
+        if projection.kernel_size[0] != 1 or projection.stride[0] != stride or shortcut_act != "none" \
+                or projection.bias is not None:
+            raise Unmappable("its shortcut is not a 1x1 conv at the block's stride + norm")
+    elif stride != 1 or in_channels != out:
+        raise Unmappable("no projection where the block changes shape")
+    params: dict[str, Any] = dict(block="regnet", out=out, stride=stride, act=act)
+    if mid != out:
+        params["width"] = mid
+    if conv2.groups != 1:
+        params["group_width"] = mid // conv2.groups
+    attention = read_attention(getattr(f, "se", None), Site(mid, in_channels), "f.se")
+    return Block(params, attention, in_channels, act)
+
+
+def read_torchvision_cnblock(module: Any) -> Block:
+    """torchvision ConvNeXt ``CNBlock`` (depthwise conv, LayerNorm and MLP on channels last, layer scale):
+    ``block: convnext``."""
+    from netspec.blocks.convnext import DEFAULT_EXPAND, DEFAULT_KERNEL
+
+    parts = list(module.block.children())
+    names = [type(part).__name__ for part in parts]
+    if names != ["Conv2d", "Permute", "LayerNorm", "Linear", names[4], "Linear", "Permute"]:
+        raise Unmappable(f"its block is {', '.join(names)} (netspec's convnext: Conv2d, Permute, LayerNorm, Linear, "
+                         "act, Linear, Permute)")
+    conv, norm, fc1, act_module, fc2 = parts[0], parts[2], parts[3], parts[4], parts[5]
+    conv = _conv(conv, "block.0")
+    channels = conv.in_channels
+    if conv.groups != channels or conv.out_channels != channels or conv.stride[0] != 1 or conv.bias is None \
+            or not _same(conv) or not math.isclose(norm.eps, 1e-6) or fc1.bias is None or fc2.bias is None:
+        raise Unmappable("its depthwise conv, LayerNorm (eps 1e-6) or MLP differ from netspec's convnext block")
+    act, hidden = act_name(act_module), fc1.out_features
+    params: dict[str, Any] = dict(block="convnext", out=channels, stride=1, norm="layer", act=act)
+    if conv.kernel_size[0] != DEFAULT_KERNEL:
+        params["kernel"] = conv.kernel_size[0]
+    if hidden != max(int(DEFAULT_EXPAND * channels), 1):
+        params["expand"] = hidden / channels
+    return Block(params, [None], channels, act)
+
+
+def read_convnext_block(module: Any) -> Block:
+    """timm ``ConvNeXtBlock`` (V1, and V2 with GRN; linear or 1x1-conv MLP): ``block: convnext``."""
+    from netspec.blocks.convnext import DEFAULT_EXPAND, DEFAULT_KERNEL
+
+    conv = _conv(module.conv_dw, "conv_dw")
+    channels = conv.in_channels
+    if conv.groups != channels or conv.out_channels != channels or conv.stride[0] != 1 or conv.dilation[0] != 1 \
+            or conv.bias is None or not _same(conv):
+        raise Unmappable("conv_dw is not a stride-1 depthwise conv with bias and 'same' padding (netspec's "
+                         "convnext block keeps its input's shape)")
+    if not _identity(module.shortcut):
+        raise Unmappable("its shortcut is not the identity")
+    if not _is(module.norm, "LayerNorm", "LayerNorm2d") or not math.isclose(module.norm.eps, 1e-6) \
+            or not module.norm.elementwise_affine:
+        raise Unmappable("its norm is not a LayerNorm over the channels with eps 1e-6")
+    mlp = module.mlp
+    grn = _is(mlp, "GlobalResponseNormMlp")
+    if not grn and not _is(mlp, "Mlp"):
+        raise Unmappable(f"its mlp is a {type(mlp).__name__} (netspec's convnext: Mlp or GlobalResponseNormMlp)")
+    if not _identity(getattr(mlp, "norm", None)) or any(getattr(mlp, name).p != 0 for name in ("drop1", "drop2")) \
+            or mlp.fc1.bias is None or mlp.fc2.bias is None:
+        raise Unmappable("its MLP has a norm, dropout or a bias-free layer")
+    hidden = mlp.fc1.out_channels if hasattr(mlp.fc1, "out_channels") else mlp.fc1.out_features
+    act = act_name(mlp.act)
+    params: dict[str, Any] = dict(block="convnext", out=channels, stride=1, norm="layer", act=act)
+    if conv.kernel_size[0] != DEFAULT_KERNEL:
+        params["kernel"] = conv.kernel_size[0]
+    if hidden != max(int(DEFAULT_EXPAND * channels), 1):
+        expand = hidden / channels
+        if max(int(expand * channels), 1) != hidden:
+            raise Unmappable(f"its MLP width {hidden} is no multiple of {channels} netspec's expand gives")
+        params["expand"] = expand
+    if grn:
+        params["grn"] = True
+        if module.gamma is not None:
+            params["ls_init"] = float(module.gamma.detach().reshape(-1)[0]) or 1e-6
+    elif module.gamma is None:
+        params["ls_init"] = 0.0
+    return Block(params, [None], channels, act)
+
+
+def read_torchvision_fused(module: Any) -> Block:
+    """torchvision ``FusedMBConv`` (EfficientNetV2): ``block: fused`` (one kxk conv when it does not expand)."""
+    units = list(module.block.children())
+    first, act = _conv_norm_act_parts(units[0])
+    if len(units) == 2:
+        project, project_act = _conv_norm_act_parts(units[1])
+        _pointwise(project, "the projection")
+        if project_act != "none":
+            raise Unmappable("its projection has an activation")
+        out, mid = project.out_channels, first.out_channels
+    elif len(units) == 1:
+        out, mid = first.out_channels, first.in_channels  # no expansion: netspec's single conv straight to out
+    else:
+        raise Unmappable("its layers are not expand conv [, project]")
+    params = _fused_params(in_channels=first.in_channels, mid=mid, out=out, conv=first, act=act,
+                           skip=module.use_res_connect)
+    return Block(params, [None], first.in_channels, act)
+
+
+BLOCK_READERS: dict[str, Callable[[Any], Block | None]] = {
     "timm.models.resnet.BasicBlock": read_resnet_block,
     "timm.models.resnet.Bottleneck": read_resnet_block,
     "timm.models.resnest.ResNestBottleneck": read_resnest_block,
@@ -714,13 +1137,23 @@ BLOCK_READERS: dict[str, Callable[[Any], Block]] = {
     "timm.models.sknet.SelectiveKernelBottleneck": read_sk_block,
     "timm.models._efficientnet_blocks.DepthwiseSeparableConv": read_timm_inverted,
     "timm.models._efficientnet_blocks.InvertedResidual": read_timm_inverted,
+    "timm.models._efficientnet_blocks.EdgeResidual": read_edge_residual,
+    "timm.models._efficientnet_blocks.ConvBnAct": read_conv_bn_act,
+    "timm.models.regnet.Bottleneck": read_regnet_block,
+    "timm.models.byobnet.BottleneckBlock": read_byob_bottleneck,
+    "timm.models.byobnet.SelfAttnBlock": read_byob_bottleneck,
+    "timm.models.convnext.ConvNeXtBlock": read_convnext_block,
     "torchvision.models.resnet.BasicBlock": read_resnet_block,
     "torchvision.models.resnet.Bottleneck": read_resnet_block,
     "torchvision.models.mobilenetv2.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.mobilenetv3.InvertedResidual": read_torchvision_inverted,
     "torchvision.models.efficientnet.MBConv": read_torchvision_inverted,
+    "torchvision.models.efficientnet.FusedMBConv": read_torchvision_fused,
+    "torchvision.models.regnet.ResBottleneckBlock": read_torchvision_regnet,
+    "torchvision.models.convnext.CNBlock": read_torchvision_cnblock,
 }
-"""Residual/inverted block classes (module.ClassName) -> reader into one-block stage params."""
+"""Residual/inverted block classes (module.ClassName) -> reader into one-block stage params (``None``: this one is
+no block, read it as a leaf)."""
 
 
 # --- the other leaves: each reads into an Item of the entry list ---------------------------------------------
@@ -746,7 +1179,8 @@ def class_key(module: Any) -> str:
 
 def _conv_item(conv: Any) -> dict[str, Any]:
     conv = _conv(conv, "the conv")
-    return dict(out=conv.out_channels, kernel=conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0],
+    padding = "same" if _tf_same(conv) else conv.padding[0]
+    return dict(out=conv.out_channels, kernel=conv.kernel_size[0], stride=conv.stride[0], padding=padding,
                 dilation=conv.dilation[0], groups=conv.groups, bias=conv.bias is not None, norm="none", act="none")
 
 
@@ -755,10 +1189,14 @@ def read_leaf(module: Any) -> tuple[str, dict[str, Any]]:
     from torch import nn
 
     kind = type(module)
-    if kind is nn.Conv2d:
+    if kind is nn.Conv2d or _tf_same(module):
         return "conv", _conv_item(module)
     if kind is nn.BatchNorm2d or _is(module, "BatchNormAct2d"):
         return "norm", dict(act=_norm_act(module, "the norm"))
+    if class_key(module) in ("timm.layers.norm.LayerNorm2d", "torchvision.models.convnext.LayerNorm2d"):
+        if not module.elementwise_affine or module.bias is None:
+            raise Unmappable("a LayerNorm2d without affine weight and bias")
+        return "lnorm", dict(eps=float(module.eps))
     if kind is nn.Linear or class_key(module) == "timm.layers.linear.Linear":
         return "linear", dict(out=module.out_features, bias=module.bias is not None, act="none")
     if kind in (nn.Identity, nn.Flatten) and (kind is nn.Identity or (module.start_dim, module.end_dim) == (1, -1)):
@@ -779,8 +1217,8 @@ def read_leaf(module: Any) -> tuple[str, dict[str, Any]]:
             raise Unmappable(f"pool type {module.pool_type!r} (netspec's avgpool is 'avg')")
         return "avgpool", {} if _is(module.flatten, "Flatten") or getattr(module.pool, "flatten", False) else dict(size=1)
     if _is(module, "ConvBnAct"):  # timm's EfficientNet/MobileNetV3 conv block
-        if module.has_skip or not _identity(module.aa):
-            raise Unmappable("a skip or anti-aliasing (netspec's conv has neither)")
+        if not _identity(module.aa):
+            raise Unmappable("anti-aliasing (netspec's conv has none)")
         params = _conv_item(module.conv)
         params.update(norm="batch", act=_norm_act(module.bn1, "bn1"))
         return "conv", params
@@ -799,6 +1237,8 @@ def _single(value: Any) -> int:
 
 
 LEAF_CLASSES = ("timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d", "timm.layers.norm_act.BatchNormAct2d",
+                "timm.layers.norm.LayerNorm2d", "timm.layers.conv2d_same.Conv2dSame",
+                "torchvision.models.convnext.LayerNorm2d",
                 "timm.models._efficientnet_blocks.ConvBnAct", "timm.layers.linear.Linear")
 """Classes outside ``torch.nn`` read as one leaf by :func:`read_leaf`."""
 
@@ -896,6 +1336,8 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
 
     for node in graph.nodes:
         if node.op == "placeholder":
+            if node.args:  # an optional argument (its default as the node's arg): an op that uses it is reported
+                continue
             if placeholder is not None:
                 problems.append(f"{type(module).__name__}: its forward takes more than one input")
             placeholder = node
@@ -905,7 +1347,10 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
             outputs = [real(value) for value in (result if isinstance(result, (tuple, list)) else [result])]
             continue
         if node.op == "get_attr":
-            problems.append(f"{_owner(node, module)}: reads the tensor {node.target} directly (no netspec kind does)")
+            owner = _owner(node, module)
+            path = owner.partition(" at ")[2]
+            own = node.target[len(path) + 1:] if path and node.target.startswith(path + ".") else node.target
+            problems.append(f"{owner}: reads its tensor {own} directly (no netspec kind does)")
             continue
         try:
             if node.op == "call_module":
@@ -913,8 +1358,8 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
                 owner = f"{type(child).__name__} at {node.target}"
                 key = class_key(child)
                 inputs = [real(arg) for arg in node.args if isinstance(arg, fx.Node)]
-                if key in BLOCK_READERS:
-                    block = BLOCK_READERS[key](child)
+                block = BLOCK_READERS[key](child) if key in BLOCK_READERS else None
+                if block is not None:
                     items.append(Item("stage", dict(block.params), node, inputs, owner, block=block,
                                       attention=block.attention))
                     continue
@@ -943,7 +1388,12 @@ def _items(module: "nn.Module", graph: "fx.Graph") -> tuple[list[Item], "fx.Node
                 if node.op == "call_module" else _owner(node, module)
             problems.append(f"{owner}: {error}")
     if problems:
-        raise ConversionError([Problem((), message) for message in _collapse(problems)])
+        known = (f"netspec knows these blocks: {', '.join(known_classes())}, and torch.nn's Conv2d, BatchNorm2d, "
+                 "activations, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear, Dropout, Flatten, Identity")
+        lines = _collapse(problems)
+        if not any("netspec knows these blocks" in line for line in lines):
+            lines.append(known)
+        raise ConversionError([Problem((), message) for message in lines])
     if placeholder is None:
         raise _fail(f"{type(module).__name__}: its forward takes no input")
     return items, placeholder, outputs
@@ -967,7 +1417,8 @@ def _channels_into(module: Any) -> int:
     """The channels an attention module is built for (its first conv's input side); 0 when none says."""
     if _is(module, "SelectiveKernel", "SplitAttn"):
         return module.in_channels if _is(module, "SelectiveKernel") else module.conv.in_channels
-    names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h")
+    names = ("fc1", "conv_reduce", "fc", "conv1", "mlp", "conv_attn", "channel", "t", "mlp_scale", "mlp_add", "conv_h",
+             "qkv", "q")
     for name in names:  # conv_h last: CoordAttn's maps mip -> C (its conv1 says C), ELA's and StripAttn's C -> C
         part = getattr(module, name, None)
         if part is not None:
@@ -997,12 +1448,27 @@ def _fuse(items: list[Item], outputs: list[Any]) -> list[Item]:
             previous.params.update(norm="batch", act=item.params["act"])
             previous.node = item.node
             continue
+        if single and item.kind == "lnorm" and previous.kind == "conv" and previous.params["norm"] == "none" \
+                and previous.params["act"] == "none" and math.isclose(item.params["eps"], 1e-6):
+            previous.params["norm"] = "layer"  # conv + LayerNorm2d: `norm: layer` (its eps 1e-6, timm's)
+            previous.node = item.node
+            continue
+        if item.kind == "lnorm":  # alone (before a downsampling conv, in a head): a `layernorm` entry
+            item.kind = "layernorm"
+            item.params = {} if math.isclose(item.params["eps"], 1e-6) else dict(item.params)
         if single and item.kind == "act" and previous.kind in ("conv", "linear") and previous.params["act"] == "none":
             previous.params["act"] = item.params["act"]
             previous.node = item.node
             continue
         if single and item.kind == "flatten" and previous.kind == "avgpool" and previous.params == {"size": 1}:
             previous.params = {}
+            previous.node = item.node
+            continue
+        pool = fused[-2] if len(fused) > 1 else None
+        if single and item.kind == "flatten" and previous.kind == "layernorm" and pool is not None \
+                and pool.kind == "avgpool" and pool.params == {"size": 1} and previous.inputs == [pool.node] \
+                and _users(pool.node, items) == 1 and pool.node not in outputs:
+            pool.params = {}  # pool, LayerNorm over C, flatten (timm's NormMlpClassifierHead): pool to (N, C), norm
             previous.node = item.node
             continue
         if item.kind in ("norm", "act"):
@@ -1019,7 +1485,7 @@ def _compatible(first: Item, second: Item) -> list[Layer | None]:
     if second.params["stride"] != 1:
         return []
     later = dict(second.params)
-    for name in ("avg_down", "avd"):  # they only act where a block strides or projects: the others read the same
+    for name in ("avg_down", "avd", "padding"):  # they act only where a block strides or projects: the rest agree
         if name in first.params:
             later.setdefault(name, first.params[name])
     if {**first.params, "stride": 1} != later:
@@ -1042,7 +1508,7 @@ def _group(items: list[Item], outputs: list[Any], all_items: list[Item]) -> list
     return grouped
 
 
-def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any) -> Layer:
+def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any, defaults_norm: str = "batch") -> Layer:
     from netspec.layers.conv import same_padding
     from netspec.registry import KINDS
 
@@ -1056,7 +1522,9 @@ def _layer(item: Item, defaults_act: str, name: str | None, inputs: Any) -> Laye
             params["padding"] = None
         if params["bias"] == (params["norm"] == "none"):
             params["bias"] = None
-        params["norm"] = None if params["norm"] == "batch" else params["norm"]
+        params["norm"] = None if params["norm"] == defaults_norm else params["norm"]
+    if item.kind == "stage" and params.get("norm") == defaults_norm:
+        params["norm"] = None
     if item.kind == "stage":
         params["depth"] = item.depth
         if item.attention[0] is not None:
@@ -1125,10 +1593,13 @@ def spec_of_module(module: "nn.Module", *, input_size: Any = None, name: str | N
     size = _input_size(module, input_size, channels)
     fused = _fuse(items, outputs)
     grouped = _group(fused, outputs, fused)
-    acts = Counter(item.params["act"] for item in grouped if item.kind in ("conv", "stage"))
+    # the spec's defaults: the commonest activation of its convs and stages (those without one keep `act: none`),
+    # and LayerNorm where the network has no BatchNorm but convs or stages with LayerNorm (ConvNeXt)
+    acts = Counter(item.params["act"] for item in grouped if item.kind in ("conv", "stage")
+                   and item.params["act"] != "none")
     default_act = acts.most_common(1)[0][0] if acts else "relu"
-    if default_act == "none":
-        default_act = "relu"
+    norms = {item.params.get("norm", "batch") for item in grouped if item.kind in ("conv", "stage")} - {"none"}
+    default_norm = "layer" if norms == {"layer"} else "batch"
     eps, momentum = _norm_statistics(module)
     # wiring: an entry reads the previous one implicitly; any other input is named with `from:`
     produced: dict[Any, int] = {placeholder: -1}
@@ -1160,10 +1631,10 @@ def spec_of_module(module: "nn.Module", *, input_size: Any = None, name: str | N
         sources = wiring[index]
         inputs = None if sources is None else (ref(sources[0]) if len(sources) == 1 and item.kind not in
                                                ("add", "mul", "concat") else tuple(ref(s) for s in sources))
-        layers.append(_layer(item, default_act, names.get(index), inputs))
+        layers.append(_layer(item, default_act, names.get(index), inputs, default_norm))
     spec = Spec(
         name=name, input=Input(channels=size[0], size=[size[1], size[2]] if size[1] != size[2] else size[1]),
-        defaults=Defaults(act=default_act, eps=eps, momentum=momentum), layers=layers,
+        defaults=Defaults(act=default_act, norm=default_norm, eps=eps, momentum=momentum), layers=layers,
         outputs=None if output_indices == [len(grouped) - 1] else [ref(index) for index in output_indices],
     )
     from netspec.spec import loads
@@ -1188,7 +1659,7 @@ def verify_spec(spec: Spec, module: "nn.Module", *, input_size: Any = None) -> V
     ours = sum(p.numel() for p in model.parameters())
     if theirs != ours:
         raise _fail(f"{type(module).__name__}: the spec builds {ours:,} parameters, the module has {theirs:,}", label)
-    load_weights(model, module.state_dict(), strict=True)
+    load_weights(model, source_state_dict(module), strict=True)
     size = _input_size(module, input_size, spec.input.channels)
     was_training = module.training
     try:
@@ -1207,7 +1678,11 @@ def verify_spec(spec: Spec, module: "nn.Module", *, input_size: Any = None) -> V
         if theirs_out.shape != ours_out.shape:
             raise _fail(f"{type(module).__name__}: output shape {tuple(ours_out.shape)}, the module gives "
                         f"{tuple(theirs_out.shape)}", label)
-        difference = max(difference, float((theirs_out - ours_out).abs().max()))
+        if not bool(torch.isfinite(theirs_out).all()):
+            raise _fail(f"{type(module).__name__}: the module's own output is not finite (inf or NaN) on a seeded "
+                        f"{tuple(size)} input, so nothing can be compared (check its weights, or pass another "
+                        "input_size; --no-verify skips the proof)", label)
+        difference = max(difference, float((theirs_out - ours_out).abs().max().nan_to_num(nan=math.inf)))
         scale = max(scale, float(theirs_out.abs().max()))
     if not difference <= TOLERANCE * max(scale, 1.0):
         raise _fail(f"{type(module).__name__}: the spec's output differs from the module's by {difference:.3g} "
