@@ -129,6 +129,14 @@ def test_relative_lambdas_without_a_static_size_are_a_located_error() -> None:
     assert netspec.summary(spec).params == numel(official.LambdaLayer(16, r=None, feat_size=(6, 5)))
 
 
+def test_relative_lambdas_refuse_a_map_of_another_size_at_run_time() -> None:
+    """As timm's LambdaLayer (its table gathers fail) and bottleneck_attn: never a silent zero-padded table."""
+    model = netspec.build(netspec.loads("input: {channels: 16, size: 8}\nlayers:\n  - lambda: {r: null, heads: 4}\n"))
+    assert model(torch.randn(1, 16, 8, 8)).shape == (1, 16, 8, 8)
+    with pytest.raises(ValueError, match="covers 8x8 maps, got 16x16"):
+        model(torch.randn(1, 16, 16, 16))
+
+
 def test_halo_divisibility_and_heads_are_located_errors() -> None:
     found = problems("input: {channels: 12, size: [16, 12]}\nlayers:\n  - halo_attn: {heads: 8}\n")
     assert found == [

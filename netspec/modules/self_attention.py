@@ -230,6 +230,9 @@ class LambdaLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
+        if self.pos_emb is not None and (height, width) != self.size:  # as timm's, which fails at another size
+            raise ValueError(f"lambda's relative position table (r: null) covers {self.size[0]}x{self.size[1]} maps, "
+                             f"got {height}x{width}: build the spec for this input size")
         tokens, heads, dk, dv = height * width, self.heads, self.dim_head, self.dim_value
         q, k, v = torch.split(self.qkv(x), [heads * dk, dk, dv], dim=1)
         q = self.norm_q(q).reshape(batch, heads, dk, tokens).transpose(-1, -2)  # (B, heads, M, k)
