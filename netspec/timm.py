@@ -217,6 +217,9 @@ class NetspecModel(nn.Module):
             raise ValueError(f"netspec model: global_pool {global_pool!r}; the spec's pooling is an avgpool entry")
         last = self.spec.layers[-1]
         sequential = isinstance(self.net, nn.Sequential)
+        if num_classes == 0 and last.kind != "linear":  # no classifier to remove (e.g. a second reset to 0): as timm
+            self.num_classes = 0
+            return
         if last.kind == "linear" and last.name is None:
             spec = _with_head(self.spec, num_classes, None)
         elif num_classes > 0 and sequential and _rows(self.spec)[-1].info.shape.flat:
@@ -258,7 +261,9 @@ def netspec(pretrained: bool = False, **kwargs: Any) -> NetspecModel:
     if "spec" not in kwargs:
         raise TypeError('timm.create_model("netspec", spec=...): give the spec (a YAML path, YAML text or a Spec)')
     # features_only's default out_indices: every feature point (timm's own default, 0-4, assumes five)
-    points = len(feature_points(_with_head(_as_spec(kwargs["spec"]), None, kwargs.get("in_chans"))))
-    kwargs["spec"] = _as_spec(kwargs["spec"])
+    kwargs["spec"] = spec = _as_spec(kwargs["spec"])
+    points = len(feature_points(_with_head(spec, None, kwargs.get("in_chans"))))
+    last = spec.layers[-1]  # without num_classes the spec's own head stays (timm would default to its cfg's 1000)
+    kwargs.setdefault("num_classes", last.out if last.kind == "linear" else 0)
     return build_model_with_cfg(NetspecModel, "netspec", pretrained,
                                 feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(points))), **kwargs)

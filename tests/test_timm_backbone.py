@@ -29,6 +29,14 @@ def test_create_model_resizes_the_classifier(resnet50: torch.nn.Module) -> None:
     assert resnet50.pretrained_cfg["input_size"] == (3, 224, 224)
 
 
+def test_create_model_without_num_classes_keeps_the_specs_head() -> None:
+    """timm defaults num_classes to its cfg's 1000; a spec's own classifier is what the user wrote."""
+    spec = "input: {channels: 3, size: 32}\nlayers:\n  - conv: {out: 8, stride: 2}\n  - avgpool\n  - linear: {out: 10}\n"
+    model = timm.create_model("netspec", spec=spec).eval()
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10) and model.num_classes == 10
+    assert timm.create_model("netspec", spec=spec, num_classes=4)(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+
+
 def test_feature_info_indexes_as_timm_resnet(resnet50: torch.nn.Module) -> None:
     ours = [(info["num_chs"], info["reduction"]) for info in resnet50.feature_info]
     theirs = timm.create_model("resnet50", features_only=True).feature_info
@@ -105,6 +113,8 @@ def test_reset_classifier_and_forward_head_as_timm() -> None:
         model.reset_classifier(7)
         assert model(X).shape == (2, 7) and model.get_classifier().out_features == 7 and model.num_classes == 7
         model.reset_classifier(0)
+        assert model(X).shape == (2, 512) and model.num_classes == 0
+        model.reset_classifier(0)  # again: nothing to remove, as timm's
         assert model(X).shape == (2, 512) and model.num_classes == 0
         model.reset_classifier(3)
         assert model(X).shape == (2, 3)
