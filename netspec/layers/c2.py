@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from netspec.layers.base import Context, Flag
 from netspec.layers.c3 import HalfWidthCSP
-from netspec.layers.conv import conv_info
+from netspec.layers.c2f import bottleneck_info, c2f_info
 from netspec.registry import register
 from netspec.shapes import LayerInfo, Shape
 
@@ -31,16 +31,8 @@ class C2(HalfWidthCSP):
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         self.check_widths(ctx)
         norm = self.norm or ctx.norm
-        bias = norm == "none"
-        hidden = self.hidden()
-        total = conv_info(x, ctx, out=2 * hidden, kernel=1, bias=bias, norm=norm)
-        half = Shape(hidden, total.shape.height, total.shape.width)
-        first = conv_info(half, ctx, out=hidden, kernel=3, padding=1, bias=bias, norm=norm)
-        one = first.then(conv_info(half, ctx, out=hidden, kernel=3, padding=1, bias=bias, norm=norm))
-        macs = None if one.macs is None else self.depth * one.macs
-        total = total.then(LayerInfo(half, self.depth * one.params, macs))
-        pieces = Shape(2 * hidden, half.height, half.width)
-        return total.then(conv_info(pieces, ctx, out=self.out, kernel=1, bias=bias, norm=norm))
+        return c2f_info(x, ctx, out=self.out, hidden=self.hidden(), depth=self.depth, norm=norm,
+                        block=bottleneck_info(ctx, norm), pieces=2)
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.yolo import C2 as C2Module

@@ -16,18 +16,29 @@ if TYPE_CHECKING:
 
 
 def c2f_info(x: Shape, ctx: Context, *, out: int, hidden: int, depth: int, norm: str,
-             block: "Callable[[Shape], LayerInfo]") -> LayerInfo:
-    """Shape rule of a C2f (C3k2 too): a 1x1 conv to 2 ``hidden``, split in halves, ``depth`` blocks (``block``: the
-    shape rule of one, on a half) chained on the last piece, a 1x1 conv of all 2 + ``depth`` pieces to ``out``. O(1)
-    in the depth."""
+             block: "Callable[[Shape], LayerInfo]", pieces: int | None = None) -> LayerInfo:
+    """Shape rule of a C2f (C3k2 and C2 too): a 1x1 conv to 2 ``hidden``, split in halves, ``depth`` blocks
+    (``block``: the shape rule of one, on a half) chained on one piece, a 1x1 conv of the concatenated ``pieces``
+    half-width maps (C2f: all 2 + ``depth``; C2: the two halves) to ``out``. O(1) in the depth."""
     bias = norm == "none"
     total = conv_info(x, ctx, out=2 * hidden, kernel=1, bias=bias, norm=norm)
     half = Shape(hidden, total.shape.height, total.shape.width)
     one = block(half)
     macs = None if one.macs is None else depth * one.macs
     total = total.then(LayerInfo(half, depth * one.params, macs))
-    pieces = Shape((2 + depth) * hidden, half.height, half.width)
-    return total.then(conv_info(pieces, ctx, out=out, kernel=1, bias=bias, norm=norm))
+    concat = Shape((2 + depth if pieces is None else pieces) * hidden, half.height, half.width)
+    return total.then(conv_info(concat, ctx, out=out, kernel=1, bias=bias, norm=norm))
+
+
+def bottleneck_info(ctx: Context, norm: str) -> "Callable[[Shape], LayerInfo]":
+    """Shape rule of Ultralytics' ``Bottleneck`` at its input width: two 3x3 convs (the residual adds nothing)."""
+    bias = norm == "none"
+
+    def bottleneck(half: Shape) -> LayerInfo:
+        first = conv_info(half, ctx, out=half.channels, kernel=3, padding=1, bias=bias, norm=norm)
+        return first.then(conv_info(half, ctx, out=half.channels, kernel=3, padding=1, bias=bias, norm=norm))
+
+    return bottleneck
 
 
 @register
@@ -48,13 +59,8 @@ class C2f(HalfWidthCSP):
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         self.check_widths(ctx)
         norm = self.norm or ctx.norm
-        bias = norm == "none"
-
-        def bottleneck(half: Shape) -> LayerInfo:
-            first = conv_info(half, ctx, out=half.channels, kernel=3, padding=1, bias=bias, norm=norm)
-            return first.then(conv_info(half, ctx, out=half.channels, kernel=3, padding=1, bias=bias, norm=norm))
-
-        return c2f_info(x, ctx, out=self.out, hidden=self.hidden(), depth=self.depth, norm=norm, block=bottleneck)
+        return c2f_info(x, ctx, out=self.out, hidden=self.hidden(), depth=self.depth, norm=norm,
+                        block=bottleneck_info(ctx, norm))
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
         from netspec.modules.yolo import C2f as C2fModule
