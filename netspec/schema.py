@@ -82,12 +82,8 @@ def _spec_schema(chosen: dict[str, "type[Layer]"]) -> dict[str, Any]:
     definitions.pop("Layer", None)
     roles: set[str] = set()
     for kind, cls in chosen.items():
-        try:
-            params = _model_schema(cls, f"kind.{kind}.")
-        except Exception as error:  # a plugin's param type that JSON Schema cannot express: any mapping
-            if is_builtin(cls):
-                raise
-            warnings.warn(f"netspec plugin kind {kind!r}: no JSON Schema for its params ({error})", PluginWarning)
+        params = _plugin_model_schema(cls, f"kind.{kind}.", f"netspec plugin kind {kind!r}")
+        if params is None:  # a plugin's param type that JSON Schema cannot express: any mapping
             params = {"type": "object", "description": cls.describe(), "properties": {}, "definitions": {}}
         _add_further_params(kind, cls, params)
         for wiring in ("name", "from", "inputs"):  # written beside the kind: in the entry's schema, not its params
@@ -133,17 +129,25 @@ def _spec_schema(chosen: dict[str, "type[Layer]"]) -> dict[str, Any]:
     })
 
 
+def _plugin_model_schema(model: Any, prefix: str, who: str) -> dict[str, Any] | None:
+    """``_model_schema(model, prefix)``; for a plugin's model JSON Schema cannot express, a warning naming ``who``
+    and ``None`` (a built-in's error is raised)."""
+    try:
+        return _model_schema(model, prefix)
+    except Exception as error:
+        if is_builtin(model):
+            raise
+        warnings.warn(f"{who}: no JSON Schema for its params ({error})", PluginWarning)
+        return None
+
+
 def _add_further_params(kind: str, cls: "type[Layer]", params: dict[str, Any]) -> None:
     """List the fields of ``cls.further_params()`` (a stage's blocks' own params) among the kind's properties, each
     described as whose it is (``convnext: ...``); a name two of them declare accepts either's values."""
     further = getattr(cls, "further_params", None)
     for owner, model in (further() if callable(further) else {}).items():
-        try:
-            extra = _model_schema(model, f"kind.{kind}.{owner}.")
-        except Exception as error:  # a plugin's param type that JSON Schema cannot express: left out
-            if is_builtin(model):
-                raise
-            warnings.warn(f"netspec plugin {owner!r} of {kind}: no JSON Schema for its params ({error})", PluginWarning)
+        extra = _plugin_model_schema(model, f"kind.{kind}.{owner}.", f"netspec plugin {owner!r} of {kind}")
+        if extra is None:  # a plugin's param type that JSON Schema cannot express: left out
             continue
         for name, prop in extra["properties"].items():
             text = prop.get("description", "")
