@@ -332,3 +332,15 @@ def test_a_copy_updating_a_block_param_validates_it_in_the_blocks_model() -> Non
     with pytest.raises(ValueError, match="grn_typo"):
         spec.layers[0].model_copy(update={"grn_typo": True})
 
+
+def test_a_stage_dump_honours_include_and_exclude_for_block_params() -> None:
+    stage = netspec.loads(REGNET_STAGE).layers[0]
+    assert stage.model_dump(include={"out"}) == {"out": 32}
+    assert stage.model_dump(include={"out", "group_width"}) == {"out": 32, "group_width": 8}
+    assert "group_width" not in stage.model_dump(exclude={"group_width"})
+    assert stage.model_dump(exclude={"out"})["group_width"] == 8
+    assert "group_width" not in stage.model_dump(include={"out": True})
+    assert "group_width" not in stage.model_dump_json(exclude={"group_width"})
+    stray = stage.model_copy(update={"block": "basic"})
+    assert stray.model_dump(exclude_unset=True) == {"out": 32, "block": "basic", "group_width": 8}
+    assert "group_width" not in stray.model_dump(exclude={"group_width"})

@@ -298,7 +298,13 @@ class Stage(Layer):
             return data
         extra = own.model_dump(mode=info.mode, exclude_defaults=info.exclude_defaults, exclude_none=info.exclude_none,
                                exclude_unset=info.exclude_unset) if own is not None else {}
-        data.update({**extra, **self._stray_params})
+        include, exclude = info.include, info.exclude
+        for key, value in {**extra, **self._stray_params}.items():
+            if include is not None and key not in include:
+                continue
+            if exclude is not None and key in exclude and (not isinstance(exclude, dict) or exclude[key] in (True, ...)):
+                continue
+            data[key] = value
         return data
 
     def __repr_args__(self) -> Any:
