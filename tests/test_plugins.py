@@ -1026,7 +1026,8 @@ def test_a_plugin_blocks_own_param_left_by_a_python_edit_is_reported_by_check(cl
         assert "depth_multiplier: 2" in edited_spec.to_yaml()
     back = basic.model_copy(update={"block": "ext_separable_block", "depth_multiplier": 3})
     assert back.block_params.depth_multiplier == 3 and back.model_dump()["depth_multiplier"] == 3
-    assert netspec.build(spec.model_copy(update={"layers": [spec.layers[0], back]}))[1].block1[0].conv.out_channels == 24
+    built = netspec.build(spec.model_copy(update={"layers": [spec.layers[0], back]}))
+    assert built[1].block1[0].conv.out_channels == 24
     with pytest.raises(ValueError, match="greater than or equal to 1"):  # checked by the block's model, nothing changed
         basic.model_copy(update={"block": "ext_separable_block", "depth_multiplier": 0})
     basic.depth_multiplier = 0  # kept unchecked while the block does not read it, checked once it does

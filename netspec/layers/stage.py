@@ -302,7 +302,8 @@ class Stage(Layer):
         for key, value in {**extra, **self._stray_params}.items():
             if include is not None and key not in include:
                 continue
-            if exclude is not None and key in exclude and (not isinstance(exclude, dict) or exclude[key] in (True, ...)):
+            if exclude is not None and key in exclude and \
+                    (not isinstance(exclude, dict) or exclude[key] in (True, ...)):
                 continue
             data[key] = value
         return data
