@@ -274,3 +274,73 @@ def test_netspec_blocks_lists_every_stage_block_with_its_params(capsys: pytest.C
     assert lines["convnext"].endswith("params: attention, expand, grn, kernel, ls_init")
     assert lines["regnet"].endswith("params: attention, group_width, width")
     assert "Radosavovic" in lines["regnet"] and "EfficientNetV2" in lines["fused"]
+
+
+REGNET_STAGE = ("input: {channels: 32, size: 8}\ndefaults: {norm: layer, act: gelu}\nlayers:\n"
+                "  - stage: {block: regnet, out: 32, group_width: 8}\n")
+
+
+def _problems(spec: netspec.Spec) -> list[str]:
+    """The problems of ``spec`` (a copy keeps its entries' places in the source: 4:N: first)."""
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(spec)
+    return [str(problem).split(": ", 1)[1] for problem in caught.value.problems]
+
+
+def _with_stage(spec: netspec.Spec, stage: object) -> netspec.Spec:
+    return spec.model_copy(update={"layers": [stage]})
+
+
+def test_a_copy_or_assignment_to_another_block_keeps_a_param_it_does_not_use_as_a_located_error() -> None:
+    spec = netspec.loads(REGNET_STAGE)
+    regnet = spec.layers[0]
+    for block in ("convnext", "bottleneck"):
+        copied = regnet.model_copy(update={"block": block})
+        assigned = regnet.model_copy()
+        assigned.block = block
+        for stage in (copied, assigned):
+            assert stage.block == block and stage.group_width == 8 and regnet.block == "regnet"
+            assert _problems(_with_stage(spec, stage)) == [
+                f"layers[0].stage.group_width: only for block: regnet (block: {block} does not use it)"]
+            text = _with_stage(spec, stage).to_yaml()  # the dump says what check saw: it loads with the same error
+            assert "group_width: 8" in text
+            with pytest.raises(netspec.SpecError, match=rf"stage.group_width: only for block: regnet \(block: {block}"):
+                netspec.loads(text)
+    back = regnet.model_copy(update={"block": "convnext"}).model_copy(update={"block": "regnet"})
+    assert back == regnet and back.block_params == regnet.block_params
+    assert netspec.summary(_with_stage(spec, back)).params == netspec.summary(spec).params
+    convnext = regnet.model_copy(update={"block": "convnext", "group_width": None})  # at its default: dropped
+    assert convnext.ls_init is None and convnext.block_params is not None and "group_width" not in convnext.model_dump()
+    assert netspec.summary(_with_stage(spec, convnext)).params > 0
+    with pytest.raises(ValueError, match="block"):  # an unknown block is refused as on assignment
+        regnet.model_copy(update={"block": "regnot"})
+
+
+def test_a_copy_updating_a_block_param_validates_it_in_the_blocks_model() -> None:
+    spec = netspec.loads(REGNET_STAGE)
+    wider = spec.layers[0].model_copy(update={"group_width": 16})
+    assert wider.group_width == 16 and wider.block_params.group_width == 16 and spec.layers[0].group_width == 8
+    assert wider.to_entry() == {"stage": {"out": 32, "block": "regnet", "group_width": 16}}
+    assert wider.model_dump()["group_width"] == 16 and "group_width" not in wider.model_fields_set
+    model = netspec.build(_with_stage(spec, wider))
+    assert [m.groups for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1] == [2]
+    with pytest.raises(ValueError, match="group_width\n  Input should be greater than or equal to 1"):
+        spec.layers[0].model_copy(update={"group_width": 0})
+    stray = spec.layers[0].model_copy(update={"grn": True})  # another block's param: reported, as in YAML
+    assert _problems(_with_stage(spec, stray)) == [
+        "layers[0].stage.grn: only for block: convnext (block: regnet does not use it)"]
+    with pytest.raises(ValueError, match="grn_typo"):
+        spec.layers[0].model_copy(update={"grn_typo": True})
+
+
+def test_a_stage_dump_honours_include_and_exclude_for_block_params() -> None:
+    stage = netspec.loads(REGNET_STAGE).layers[0]
+    assert stage.model_dump(include={"out"}) == {"out": 32}
+    assert stage.model_dump(include={"out", "group_width"}) == {"out": 32, "group_width": 8}
+    assert "group_width" not in stage.model_dump(exclude={"group_width"})
+    assert stage.model_dump(exclude={"out"})["group_width"] == 8
+    assert "group_width" not in stage.model_dump(include={"out": True})
+    assert "group_width" not in stage.model_dump_json(exclude={"group_width"})
+    stray = stage.model_copy(update={"block": "basic"})
+    assert stray.model_dump(exclude_unset=True) == {"out": 32, "block": "basic", "group_width": 8}
+    assert "group_width" not in stray.model_dump(exclude={"group_width"})

@@ -1011,6 +1011,44 @@ def test_a_plugin_blocks_own_param_mistakes_are_located_errors(clean_blocks: Non
         netspec.build(netspec.loads(SEPARABLE_SPEC), overrides={"layers.1.depth_multiplyer": 3})
 
 
+def test_a_plugin_blocks_own_param_left_by_a_python_edit_is_reported_by_check(clean_blocks: None) -> None:
+    _separable_block()
+    spec = netspec.loads(SEPARABLE_SPEC, name="sep.yaml")
+    stage = spec.layers[1]
+    basic = stage.model_copy(update={"block": "basic"})
+    assigned = netspec.loads(SEPARABLE_SPEC).layers[1]
+    assigned.block = "basic"
+    for edited in (basic, assigned):
+        assert (edited.block, edited.depth_multiplier, edited.block_params) == ("basic", 2, None)
+        edited_spec = spec.model_copy(update={"layers": [spec.layers[0], edited]})
+        assert _problem_texts(edited_spec) == [
+            "layers[1].stage.depth_multiplier: only for block: ext_separable_block (block: basic does not use it)"]
+        assert "depth_multiplier: 2" in edited_spec.to_yaml()
+    back = basic.model_copy(update={"block": "ext_separable_block", "depth_multiplier": 3})
+    assert back.block_params.depth_multiplier == 3 and back.model_dump()["depth_multiplier"] == 3
+    built = netspec.build(spec.model_copy(update={"layers": [spec.layers[0], back]}))
+    assert built[1].block1[0].conv.out_channels == 24
+    with pytest.raises(ValueError, match="greater than or equal to 1"):  # checked by the block's model, nothing changed
+        basic.model_copy(update={"block": "ext_separable_block", "depth_multiplier": 0})
+    basic.depth_multiplier = 0  # kept unchecked while the block does not read it, checked once it does
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        basic.block = "ext_separable_block"
+    assert (basic.block, basic.depth_multiplier, basic.block_params) == ("basic", 0, None)  # left as it was
+    plain = netspec.loads(SEPARABLE_SPEC.replace("block: ext_separable_block", "block: basic")
+                          .replace(", depth_multiplier: 2", "")).layers[1]
+    plain.depth_multiplier = 2  # assigned on a block that does not use it: kept, and reported by check
+    assert plain.model_dump(exclude_unset=True)["depth_multiplier"] == 2
+    plain.depth_multiplier = 1  # back at the plugin block's default: nothing to report
+    assert "depth_multiplier" not in plain.model_dump() and plain.to_entry() == {"stage": {"out": 16, "block": "basic",
+                                                                                      "depth": 2, "stride": 2}}
+
+
+def _problem_texts(spec: netspec.Spec) -> list[str]:
+    """``spec``'s problems without their place in the source (a copy keeps its entries' places)."""
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.summary(spec)
+    return [str(problem).split(": ", 1)[1] for problem in caught.value.problems]
+
 def test_a_plugin_blocks_own_param_is_in_netspec_blocks_and_the_schema(clean_blocks: None,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     _separable_block()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, SerializationInfo, \
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 Ratio = Annotated[float, Strict(), Field(gt=0, le=64, allow_inf_nan=False)]
 MAX_BLOCKS = 1024
 """Most blocks in one stage (after scaling); ResNet-1202 has 200."""
+_UNSET: Any = object()
 
 
 def _known_block(name: str) -> str:
@@ -129,6 +131,9 @@ class Stage(Layer):
     right/bottom: timm's tf_ EfficientNets); default (k - 1) // 2 on each side"""
     _block_params: BlockParams | None = PrivateAttr(None)
     """the block's own params (``Block.Params``), validated from the keys of the stage that it declares"""
+    _stray_params: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """other blocks' own params kept from Python edits (``block`` changed by a copy or an assignment, another
+    block's param set): written in the dump and reported by ``check``, as in YAML they are a located error"""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -186,6 +191,57 @@ class Stage(Layer):
         """The stage's own field names and aliases (``from``)."""
         return _field_keys(cls)
 
+    def _rebind(self, updates: Mapping[str, Any]) -> None:
+        """Sort the block's own params again after ``block`` or one of them changed (``updates``): those the block
+        declares are validated by its ``Params``; another block's is kept as a stray that ``check`` reports (dropped
+        when it is at that block's default, as ``check`` would not report it); a param no block has is an error."""
+        own = self._block_params
+        data = {**({key: getattr(own, key) for key in own.model_fields_set} if own is not None else {}),
+                **self._stray_params, **updates}
+        block = BLOCKS[self.block]
+        declared = own_params(block)
+        strays: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in declared:
+                continue
+            users = users_of(key)
+            if not users:
+                known = ", ".join([*type(self).param_fields(), *declared])
+                raise ValueError(f"stage has no param {key!r} (block: {self.block}; known: {known})")
+            defaults = [own_params(BLOCKS[user])[key].get_default(call_default_factory=True) for user in users
+                        if key in own_params(BLOCKS[user])]
+            if not defaults or any(value != default for default in defaults):
+                strays[key] = value
+        params = block.Params.model_validate({key: value for key, value in data.items() if key in declared}) \
+            if block.Params is not None else None
+        self._block_params, self._stray_params = params, strays
+
+    def _assign_block(self, block: Any, updates: Mapping[str, Any]) -> None:
+        """``block`` validated as a field assignment, then the block's own params sorted again (with ``updates``);
+        on an error the stage is left as it was."""
+        before, was_set = self.__dict__["block"], "block" in self.model_fields_set
+        super().__setattr__("block", block)
+        try:
+            self._rebind(updates)
+        except ValueError:
+            self.__dict__["block"] = before
+            if not was_set:
+                self.model_fields_set.discard("block")
+            raise
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "Stage":
+        """pydantic's copy; an ``update`` of ``block`` or of a block's own param is applied as assigning it is: the
+        block validated, its own params validated by its ``Params``, another block's kept for ``check`` to report."""
+        fields = dict(update or {})
+        own = {key: fields.pop(key) for key in [key for key in fields if key not in self._stage_keys()]}
+        block = fields.pop("block", _UNSET)
+        copy = super().model_copy(update=fields or None, deep=deep)
+        if block is not _UNSET:
+            copy._assign_block(block, own)
+        elif own:
+            copy._rebind(own)
+        return copy
+
     def rescaled(self, scale: "Scale") -> "Layer":
         """Under ``scale``: the block's own :data:`Channels`/:data:`Depth` params scaled as the stage's are."""
         own = self._block_params
@@ -218,25 +274,38 @@ class Stage(Layer):
                 own = params.get("_block_params")
                 if own is not None and name in type(own).model_fields:
                     return getattr(own, name)
+                strays = params.get("_stray_params") or {}
+                if name in strays:
+                    return strays[name]
                 raise
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """A block's own param is assigned (and validated) in its model, as a stage field is in the stage."""
-        own = (self.__pydantic_private__ or {}).get("_block_params")
-        if own is not None and name in type(own).model_fields:
-            data = {key: getattr(own, key) for key in own.model_fields_set}
-            self._block_params = type(own).model_validate({**data, name: value})
-            return
-        super().__setattr__(name, value)
+        """A block's own param is assigned (and validated) in its model, as a stage field is in the stage; another
+        block's is kept for ``check`` to report; a new ``block`` sorts the block's own params again."""
+        if name == "block":
+            self._assign_block(value, {})
+        elif not name.startswith("_") and name not in self._stage_keys() and users_of(name):
+            self._rebind({name: value})
+        else:
+            super().__setattr__(name, value)
 
     @model_serializer(mode="wrap")
     def _dump_block_params(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         """``model_dump`` writes the block's own params beside the stage's, so that it validates back."""
         data = handler(self)
         own = self._block_params
-        if isinstance(data, dict) and own is not None:
-            data.update(own.model_dump(mode=info.mode, exclude_defaults=info.exclude_defaults,
-                                       exclude_none=info.exclude_none, exclude_unset=info.exclude_unset))
+        if not isinstance(data, dict) or (own is None and not self._stray_params):
+            return data
+        extra = own.model_dump(mode=info.mode, exclude_defaults=info.exclude_defaults, exclude_none=info.exclude_none,
+                               exclude_unset=info.exclude_unset) if own is not None else {}
+        include, exclude = info.include, info.exclude
+        for key, value in {**extra, **self._stray_params}.items():
+            if include is not None and key not in include:
+                continue
+            if exclude is not None and key in exclude and \
+                    (not isinstance(exclude, dict) or exclude[key] in (True, ...)):
+                continue
+            data[key] = value
         return data
 
     def __repr_args__(self) -> Any:
@@ -244,6 +313,7 @@ class Stage(Layer):
         own = self._block_params
         if own is not None:
             yield from ((name, getattr(own, name)) for name in type(own).model_fields if name in own.model_fields_set)
+        yield from self._stray_params.items()
 
     def entry_params(self) -> list[str]:
         return [*super().entry_params(), *own_params(BLOCKS[self.block])]
@@ -252,10 +322,9 @@ class Stage(Layer):
         """As every kind's, with the block's own params (those away from their defaults) beside the stage's."""
         entry = super().to_entry()
         own = self._block_params
-        if own is None:
-            return entry
         extra = {name: _plain(getattr(own, name)) for name, info in type(own).model_fields.items()
-                 if getattr(own, name) != info.get_default(call_default_factory=True)}
+                 if getattr(own, name) != info.get_default(call_default_factory=True)} if own is not None else {}
+        extra.update({name: _plain(value) for name, value in self._stray_params.items()})
         if not extra:
             return entry
         if isinstance(entry, str):
@@ -282,12 +351,16 @@ class Stage(Layer):
         return [Site(index, self.stride if index == 0 else 1, norm, act) for index in range(self.depth)]
 
     def check_options(self, ctx: Context) -> None:
-        """A param set away from its default that the block does not read is an error naming the blocks that do."""
+        """A param set away from its default that the block does not read is an error naming the blocks that do, as
+        is another block's own param that a Python edit left on the stage."""
         block = BLOCKS[self.block]
         fields = type(self).model_fields
-        for name in sorted(self.model_fields_set - COMMON - block.options - block.explained, key=list(fields).index):
+        unread = self.model_fields_set - COMMON - block.options - block.explained
+        for name in [name for name in fields if name in unread]:
             if getattr(self, name) != fields[name].get_default(call_default_factory=True):
                 ctx.error(name, f"only for block: {_needs(users_of(name))} (block: {self.block} does not use it)")
+        for name in self._stray_params:
+            ctx.error(name, f"only for block: {_needs(users_of(name))} (block: {self.block} does not use it)")
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         if self.depth > MAX_BLOCKS:
