@@ -25,7 +25,8 @@ from netspec.errors import Problem, SpecError
 from netspec.importers.imported import Imported
 from netspec.layers.base import Layer
 from netspec.spec import Spec
-from netspec.weights import load_weights
+from netspec.weights import (SHORTCUT_FIRST, class_key, flow_keys, load_weights,  # noqa: F401  (SHORTCUT_FIRST:
+                             shortcut_first_blocks)  # it used to live here)
 
 if TYPE_CHECKING:
     import torch
@@ -969,21 +970,16 @@ def read_byob_bottleneck(module: Any) -> Block:
     return Block(params, attention, in_channels, act)
 
 
-SHORTCUT_FIRST = {"timm.models.byobnet.BottleneckBlock": "shortcut", "timm.models.byobnet.SelfAttnBlock": "shortcut",
-                  "torchvision.models.regnet.ResBottleneckBlock": "proj"}
-"""Block classes that register their shortcut (the named child) before their body (netspec's blocks, and the
-data flow, after)."""
-
-
 FLATTENED = {"torchvision.models.convnext.CNBlock": {"layer_scale": "gamma"}}
 """Per-channel tensors a block keeps as (C, 1, 1) under another name where netspec's keeps (C,) (torchvision
 ConvNeXt's layer scale, timm's and netspec's gamma)."""
 
 
 def source_state_dict(module: "nn.Module") -> dict[str, Any]:
-    """``module.state_dict()`` in netspec's order and shapes, the ones its weights load by: in the blocks that
-    register their shortcut first (:data:`SHORTCUT_FIRST`), the shortcut's tensors after the body's; the
-    per-channel tensors of :data:`FLATTENED` as (C,), named as netspec's."""
+    """``module.state_dict()`` in netspec's order and shapes, the ones its weights load by: the order
+    :func:`netspec.weights.load_weights` reads a model in (:func:`netspec.weights.shortcuts_last`: in the blocks
+    that register their shortcut first, by class (:data:`netspec.weights.SHORTCUT_FIRST`) or by name, the
+    shortcut's tensors after the body's); the per-channel tensors of :data:`FLATTENED` as (C,), named as netspec's."""
     state = module.state_dict()
     renamed: dict[str, str] = {}
     for name, part in module.named_modules():
@@ -992,27 +988,7 @@ def source_state_dict(module: "nn.Module") -> dict[str, Any]:
     if renamed:
         state = type(state)((renamed.get(key, key), value.reshape(-1) if key in renamed else value)
                             for key, value in state.items())
-    blocks = {name + ".": SHORTCUT_FIRST[class_key(part)] for name, part in module.named_modules()
-              if class_key(part) in SHORTCUT_FIRST}
-    if not blocks:
-        return state
-    order: list[str] = []
-    moved: dict[str, list[str]] = {}
-    for key in state:
-        block = next((prefix for prefix in blocks if key.startswith(prefix)), None)
-        if block is not None and key.startswith(block + blocks[block] + "."):
-            moved.setdefault(block, []).append(key)
-            continue
-        order.append(key)
-    result: list[str] = []
-    for index, key in enumerate(order):
-        result.append(key)
-        following = order[index + 1] if index + 1 < len(order) else ""
-        for block in [prefix for prefix in moved if key.startswith(prefix) and not following.startswith(prefix)]:
-            result += moved.pop(block)
-    for keys in moved.values():  # a block with nothing but its shortcut: keep the tensors
-        result += keys
-    return {key: state[key] for key in result}
+    return {key: state[key] for key in flow_keys(state, shortcut_first_blocks(module))}
 
 
 def read_torchvision_regnet(module: Any) -> Block:
@@ -1171,10 +1147,6 @@ class Item:
     block: Block | None = None
     depth: int = 1
     attention: list[Layer | None] = field(default_factory=lambda: [None])
-
-
-def class_key(module: Any) -> str:
-    return f"{type(module).__module__}.{type(module).__qualname__}"
 
 
 def _conv_item(conv: Any) -> dict[str, Any]:
