@@ -417,16 +417,15 @@ def _dim_head(channels: int, heads: int, dim_head: int) -> int | None:
 
 
 def read_lambda(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
-    """timm ``LambdaLayer`` (``get_attn("lambda")``) with local position lambdas (``r``): ``lambda``."""
+    """timm ``LambdaLayer`` (``get_attn("lambda")``): ``lambda``, with local position lambdas (``r``) or, where
+    ``r`` is unset (lambda_resnet26rpt_256), relative ones (``r: null``: their table follows the input size)."""
     from netspec.layers.lambda_layer import Lambda
 
-    if module.conv_lambda is None:
-        raise Unmappable("relative position lambdas (r unset; netspec's lambda has timm's local `r` variant only)")
     out = module.num_heads * module.dim_v
     channels, bias = _self_attention_common(module, site, module.qkv, out, as_conv=as_conv)
     for name in ("norm_q", "norm_v"):
         _plain_bn(getattr(module, name), name)
-    r = module.conv_lambda.kernel_size[0]
+    r = module.conv_lambda.kernel_size[0] if module.conv_lambda is not None else None
     return _options(Lambda, [dict(heads=module.num_heads, dim_head=module.dim_qk, r=r, bias=bias)],
                     lambda layer: True)
 
