@@ -573,30 +573,11 @@ def test_a_top_level_entry_named_shortcut_loads_where_it_is_registered(source_na
         torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
 
 
-class ResBottleneckBlock(nn.Module):
-    """torchvision's RegNet block in its module layout (torchvision/models/regnet.py, no SE): the projection
-    shortcut ``proj`` is registered before the body ``f``."""
-
-    def __init__(self, cin: int, cout: int, stride: int, width: int, group_width: int) -> None:
-        super().__init__()
-        self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-        self.f = nn.Sequential(OrderedDict(
-            a=nn.Sequential(nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()),
-            b=nn.Sequential(nn.Conv2d(width, width, 3, stride, 1, groups=width // group_width, bias=False),
-                            nn.BatchNorm2d(width), nn.ReLU()),
-            c=nn.Sequential(nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))))
-        self.activation = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.proj(x) + self.f(x))
-
-
-ResBottleneckBlock.__module__ = "torchvision.models.regnet"  # the class netspec.weights.SHORTCUT_FIRST names
-
-
 def test_a_block_class_known_to_register_its_shortcut_first_is_read_body_first_on_both_sides() -> None:
     """torchvision's RegNet block registers ``proj`` first: where its module is at hand (the model's side, or
     ``source_state_dict``) its class says so; a bare state dict has only names, so its ``proj`` stays first."""
+    from network_references import ResBottleneckBlock
+
     from netspec.importers.modules import source_state_dict
 
     torch.manual_seed(0)
