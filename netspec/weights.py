@@ -129,14 +129,22 @@ def _guess_kind(tensors: Mapping[str, "torch.Tensor"]) -> str:
     return {1: "norm", 2: "linear"}.get(weight.dim(), f"conv{weight.dim() - 2}d")
 
 
-def units_of(state: Mapping[str, "torch.Tensor"], kinds: Mapping[str, str] | None = None) -> list[Unit]:
-    """Group a state dict's tensors by module prefix, in the order the prefixes first appear."""
+def _grouped(state: Mapping[str, "torch.Tensor"]) -> dict[str, dict[str, "torch.Tensor"]]:
+    """A state dict's tensors by module prefix, in the order the prefixes first appear."""
     grouped: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in state.items():
         prefix, local = _split(key)
         grouped.setdefault(prefix, {})[local] = tensor
+    return grouped
+
+
+def units_of(state: Mapping[str, "torch.Tensor"], kinds: Mapping[str, str] | None = None,
+             shortcut_first: Mapping[str, str] | None = None) -> list[Unit]:
+    """Group a state dict's tensors by module prefix, in the order the prefixes first appear, a block's
+    shortcut after its body (:func:`shortcuts_last`; ``shortcut_first``: see there)."""
+    grouped = _grouped(state)
     units = []
-    for prefix in shortcuts_last(list(grouped)):
+    for prefix in shortcuts_last(list(grouped), shortcut_first):
         tensors = grouped[prefix]
         unit = Unit(prefix, tensors, (kinds or {}).get(prefix) or _guess_kind(tensors))
         shapes = [(name, tuple(tensor.shape)) for name, tensor in tensors.items() if name not in OPTIONAL_TENSORS]
@@ -148,15 +156,38 @@ def units_of(state: Mapping[str, "torch.Tensor"], kinds: Mapping[str, str] | Non
 
 
 SHORTCUT = "shortcut"
-"""A child of this name is a residual block's projection shortcut: it sees the block's input, not its body's output."""
+"""A child of this name registered first in a block is its projection shortcut (timm's byobnet blocks)."""
+
+SHORTCUT_FIRST = {"timm.models.byobnet.BottleneckBlock": "shortcut", "timm.models.byobnet.SelfAttnBlock": "shortcut",
+                  "torchvision.models.regnet.ResBottleneckBlock": "proj"}
+"""Block classes (module.qualname) that register their shortcut, the named child, before their body; netspec's
+blocks, and the data flow, have it after. Used where the modules are at hand (the model's side of
+:func:`load_weights`, ``netspec.importers.modules.source_state_dict``); a bare state dict has only names."""
 
 
-def shortcuts_last(prefixes: list[str]) -> list[str]:
-    """Module prefixes in the same depth-first order, except that a child named ``shortcut`` comes after its
-    siblings: timm's byobnet blocks (BoTNet, HaloNet, LambdaNet, RegNet-Z, ...) register the shortcut before the
-    body, torchvision's, timm's ResNets and netspec's after it; read both in the body-first order, their
-    skeletons align (the pairing is monotone, it cannot cross a block's shortcut over its body). Only that exact
-    name moves: ``downsample`` is a stage's first layer in ConvNeXt, so it stays where it is registered.
+def class_key(module: Any) -> str:
+    """A module's class as ``package.module.QualName`` (the keys of :data:`SHORTCUT_FIRST`)."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def shortcut_first_blocks(module: "nn.Module") -> dict[str, str]:
+    """``{block prefix: shortcut child}`` for the blocks of ``module`` whose class is in :data:`SHORTCUT_FIRST`."""
+    return {name: SHORTCUT_FIRST[class_key(part)] for name, part in module.named_modules()
+            if class_key(part) in SHORTCUT_FIRST}
+
+
+def shortcuts_last(prefixes: list[str], shortcut_first: Mapping[str, str] | None = None) -> list[str]:
+    """Module prefixes in the same depth-first order, except that a block's shortcut registered before its
+    body comes after its siblings: timm's byobnet blocks (BoTNet, HaloNet, LambdaNet, RegNet-Z, ...) and
+    torchvision's RegNet register it first, torchvision's, timm's ResNets and netspec's after; read both in the
+    body-first order, their skeletons align (the pairing is monotone, it cannot cross a block's shortcut over its
+    body).
+
+    A child moves where its parent is a block ``shortcut_first`` names (``{parent prefix: child name}``, from the
+    classes: :func:`shortcut_first_blocks`), or, from names alone, where it is called ``shortcut``, is its
+    parent's first child (every child here holds tensors) and the parent is not the root: a graph spec's
+    top-level entries are the user's, in the user's order, whatever they are called. Nothing else moves:
+    ``downsample`` is a stage's first layer in ConvNeXt, so it stays where it is registered.
     """
     children: dict[str, list[str]] = {}
     for prefix in prefixes:
@@ -167,7 +198,11 @@ def shortcuts_last(prefixes: list[str]) -> list[str]:
                 children[node] = []
                 if parent is not None:
                     children[parent].append(node)
-    if not any(node.rpartition(".")[2] == SHORTCUT for node in children if node):
+    moving = {parent: f"{parent}.{name}" if parent else name for parent, name in (shortcut_first or {}).items()}
+    moving.update((node, kids[0]) for node, kids in children.items()
+                  if node and kids and kids[0].rpartition(".")[2] == SHORTCUT)
+    moving = {parent: kid for parent, kid in moving.items() if kid in children.get(parent, ())}
+    if not moving:
         return prefixes  # nothing to move: the usual case, in one pass
     own = set(prefixes)
     ordered: list[str] = []
@@ -177,14 +212,24 @@ def shortcuts_last(prefixes: list[str]) -> list[str]:
         if node in own:
             ordered.append(node)
         kids = children[node]
-        stack.extend(reversed(sorted(kids, key=lambda kid: kid.rpartition(".")[2] == SHORTCUT)))  # stable
+        if node in moving:
+            kids = [kid for kid in kids if kid != moving[node]] + [moving[node]]
+        stack.extend(reversed(kids))
     return ordered
 
 
+def flow_keys(state: Mapping[str, "torch.Tensor"], shortcut_first: Mapping[str, str] | None = None) -> list[str]:
+    """``state``'s keys in the order :func:`load_weights` reads them (:func:`shortcuts_last`)."""
+    grouped = _grouped(state)
+    return [f"{prefix}.{local}" if prefix else local
+            for prefix in shortcuts_last(list(grouped), shortcut_first) for local in grouped[prefix]]
+
+
 def model_units(model: "nn.Module") -> list[Unit]:
-    """The model's units in ``named_modules()`` order (its state dict's order), named by module type."""
+    """The model's units in ``named_modules()`` order (its state dict's order; a shortcut registered first
+    after its block's body: :func:`shortcuts_last`), named by module type."""
     kinds = {name: type(module).__name__ for name, module in model.named_modules(remove_duplicate=False)}
-    return units_of(model.state_dict(), kinds)  # detached views of the live tensors: copied into in place
+    return units_of(model.state_dict(), kinds, shortcut_first_blocks(model))  # detached views of the live tensors
 
 
 # --- alignment -----------------------------------------------------------------------------------------

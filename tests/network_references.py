@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -410,3 +411,25 @@ def copy_by_order(source: nn.Module, target: nn.Module, *, reshape: bool = False
         assert fits, f"{source_name} {tuple(value.shape)} -> {target_name} {tuple(slot.shape)}"
     target.load_state_dict({name: value.reshape(slot.shape) for (_, value), (name, slot) in zip(source_items,
                                                                                              target_items)})
+
+
+class ResBottleneckBlock(nn.Module):
+    """torchvision's RegNet block in its module layout (torchvision/models/regnet.py, no SE): the projection
+    shortcut ``proj`` is registered before the body ``f``."""
+
+    def __init__(self, cin: int, cout: int, stride: int, width: int, group_width: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.f = nn.Sequential(OrderedDict(
+            a=nn.Sequential(nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()),
+            b=nn.Sequential(nn.Conv2d(width, width, 3, stride, 1, groups=width // group_width, bias=False),
+                            nn.BatchNorm2d(width), nn.ReLU()),
+            c=nn.Sequential(nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))))
+        self.activation = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.proj(x) + self.f(x))
+
+
+ResBottleneckBlock.__module__ = "torchvision.models.regnet"  # its class as netspec.weights.SHORTCUT_FIRST and the
+# importer name it (netspec reads the block by its class: the module layout alone is not enough)

@@ -157,3 +157,18 @@ def test_cli_import_refuses_an_unknown_source(capsys: pytest.CaptureFixture[str]
     assert main(["import", "caffe:alexnet"]) == 1
     assert "timm:NAME" in capsys.readouterr().err
     assert main(["import", "timm:resnet18", "--args", "[1]"]) == 2
+
+
+def test_torchvision_regnet_block_reads_as_regnet_and_its_projection_must_be_bias_free() -> None:
+    """torchvision's ``ResBottleneckBlock`` (its layout in ``network_references``): ``block: regnet``, proven
+    (strict load in the order the class says, equal outputs); a biased projection, which netspec's block has
+    not, is refused as timm's RegNet's is (one reader for both)."""
+    from network_references import ResBottleneckBlock
+
+    torch.manual_seed(0)
+    source = nn.Sequential(ResBottleneckBlock(8, 16, 2, 12, 4)).eval()
+    spec = netspec.from_module(source, input_size=8)
+    assert "stage: {out: 16, block: regnet, stride: 2, width: 12, group_width: 4}" in spec.to_yaml()
+    source[0].proj[0] = nn.Conv2d(8, 16, 1, 2, bias=True)
+    with pytest.raises(ConversionError, match="ResBottleneckBlock at 0: its shortcut is not a bias-free 1x1 conv"):
+        netspec.from_module(source, input_size=8)

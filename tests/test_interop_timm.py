@@ -106,9 +106,11 @@ def test_later_kinds_convert_with_equal_outputs(name: str) -> None:
 
 
 BYOANET = {"botnet26t_256": ("bottleneck_attn", 256), "eca_botnext26ts_256": ("bottleneck_attn", 256),
-           "halonet26t": ("halo_attn", 256), "lambda_resnet26t": ("lambda", 64)}
+           "halonet26t": ("halo_attn", 256), "lambda_resnet26t": ("lambda", 64),
+           "lambda_resnet26rpt_256": ("lambda", 256)}
 """timm's self-attention networks (byobnet's SelfAttnBlock: the layer in place of the 3x3 conv), the `conv` kind
-their attention stages read as, and the input (BoTNet's position tables are fixed at 256; HaloNet's 8x8 blocks)."""
+their attention stages read as, and the input (BoTNet's and lambda_resnet26rpt's position tables are fixed at
+256; HaloNet's 8x8 blocks). lambda_resnet26rpt's lambdas are relative-position ones (`r: null`)."""
 
 
 @pytest.mark.parametrize("name", sorted(BYOANET))
@@ -120,6 +122,8 @@ def test_self_attention_networks_convert_with_equal_outputs(name: str) -> None:
     check_equal(source, spec, size=size)
     convs = {layer.conv.kind for layer in spec.layers if layer.kind == "stage" and layer.conv is not None}
     assert convs == {kind}
+    if name == "lambda_resnet26rpt_256":  # relative-position lambdas: no local window
+        assert {layer.conv.r for layer in spec.layers if layer.kind == "stage" and layer.conv is not None} == {None}
 
 
 @pytest.mark.parametrize("attention", sorted(ATTENTION))
@@ -155,14 +159,15 @@ def test_timm_attention_without_a_netspec_kind_is_a_named_error() -> None:
     """A module netspec has no params for, inside a block: the block, its place and the reason are named."""
     from functools import partial
 
-    from timm.layers.lambda_layer import LambdaLayer
+    from timm.layers import BlurPool2d
 
-    # relative-position lambdas (r=None): netspec's lambda has the local (r) variant only
-    source = timm.create_model("resnet26d", block_args=dict(attn_layer=partial(LambdaLayer, r=None, feat_size=16)))
+    # a module in the attention's place that is no attention netspec knows (a stride-1 blur)
+    source = timm.create_model("resnet26d", block_args=dict(attn_layer=partial(BlurPool2d, stride=1)))
     with pytest.raises(ConversionError) as caught:
         netspec.from_module(source, verify=False)
     message = str(caught.value)
-    assert "Bottleneck at layer1.0" in message and "relative position lambdas" in message
+    assert "Bottleneck at layer1.0" in message and "its attention se is a timm.layers.blur_pool.BlurPool2d" in message
+    assert "which netspec does not know (known: " in message and "LambdaLayer" in message
 
 
 def test_anti_aliasing_is_a_named_error() -> None:

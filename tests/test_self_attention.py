@@ -183,9 +183,10 @@ def test_a_byobnet_block_with_its_shortcut_first_loads_strictly_into_a_stage() -
     """timm's byobnet registers a block's shortcut before its body; netspec after: load_weights reads both body
     first, so timm's state dict loads as it is (no renaming, no reordering by the user)."""
     torch.manual_seed(0)
-    reference = official.Block(16, 32, 2, 8, torch.nn.ReLU, self_attn=lambda c, s: official.BottleneckAttn(
+    block = official.Block(16, 32, 2, 8, torch.nn.ReLU, self_attn=lambda c, s: official.BottleneckAttn(
         c, feat_size=(8, 8), num_heads=2, stride=s))
-    assert next(iter(reference.state_dict())).startswith("shortcut.")
+    reference = torch.nn.Sequential(block)  # inside a network, as in timm (the root's children never move)
+    assert next(iter(reference.state_dict())).startswith("0.shortcut.")
     spec = netspec.loads("input: {channels: 16, size: 8}\nlayers:\n"
                          "  - stage: {block: bottleneck, out: 32, width: 8, stride: 2, conv: {bottleneck_attn: {heads: 2}}}\n")
     model = netspec.build(spec)
@@ -194,7 +195,7 @@ def test_a_byobnet_block_with_its_shortcut_first_loads_strictly_into_a_stage() -
             module.running_mean.uniform_(-0.1, 0.1), module.running_var.uniform_(0.8, 1.2)
             module.weight.data.uniform_(0.8, 1.2), module.bias.data.uniform_(-0.1, 0.1)
     report = netspec.load_weights(model, reference.state_dict(), strict=True)
-    assert [source.name for _, source in report.matched][-2:] == ["shortcut.conv", "shortcut.bn"]
+    assert [source.name for _, source in report.matched][-2:] == ["0.shortcut.conv", "0.shortcut.bn"]
     x = torch.randn(2, 16, 8, 8)
     for training in (False, True):
         model.train(training), reference.train(training)

@@ -541,3 +541,62 @@ def test_a_blocks_shortcut_is_read_after_its_body_and_nothing_else_moves() -> No
     assert shortcuts_last(convnext) == convnext  # a stage's downsample is its first layer: never moved
     netspec_block = ["stage1.block1.body.conv1.conv", "stage1.block1.shortcut.conv", "stage1.block1.shortcut.norm"]
     assert shortcuts_last(netspec_block) == netspec_block
+    top_level = ["shortcut.conv", "shortcut.norm", "body.conv", "last.conv"]  # a graph spec's entry named so
+    assert shortcuts_last(top_level) == top_level  # top-level entries are never reordered
+    not_first = ["stages.0.0.conv1.conv", "stages.0.0.shortcut.conv", "stages.0.0.conv2.conv"]
+    assert shortcuts_last(not_first) == not_first  # only a shortcut registered before its siblings moves
+
+
+def _graph_with_branch_named(name: str) -> str:
+    return (f"input: {{channels: 8, size: [8, 8]}}\nlayers:\n"
+            f"  - conv: {{out: 8, kernel: 1}}\n    name: {name}\n"
+            f"  - conv: {{out: 8, kernel: 1}}\n    name: body\n    from: input\n"
+            f"  - conv: {{out: 8, kernel: 1}}\n    name: last\n"
+            f"  - add: {{}}\n    from: [{name}, last]\n")
+
+
+@pytest.mark.parametrize("source_name, model_name", [("shortcut", "proj"), ("proj", "shortcut"),
+                                                     ("shortcut", "shortcut")])
+def test_a_top_level_entry_named_shortcut_loads_where_it_is_registered(source_name: str, model_name: str) -> None:
+    """A graph spec's entry a user names `shortcut` is an entry like any other: a checkpoint of the same
+    architecture loads into the same places whatever the entries are called."""
+    source = netspec.build(netspec.loads(_graph_with_branch_named(source_name)), seed=1).eval()
+    model = netspec.build(netspec.loads(_graph_with_branch_named(model_name)), seed=2).eval()
+    with torch.no_grad():  # BN statistics and affine away from their initialisation: a swap would show
+        for key, tensor in source.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) + 0.5 if key.endswith("running_var") else torch.randn_like(tensor))
+    netspec.load_weights(model, source.state_dict(), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
+
+
+def test_a_block_class_known_to_register_its_shortcut_first_is_read_body_first_on_both_sides() -> None:
+    """torchvision's RegNet block registers ``proj`` first: where its module is at hand (the model's side, or
+    ``source_state_dict``) its class says so; a bare state dict has only names, so its ``proj`` stays first."""
+    from network_references import ResBottleneckBlock
+
+    from netspec.importers.modules import source_state_dict
+
+    torch.manual_seed(0)
+    reference = nn.Sequential(ResBottleneckBlock(8, 16, 2, 12, 4))
+    for module in reference.modules():  # away from BN's initialisation, so a swapped BN would show
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1), module.running_var.uniform_(0.8, 1.2)
+            module.weight.data.uniform_(0.8, 1.2), module.bias.data.uniform_(-0.1, 0.1)
+    spec = netspec.loads("input: {channels: 8, size: 8}\nlayers:\n"
+                         "  - stage: {block: regnet, out: 16, width: 12, group_width: 4, stride: 2}\n")
+    model = netspec.build(spec).eval()
+    reference.eval()
+    x = torch.randn(2, 8, 8, 8)
+    netspec.load_weights(model, source_state_dict(reference), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    with pytest.raises(WeightsError):  # the bare state dict: the 1x1 proj pairs with the body's first 1x1 conv
+        netspec.load_weights(model, reference.state_dict(), strict=True)
+    target = nn.Sequential(ResBottleneckBlock(8, 16, 2, 12, 4)).eval()  # and into the class: netspec's weights
+    netspec.load_weights(target, model.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), model(x))

@@ -25,7 +25,8 @@ from netspec.errors import Problem, SpecError
 from netspec.importers.imported import Imported
 from netspec.layers.base import Layer
 from netspec.spec import Spec
-from netspec.weights import load_weights
+from netspec.weights import (SHORTCUT_FIRST, class_key, flow_keys, load_weights,  # noqa: F401  (SHORTCUT_FIRST:
+                             shortcut_first_blocks)  # it used to live here)
 
 if TYPE_CHECKING:
     import torch
@@ -416,16 +417,15 @@ def _dim_head(channels: int, heads: int, dim_head: int) -> int | None:
 
 
 def read_lambda(module: Any, site: Site, *, as_conv: bool = False) -> list[Layer]:
-    """timm ``LambdaLayer`` (``get_attn("lambda")``) with local position lambdas (``r``): ``lambda``."""
+    """timm ``LambdaLayer`` (``get_attn("lambda")``): ``lambda``, with local position lambdas (``r``) or, where
+    ``r`` is unset (lambda_resnet26rpt_256), relative ones (``r: null``: their table follows the input size)."""
     from netspec.layers.lambda_layer import Lambda
 
-    if module.conv_lambda is None:
-        raise Unmappable("relative position lambdas (r unset; netspec's lambda has timm's local `r` variant only)")
     out = module.num_heads * module.dim_v
     channels, bias = _self_attention_common(module, site, module.qkv, out, as_conv=as_conv)
     for name in ("norm_q", "norm_v"):
         _plain_bn(getattr(module, name), name)
-    r = module.conv_lambda.kernel_size[0]
+    r = module.conv_lambda.kernel_size[0] if module.conv_lambda is not None else None
     return _options(Lambda, [dict(heads=module.num_heads, dim_head=module.dim_qk, r=r, bias=bias)],
                     lambda layer: True)
 
@@ -867,28 +867,24 @@ def _conv_norm_act(unit: Any, what: str) -> tuple["nn.Conv2d", str]:
     return conv, _norm_act(unit.bn, f"{what}.bn")
 
 
-def read_regnet_block(module: Any) -> Block:
-    """timm RegNet ``Bottleneck``: 1x1, 3x3 group conv (stride), SE on the mid width squeezing the block's input
-    channels, 1x1 without act, projection shortcut, the act after the addition (``block: regnet``)."""
-    conv1, act = _conv_norm_act(module.conv1, "conv1")
-    conv2, act2 = _conv_norm_act(module.conv2, "conv2")
-    conv3, act3 = _conv_norm_act(module.conv3, "conv3")
-    final = act_name(module.act3)
+def _regnet_block(convs: tuple["nn.Conv2d", "nn.Conv2d", "nn.Conv2d"], acts: tuple[str, str, str, str],
+                  projection: tuple["nn.Conv2d", str] | None, se: Any, se_name: str) -> Block:
+    """A RegNet bottleneck read into ``block: regnet`` (timm's and torchvision's alike): its three convs (1x1,
+    3x3 group conv at the stride, 1x1), their activations and the one after the addition (act, act, none, act),
+    the projection shortcut (its conv and activation; ``None``: the identity), the SE on the mid width."""
+    conv1, conv2, conv3 = convs
+    act, act2, act3, final = acts
     if act2 != act or act3 != "none" or final != act:
         raise Unmappable("its activations are not act, act, none, then act after the addition (linear_out)")
     if conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1 or conv2.kernel_size[0] != 3 \
-            or conv1.stride[0] != 1 or conv3.stride[0] != 1 or conv2.dilation[0] != 1:
-        raise Unmappable("its convs are not 1x1, 3x3 (the stride, no dilation), 1x1")
-    if module.downsample is None:
-        raise Unmappable("no shortcut (netspec's regnet block always adds one)")
+            or conv1.stride[0] != 1 or conv3.stride[0] != 1 or conv2.dilation[0] != 1 \
+            or any(conv.bias is not None for conv in convs) or not _same(conv2):
+        raise Unmappable("its convs are not bias-free 1x1, 3x3 (the stride, no dilation), 1x1")
     in_channels, mid, out, stride = conv1.in_channels, conv1.out_channels, conv3.out_channels, conv2.stride[0]
-    shortcut = module.downsample
-    if not _identity(shortcut):
-        if not _is(shortcut, "ConvNormAct"):
-            raise Unmappable(f"its shortcut is a {type(shortcut).__name__}, not a 1x1 conv + norm")
-        projection, shortcut_act = _conv_norm_act(shortcut, "downsample")
-        if projection.kernel_size[0] != 1 or projection.stride[0] != stride or shortcut_act != "none":
-            raise Unmappable("its shortcut is not a 1x1 conv at the block's stride + norm (downsample 'avg')")
+    if projection is not None:
+        conv, shortcut_act = projection
+        if conv.kernel_size[0] != 1 or conv.stride[0] != stride or shortcut_act != "none" or conv.bias is not None:
+            raise Unmappable("its shortcut is not a bias-free 1x1 conv at the block's stride + norm")
     elif stride != 1 or in_channels != out:
         raise Unmappable("its shortcut is the identity where the block changes shape")
     params: dict[str, Any] = dict(block="regnet", out=out, stride=stride, act=act)
@@ -896,8 +892,26 @@ def read_regnet_block(module: Any) -> Block:
         params["width"] = mid
     if conv2.groups != 1:
         params["group_width"] = mid // conv2.groups
-    attention = read_attention(module.se, Site(mid, in_channels), "se")
+    attention = read_attention(se, Site(mid, in_channels), se_name)
     return Block(params, attention, in_channels, act)
+
+
+def read_regnet_block(module: Any) -> Block:
+    """timm RegNet ``Bottleneck``: 1x1, 3x3 group conv (stride), SE on the mid width squeezing the block's input
+    channels, 1x1 without act, projection shortcut, the act after the addition (``block: regnet``)."""
+    conv1, act = _conv_norm_act(module.conv1, "conv1")
+    conv2, act2 = _conv_norm_act(module.conv2, "conv2")
+    conv3, act3 = _conv_norm_act(module.conv3, "conv3")
+    shortcut = module.downsample
+    if shortcut is None:
+        raise Unmappable("no shortcut (netspec's regnet block always adds one)")
+    projection = None
+    if not _identity(shortcut):
+        if not _is(shortcut, "ConvNormAct"):
+            raise Unmappable(f"its shortcut is a {type(shortcut).__name__}, not a 1x1 conv + norm")
+        projection = _conv_norm_act(shortcut, "downsample")
+    return _regnet_block((conv1, conv2, conv3), (act, act2, act3, act_name(module.act3)), projection,
+                         module.se, "se")
 
 
 def _byob_shortcut(module: Any, in_channels: int, out: int, stride: int) -> bool:
@@ -969,21 +983,16 @@ def read_byob_bottleneck(module: Any) -> Block:
     return Block(params, attention, in_channels, act)
 
 
-SHORTCUT_FIRST = {"timm.models.byobnet.BottleneckBlock": "shortcut", "timm.models.byobnet.SelfAttnBlock": "shortcut",
-                  "torchvision.models.regnet.ResBottleneckBlock": "proj"}
-"""Block classes that register their shortcut (the named child) before their body (netspec's blocks, and the
-data flow, after)."""
-
-
 FLATTENED = {"torchvision.models.convnext.CNBlock": {"layer_scale": "gamma"}}
 """Per-channel tensors a block keeps as (C, 1, 1) under another name where netspec's keeps (C,) (torchvision
 ConvNeXt's layer scale, timm's and netspec's gamma)."""
 
 
 def source_state_dict(module: "nn.Module") -> dict[str, Any]:
-    """``module.state_dict()`` in netspec's order and shapes, the ones its weights load by: in the blocks that
-    register their shortcut first (:data:`SHORTCUT_FIRST`), the shortcut's tensors after the body's; the
-    per-channel tensors of :data:`FLATTENED` as (C,), named as netspec's."""
+    """``module.state_dict()`` in netspec's order and shapes, the ones its weights load by: the order
+    :func:`netspec.weights.load_weights` reads a model in (:func:`netspec.weights.shortcuts_last`: in the blocks
+    that register their shortcut first, by class (:data:`netspec.weights.SHORTCUT_FIRST`) or by name, the
+    shortcut's tensors after the body's); the per-channel tensors of :data:`FLATTENED` as (C,), named as netspec's."""
     state = module.state_dict()
     renamed: dict[str, str] = {}
     for name, part in module.named_modules():
@@ -992,27 +1001,7 @@ def source_state_dict(module: "nn.Module") -> dict[str, Any]:
     if renamed:
         state = type(state)((renamed.get(key, key), value.reshape(-1) if key in renamed else value)
                             for key, value in state.items())
-    blocks = {name + ".": SHORTCUT_FIRST[class_key(part)] for name, part in module.named_modules()
-              if class_key(part) in SHORTCUT_FIRST}
-    if not blocks:
-        return state
-    order: list[str] = []
-    moved: dict[str, list[str]] = {}
-    for key in state:
-        block = next((prefix for prefix in blocks if key.startswith(prefix)), None)
-        if block is not None and key.startswith(block + blocks[block] + "."):
-            moved.setdefault(block, []).append(key)
-            continue
-        order.append(key)
-    result: list[str] = []
-    for index, key in enumerate(order):
-        result.append(key)
-        following = order[index + 1] if index + 1 < len(order) else ""
-        for block in [prefix for prefix in moved if key.startswith(prefix) and not following.startswith(prefix)]:
-            result += moved.pop(block)
-    for keys in moved.values():  # a block with nothing but its shortcut: keep the tensors
-        result += keys
-    return {key: state[key] for key in result}
+    return {key: state[key] for key in flow_keys(state, shortcut_first_blocks(module))}
 
 
 def read_torchvision_regnet(module: Any) -> Block:
@@ -1022,26 +1011,9 @@ def read_torchvision_regnet(module: Any) -> Block:
     conv1, act = _conv_norm_act_parts(f.a)
     conv2, act2 = _conv_norm_act_parts(f.b)
     conv3, act3 = _conv_norm_act_parts(f.c)
-    if act2 != act or act3 != "none" or act_name(module.activation) != act:
-        raise Unmappable("its activations are not act, act, none, then act after the addition")
-    if conv1.kernel_size[0] != 1 or conv3.kernel_size[0] != 1 or conv2.kernel_size[0] != 3 or conv2.dilation[0] != 1 \
-            or any(conv.bias is not None for conv in (conv1, conv2, conv3)) or not _same(conv2):
-        raise Unmappable("its convs are not bias-free 1x1, 3x3 (the stride), 1x1")
-    in_channels, mid, out, stride = conv1.in_channels, conv1.out_channels, conv3.out_channels, conv2.stride[0]
-    if module.proj is not None:
-        projection, shortcut_act = _conv_norm_act_parts(module.proj)
-        if projection.kernel_size[0] != 1 or projection.stride[0] != stride or shortcut_act != "none" \
-                or projection.bias is not None:
-            raise Unmappable("its shortcut is not a 1x1 conv at the block's stride + norm")
-    elif stride != 1 or in_channels != out:
-        raise Unmappable("no projection where the block changes shape")
-    params: dict[str, Any] = dict(block="regnet", out=out, stride=stride, act=act)
-    if mid != out:
-        params["width"] = mid
-    if conv2.groups != 1:
-        params["group_width"] = mid // conv2.groups
-    attention = read_attention(getattr(f, "se", None), Site(mid, in_channels), "f.se")
-    return Block(params, attention, in_channels, act)
+    projection = _conv_norm_act_parts(module.proj) if module.proj is not None else None
+    return _regnet_block((conv1, conv2, conv3), (act, act2, act3, act_name(module.activation)), projection,
+                         getattr(f, "se", None), "f.se")
 
 
 def read_torchvision_cnblock(module: Any) -> Block:
@@ -1171,10 +1143,6 @@ class Item:
     block: Block | None = None
     depth: int = 1
     attention: list[Layer | None] = field(default_factory=lambda: [None])
-
-
-def class_key(module: Any) -> str:
-    return f"{type(module).__module__}.{type(module).__qualname__}"
 
 
 def _conv_item(conv: Any) -> dict[str, Any]:
