@@ -724,12 +724,14 @@ def _inverted_params(*, in_channels: int, mid: int, out: int, dw: "nn.Conv2d", a
     if skip != (stride == 1 and in_channels == out):
         raise Unmappable("it adds its input where netspec's inverted block would not, or the reverse (noskip)")
     params: dict[str, Any] = dict(block="inverted", out=out, stride=stride, act=act, kernel=dw.kernel_size[0])
+    return {**params, **_expansion(in_channels, mid)}
+
+
+def _expansion(in_channels: int, mid: int) -> dict[str, Any]:
+    """An expanding block's mid width as the stage writes it: ``expand`` (a ratio the blocks round back to ``mid``),
+    else ``width``."""
     ratio = round(mid / in_channels, 6)
-    if max(int(round(in_channels * ratio)), 1) == mid:
-        params["expand"] = float(ratio)
-    else:
-        params["width"] = mid
-    return params
+    return {"expand": float(ratio)} if max(int(round(in_channels * ratio)), 1) == mid else {"width": mid}
 
 
 def _pointwise(conv: Any, what: str) -> "nn.Conv2d":
@@ -776,12 +778,7 @@ def _fused_params(*, in_channels: int, mid: int, out: int, conv: "nn.Conv2d", ac
     params: dict[str, Any] = dict(block="fused", out=out, stride=stride, act=act)
     if conv.kernel_size[0] != DEFAULT_KERNEL:
         params["kernel"] = conv.kernel_size[0]
-    ratio = round(mid / in_channels, 6)
-    if max(int(round(in_channels * ratio)), 1) == mid:
-        params["expand"] = float(ratio)
-    else:
-        params["width"] = mid
-    return params
+    return {**params, **_expansion(in_channels, mid)}
 
 
 def read_edge_residual(module: Any) -> Block:
