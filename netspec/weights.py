@@ -183,8 +183,8 @@ def shortcuts_last(prefixes: list[str], shortcut_first: Mapping[str, str] | None
     body-first order, their skeletons align (the pairing is monotone, it cannot cross a block's shortcut over its
     body).
 
-    A child moves where its parent is a block ``shortcut_first`` names (``{parent prefix: child name}``, from the
-    classes: :func:`shortcut_first_blocks`), or, from names alone, where it is called ``shortcut``, is its
+    A child moves where it is its parent's first child and the parent is a block ``shortcut_first`` names
+    (``{parent prefix: child name}``, from the classes: :func:`shortcut_first_blocks`), or, from names alone, where it is called ``shortcut``, is its
     parent's first child (every child here holds tensors) and the parent is not the root: a graph spec's
     top-level entries are the user's, in the user's order, whatever they are called. Nothing else moves:
     ``downsample`` is a stage's first layer in ConvNeXt, so it stays where it is registered.
@@ -201,7 +201,7 @@ def shortcuts_last(prefixes: list[str], shortcut_first: Mapping[str, str] | None
     moving = {parent: f"{parent}.{name}" if parent else name for parent, name in (shortcut_first or {}).items()}
     moving.update((node, kids[0]) for node, kids in children.items()
                   if node and kids and kids[0].rpartition(".")[2] == SHORTCUT)
-    moving = {parent: kid for parent, kid in moving.items() if kid in children.get(parent, ())}
+    moving = {parent: kid for parent, kid in moving.items() if children.get(parent, [None])[0] == kid}
     if not moving:
         return prefixes  # nothing to move: the usual case, in one pass
     own = set(prefixes)
@@ -730,7 +730,10 @@ def load_state(model: "nn.Module", state: Mapping[str, "torch.Tensor"], label: s
     """:func:`load_weights` on a state dict already read; ``file`` names the problems raised."""
     import torch
 
-    report = match(model_units(model), units_of(state), label)
+    # a source of the model's own layout (a torchvision RegNet's state dict into another) has its shortcut-first
+    # blocks under the same prefixes: read them as the model's side is read (a source laid out otherwise has no
+    # such prefix, or not with the shortcut first, and is unchanged)
+    report = match(model_units(model), units_of(state, None, shortcut_first_blocks(model)), label)
     if strict and not report.complete:
         raise WeightsError(report.problems(file))
     copies: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # (source key, model tensor, source tensor)

@@ -600,3 +600,6 @@ def test_a_block_class_known_to_register_its_shortcut_first_is_read_body_first_o
     netspec.load_weights(target, model.state_dict(), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(target(x), model(x))
+    netspec.load_weights(target, reference.state_dict(), strict=True)  # the same layout both sides: as it stands
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), reference(x), rtol=0, atol=0)
