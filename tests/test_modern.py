@@ -344,3 +344,25 @@ def test_a_stage_dump_honours_include_and_exclude_for_block_params() -> None:
     stray = stage.model_copy(update={"block": "basic"})
     assert stray.model_dump(exclude_unset=True) == {"out": 32, "block": "basic", "group_width": 8}
     assert "group_width" not in stray.model_dump(exclude={"group_width"})
+
+
+def test_another_blocks_param_at_its_default_is_not_a_problem_and_overrides_can_switch_blocks() -> None:
+    """As before blocks owned their params: `group_width: null` on a basic stage says nothing, so it loads; a sweep's
+    overrides can switch a stage's block, setting the old block's param back and the new one's."""
+    stage = "input: {channels: 8, size: 16}\nlayers:\n  - stage: {block: basic, out: 32, group_width: null}\n"
+    assert netspec.loads(stage).layers[0].block == "basic"
+    spec = netspec.loads(REGNET_STAGE)
+    basic = netspec.build(spec, overrides={"layers.0.block": "basic", "layers.0.group_width": None})
+    assert not any(m.groups > 1 for m in basic.modules() if isinstance(m, torch.nn.Conv2d))
+    convnext = netspec.build(spec, overrides={"layers.0.block": "convnext", "layers.0.grn": True,
+                                             "layers.0.group_width": None})
+    assert [name for name, _ in convnext.named_modules() if name.endswith("grn")]
+    with pytest.raises(netspec.SpecError, match=r"stage.grn: only for block: convnext \(block: regnet"):
+        netspec.build(spec, overrides={"layers.0.grn": True})
+
+
+def test_a_stage_made_without_validation_reads_its_blocks_params_at_their_defaults() -> None:
+    from netspec.layers import Stage
+
+    stage = Stage.model_construct(block="regnet", out=8)
+    assert stage.group_width is None and Stage.model_construct(block="convnext", out=8).grn is False

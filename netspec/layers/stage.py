@@ -67,6 +67,14 @@ def _needs(users: list[str]) -> str:
     return (", ".join(users[:-1]) + " or " if len(users) > 1 else "") + users[-1] if users else "another block"
 
 
+def _at_their_default(key: str, value: Any, users: list[str]) -> bool:
+    """Whether ``value`` is the default of block param ``key`` for every block in ``users`` that declares it as its
+    own (such a value says nothing: a stage of another block may carry it unreported)."""
+    defaults = [own_params(BLOCKS[user])[key].get_default(call_default_factory=True) for user in users
+                if key in own_params(BLOCKS[user])]
+    return bool(defaults) and all(value == default for default in defaults)
+
+
 def _repeat_last_block(total: LayerInfo, block_start: LayerInfo, times: int) -> LayerInfo:
     """``total`` plus ``times`` more copies of its last block (which began at ``block_start``): O(1) in the depth."""
     params = total.params - block_start.params
@@ -160,6 +168,8 @@ class Stage(Layer):
             users = users_of(key)
             if users and block is None:  # the stage's `block` is wrong: its error is the one to fix
                 continue
+            if users and _at_their_default(key, data[key], users):
+                continue  # another block's param at its default: nothing to report (as `check` and a copy treat it)
             if users:
                 message = f"only for block: {_needs(users)} (block: {name} does not use it)"
                 errors.append(InitErrorDetails(type=PydanticCustomError("block_param", message), loc=(key,),
@@ -208,9 +218,7 @@ class Stage(Layer):
             if not users:
                 known = ", ".join([*type(self).param_fields(), *declared])
                 raise ValueError(f"stage has no param {key!r} (block: {self.block}; known: {known})")
-            defaults = [own_params(BLOCKS[user])[key].get_default(call_default_factory=True) for user in users
-                        if key in own_params(BLOCKS[user])]
-            if not defaults or any(value != default for default in defaults):
+            if not _at_their_default(key, value, users):
                 strays[key] = value
         params = block.Params.model_validate({key: value for key, value in data.items() if key in declared}) \
             if block.Params is not None else None
@@ -274,6 +282,9 @@ class Stage(Layer):
                 own = params.get("_block_params")
                 if own is not None and name in type(own).model_fields:
                     return getattr(own, name)
+                model = getattr(BLOCKS.get(self.__dict__.get("block")), "Params", None)
+                if own is None and model is not None and name in model.model_fields:  # model_construct: no validator
+                    return model.model_fields[name].get_default(call_default_factory=True)
                 strays = params.get("_stray_params") or {}
                 if name in strays:
                     return strays[name]
@@ -316,7 +327,11 @@ class Stage(Layer):
         yield from self._stray_params.items()
 
     def entry_params(self) -> list[str]:
-        return [*super().entry_params(), *own_params(BLOCKS[self.block])]
+        """The stage's params and every registered block's own (an override may switch ``block`` with them; a param
+        the resulting block does not use is then reported at its key)."""
+        mine = own_params(BLOCKS[self.block])
+        others = [name for block in BLOCKS.values() for name in own_params(block) if name not in mine]
+        return [*super().entry_params(), *mine, *dict.fromkeys(others)]
 
     def to_entry(self) -> str | dict[str, Any]:
         """As every kind's, with the block's own params (those away from their defaults) beside the stage's."""
