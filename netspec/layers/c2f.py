@@ -1,7 +1,7 @@
 """``c2f``: YOLOv8's CSP bottleneck with two convolutions (Ultralytics ``C2f``)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from netspec.layers.base import Context, Flag
 from netspec.layers.c3 import HalfWidthCSP
@@ -55,15 +55,22 @@ class C2f(HalfWidthCSP):
 
     shortcut: Flag = False
     """residual addition in each bottleneck (Ultralytics' default false; the v8 backbone sets true)"""
+    module: ClassVar[str] = "C2f"
+    """its torch module in ``netspec.modules.yolo`` (Ultralytics' layout, registered cv1, cv2, m)"""
 
     def infer(self, x: Shape, ctx: Context) -> LayerInfo:
         self.check_widths(ctx)
         norm = self.norm or ctx.norm
         return c2f_info(x, ctx, out=self.out, hidden=self.hidden(), depth=self.depth, norm=norm,
-                        block=bottleneck_info(ctx, norm))
+                        block=bottleneck_info(ctx, norm), pieces=self.concat_pieces())
+
+    def concat_pieces(self) -> int:
+        """Half-width maps the last 1x1 conv reads: both halves and every bottleneck's output."""
+        return 2 + self.depth
 
     def build(self, x: Shape, ctx: Context) -> "nn.Module":
-        from netspec.modules.yolo import C2f as C2fModule
+        from netspec.modules import yolo
 
-        return C2fModule(x.channels, self.out, hidden=self.hidden(), depth=self.depth, shortcut=self.shortcut,
-                         norm=self.norm or ctx.norm, act=self.act or ctx.act)
+        module = getattr(yolo, self.module)
+        return module(x.channels, self.out, hidden=self.hidden(), depth=self.depth, shortcut=self.shortcut,
+                      norm=self.norm or ctx.norm, act=self.act or ctx.act)
